@@ -1,0 +1,101 @@
+//! One actor per (system, group): fans frames out to the group's members.
+//!
+//! The [`SystemRegistry`](super::registry::SystemRegistry) starts each `Group` under an
+//! [`actix::Supervisor`] and is the only holder of its address, so the registry is its only
+//! sender and the group sees joins, leaves and broadcasts in the order the registry decided them.
+//! When the group empties, the registry drops the address; the actor then drains its mailbox and
+//! stops for good (a supervisor only restarts an actor whose address is still held).
+
+use std::collections::HashMap;
+
+use actix::{Actor, Context, Handler, Recipient, Supervised};
+use bytestring::ByteString;
+
+use super::messages::{
+    Broadcast, Crash, GetGroupActorState, GroupActorState, Join, Leave, SessionCommand,
+};
+
+pub struct Group {
+    /// `systemId/groupName`, for logs.
+    label: String,
+    /// clientId → the member's session. Mirrors the registry's membership for this group.
+    members: HashMap<String, Recipient<SessionCommand>>,
+    /// Times the supervisor restarted this actor.
+    restarts: u32,
+}
+
+impl Group {
+    pub fn new(system_id: &str, group_name: &str) -> Self {
+        Group {
+            label: format!("{system_id}/{group_name}"),
+            members: HashMap::new(),
+            restarts: 0,
+        }
+    }
+
+    fn send_to_all(&self, frame: &ByteString) {
+        for session in self.members.values() {
+            // Never awaits a session: a slow member cannot hold up the others.
+            session.do_send(SessionCommand::Push(frame.clone()));
+        }
+    }
+}
+
+impl Actor for Group {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Group {
+    /// The supervisor restarts the same `Group` value, so members survive a restart as they are;
+    /// only the actor's context (timers, futures) is reset.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        log::warn!(
+            "group actor {} restarted by its supervisor ({} members kept)",
+            self.label,
+            self.members.len()
+        );
+    }
+}
+
+impl Handler<Join> for Group {
+    type Result = ();
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
+        self.members.insert(msg.client_id, msg.session);
+        self.send_to_all(&msg.notice);
+    }
+}
+
+impl Handler<Leave> for Group {
+    type Result = ();
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        if self.members.remove(&msg.client_id).is_some() {
+            self.send_to_all(&msg.notice);
+        }
+    }
+}
+
+impl Handler<Broadcast> for Group {
+    type Result = ();
+    fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
+        self.send_to_all(&msg.frame);
+    }
+}
+
+impl Handler<Crash> for Group {
+    type Result = ();
+    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+        use actix::ActorContext;
+        ctx.stop();
+    }
+}
+
+impl Handler<GetGroupActorState> for Group {
+    type Result = actix::MessageResult<GetGroupActorState>;
+    fn handle(&mut self, _: GetGroupActorState, _: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(GroupActorState {
+            members: self.members.len(),
+            restarts: self.restarts,
+        })
+    }
+}

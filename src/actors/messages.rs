@@ -1,0 +1,241 @@
+//! Every message the actors exchange, with its result type, in one place.
+//!
+//! Direction: HTTP handlers → [`SystemRegistry`](super::registry::SystemRegistry) (one struct per
+//! REST method), sessions → registry (`Connect`, `Disconnect`), registry →
+//! [`Group`](super::group::Group) (`Join`, `Leave`, `Broadcast`), and registry or group →
+//! session ([`SessionCommand`]). Frames travel as pre-serialized [`ByteString`]s shared by all
+//! recipients.
+
+use std::collections::BTreeMap;
+
+use actix::{Message, Recipient};
+use bytestring::ByteString;
+
+use crate::protocol::{ClientInfo, OnlineList};
+
+/// Why the registry refused an operation; mapped to 403 / 409 / 404 at the REST edge.
+#[derive(Debug, Clone, PartialEq, Eq, derive_more::Display)]
+pub enum RegistryError {
+    #[display("system '{_0}' is not registered")]
+    UnknownSystem(String),
+    #[display("system '{_0}' is already registered")]
+    SystemExists(String),
+    #[display("clientId '{_0}' is not connected in this system")]
+    UnknownClient(String),
+}
+
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// Close codes the server sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseKind {
+    /// 1000: closed by REST `close_client`.
+    ClosedByApi,
+    /// 1008: refused (no such system).
+    Refused,
+}
+
+// ---------------------------------------------------------------------------------------------
+// To a session
+
+/// What a session is told to do. Sessions only ever receive this one type, so groups and the
+/// registry hold `Recipient<SessionCommand>` rather than the session's concrete type.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum SessionCommand {
+    /// Write this text frame.
+    Push(ByteString),
+    /// Send `frame` (if any), then a close frame with this code, then stop.
+    Close {
+        kind: CloseKind,
+        reason: String,
+        frame: Option<ByteString>,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session → registry
+
+/// A session has started and asks to be registered. The registry answers by pushing the welcome
+/// frame (success) or a refusal close to the session, so the welcome is always the first frame
+/// and the client is addressable from the moment it is written.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub system_id: Option<String>,
+    pub client_id: String,
+    pub session: Recipient<SessionCommand>,
+}
+
+/// A session has stopped (closed, dropped, timed out). Idempotent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub system_id: String,
+    pub client_id: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP → registry: one message per REST method
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct Register {
+    pub system_id: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct SendToClient {
+    pub system_id: String,
+    pub client_id: String,
+    pub frame: ByteString,
+}
+
+/// Result: the clientIds that are not connected in this system.
+#[derive(Message)]
+#[rtype(result = "RegistryResult<Vec<String>>")]
+pub struct SendToClients {
+    pub system_id: String,
+    pub client_ids: Vec<String>,
+    pub frame: ByteString,
+}
+
+/// Result: how many clients the frame went to.
+#[derive(Message)]
+#[rtype(result = "RegistryResult<usize>")]
+pub struct SendToGroup {
+    pub system_id: String,
+    pub group_name: String,
+    pub frame: ByteString,
+}
+
+/// Result: how many clients the frame went to.
+#[derive(Message)]
+#[rtype(result = "RegistryResult<usize>")]
+pub struct SendToSystem {
+    pub system_id: String,
+    pub frame: ByteString,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct BindToGroup {
+    pub system_id: String,
+    pub client_id: String,
+    pub group_name: String,
+    pub user_id: String,
+    pub extend: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct UnbindFromGroup {
+    pub system_id: String,
+    pub client_id: String,
+    pub group_name: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<OnlineList>")]
+pub struct GetOnlineList {
+    pub system_id: String,
+    pub group_name: String,
+}
+
+/// Result: groupName → member clientIds, for this system only.
+#[derive(Message)]
+#[rtype(result = "RegistryResult<BTreeMap<String, Vec<String>>>")]
+pub struct GetAllGroups {
+    pub system_id: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct CloseClient {
+    pub system_id: String,
+    pub client_id: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryResult<ClientInfo>")]
+pub struct GetClientInfo {
+    pub system_id: String,
+    pub client_id: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations and tests
+
+/// Counts of what the registry holds, for `/healthz`, operators and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryStats {
+    pub systems: usize,
+    pub clients: usize,
+    pub groups: usize,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats;
+
+/// What a group actor itself holds (not the registry's view of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupActorState {
+    pub members: usize,
+    /// How many times its supervisor has restarted it.
+    pub restarts: u32,
+}
+
+/// Asks a group's actor for its own state; `None` if the group does not exist.
+#[derive(Message)]
+#[rtype(result = "Option<GroupActorState>")]
+pub struct InspectGroup {
+    pub system_id: String,
+    pub group_name: String,
+}
+
+/// Stops a group's actor, as a fault would, so that its supervisor restarts it (a drill for
+/// operators and the supervision test). Result: whether the group exists.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopGroupActor {
+    pub system_id: String,
+    pub group_name: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry → group
+
+/// Adds a member, then sends `notice` (1001) to every member, the new one included.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub client_id: String,
+    pub session: Recipient<SessionCommand>,
+    pub notice: ByteString,
+}
+
+/// Removes a member, then sends `notice` (1002) to the members that remain.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub client_id: String,
+    pub notice: ByteString,
+}
+
+/// Sends a frame to every member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Broadcast {
+    pub frame: ByteString,
+}
+
+/// Makes the group actor stop itself (see [`StopGroupActor`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[derive(Message)]
+#[rtype(result = "GroupActorState")]
+pub struct GetGroupActorState;

@@ -1,0 +1,85 @@
+//! Errors at the REST boundary, each rendered as the JSON envelope with its HTTP status.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::actors::messages::RegistryError;
+use crate::protocol::{EmptyList, Envelope};
+
+/// Everything a REST call can fail with. The message is what the caller reads in `msg`.
+#[derive(Debug, derive_more::Display)]
+pub enum ApiError {
+    /// 400: malformed JSON, a missing, mistyped or empty field, a missing header.
+    #[display("{_0}")]
+    BadRequest(String),
+    /// 401: missing, malformed, expired or wrongly signed token.
+    #[display("{_0}")]
+    Unauthorized(String),
+    /// 403: token scoped to another system, or system not registered.
+    #[display("{_0}")]
+    Forbidden(String),
+    /// 404: the client is not connected in this system, or no such API method.
+    #[display("{_0}")]
+    NotFound(String),
+    /// 405: anything but POST on an API method.
+    #[display("method not allowed: API methods take POST")]
+    MethodNotAllowed,
+    /// 409: `register` of a system that exists.
+    #[display("{_0}")]
+    Conflict(String),
+    /// 413: body over the configured limit.
+    #[display("{_0}")]
+    PayloadTooLarge(String),
+    /// 503: an actor's mailbox is closed (shutting down) or the server is overloaded.
+    #[display("{_0}")]
+    Unavailable(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed => {
+                response.insert_header((header::ALLOW, "POST"));
+            }
+            _ => {}
+        }
+        response.json(Envelope {
+            code: -1,
+            msg: self.to_string(),
+            data: EmptyList,
+        })
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(err: RegistryError) -> Self {
+        match err {
+            RegistryError::UnknownSystem(_) => ApiError::Forbidden(err.to_string()),
+            RegistryError::SystemExists(_) => ApiError::Conflict(err.to_string()),
+            RegistryError::UnknownClient(_) => ApiError::NotFound(err.to_string()),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        ApiError::Unavailable("the server is shutting down or overloaded; retry later".into())
+    }
+}

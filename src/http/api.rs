@@ -1,0 +1,243 @@
+//! The REST API, `POST /api/<method>`: one thin handler per method. Each takes checked input from
+//! the extractors, serializes any frame once, sends one typed message to the registry and wraps
+//! the answer in the envelope.
+
+use actix_web::{web, Handler, HttpResponse, Resource, Responder, Scope};
+use serde::Serialize;
+
+use super::extract::{Body, Caller, SystemCaller};
+use super::Hub;
+use crate::actors::messages as m;
+use crate::error::ApiError;
+use crate::protocol::{self as p, EmptyList, Envelope};
+
+/// A successful reply: HTTP 200 with `{"code":0,"msg":"success","data":..}`.
+pub struct Success<T>(pub T);
+
+impl<T: Serialize> Responder for Success<T> {
+    type Body = actix_web::body::BoxBody;
+    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
+        HttpResponse::Ok().json(Envelope::success(self.0))
+    }
+}
+
+type ApiResult<T> = Result<Success<T>, ApiError>;
+
+/// The `/api` scope with every method.
+pub fn scope() -> Scope {
+    web::scope("/api")
+        .service(method("register", register))
+        .service(method("send_to_client", send_to_client))
+        .service(method("send_to_clients", send_to_clients))
+        .service(method("send_to_group", send_to_group))
+        .service(method("send_to_system", send_to_system))
+        .service(method("bind_to_group", bind_to_group))
+        .service(method("unbind_from_group", unbind_from_group))
+        .service(method("get_online_list", get_online_list))
+        .service(method("get_all_groups", get_all_groups))
+        .service(method("close_client", close_client))
+        .service(method("get_client_info", get_client_info))
+        .default_service(web::to(unknown_method))
+}
+
+/// `POST /<name>`; any other HTTP method gets 405.
+fn method<F, Args>(name: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(format!("/{name}"))
+        .route(web::post().to(handler))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+        }))
+}
+
+async fn unknown_method(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no API method at '{}'",
+        req.path()
+    )))
+}
+
+async fn register(
+    hub: web::Data<Hub>,
+    caller: Caller,
+    Body(body): Body<p::RegisterRequest>,
+) -> ApiResult<EmptyList> {
+    let system_id = body.system_id.into_inner();
+    caller.require(&system_id)?;
+    hub.registry.send(m::Register { system_id }).await??;
+    Ok(Success(EmptyList))
+}
+
+async fn send_to_client(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::SendToClientRequest>,
+) -> ApiResult<p::MessageIdReply> {
+    let message_id = p::new_id();
+    let frame = p::push_frame(&message_id, body.message());
+    hub.registry
+        .send(m::SendToClient {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+            frame,
+        })
+        .await??;
+    Ok(Success(p::MessageIdReply { message_id }))
+}
+
+async fn send_to_clients(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::SendToClientsRequest>,
+) -> ApiResult<p::SendToClientsReply> {
+    if body.client_ids.is_empty() {
+        return Err(ApiError::BadRequest("clientIds: must not be empty".into()));
+    }
+    let message_id = p::new_id();
+    let frame = p::push_frame(&message_id, body.message());
+    let missing = hub
+        .registry
+        .send(m::SendToClients {
+            system_id: caller.system_id,
+            client_ids: body
+                .client_ids
+                .into_iter()
+                .map(p::Name::into_inner)
+                .collect(),
+            frame,
+        })
+        .await??;
+    Ok(Success(p::SendToClientsReply {
+        message_id,
+        missing,
+    }))
+}
+
+async fn send_to_group(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::SendToGroupRequest>,
+) -> ApiResult<p::CountReply> {
+    let message_id = p::new_id();
+    let frame = p::push_frame(&message_id, body.message());
+    let count = hub
+        .registry
+        .send(m::SendToGroup {
+            system_id: caller.system_id,
+            group_name: body.group_name.into_inner(),
+            frame,
+        })
+        .await??;
+    Ok(Success(p::CountReply { message_id, count }))
+}
+
+async fn send_to_system(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::SendToSystemRequest>,
+) -> ApiResult<p::CountReply> {
+    let message_id = p::new_id();
+    let frame = p::push_frame(&message_id, body.message());
+    let count = hub
+        .registry
+        .send(m::SendToSystem {
+            system_id: caller.system_id,
+            frame,
+        })
+        .await??;
+    Ok(Success(p::CountReply { message_id, count }))
+}
+
+async fn bind_to_group(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::BindToGroupRequest>,
+) -> ApiResult<EmptyList> {
+    hub.registry
+        .send(m::BindToGroup {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+            group_name: body.group_name.into_inner(),
+            user_id: body.user_id,
+            extend: body.extend,
+        })
+        .await??;
+    Ok(Success(EmptyList))
+}
+
+async fn unbind_from_group(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::UnbindFromGroupRequest>,
+) -> ApiResult<EmptyList> {
+    hub.registry
+        .send(m::UnbindFromGroup {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+            group_name: body.group_name.into_inner(),
+        })
+        .await??;
+    Ok(Success(EmptyList))
+}
+
+async fn get_online_list(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::GroupRequest>,
+) -> ApiResult<p::OnlineList> {
+    let list = hub
+        .registry
+        .send(m::GetOnlineList {
+            system_id: caller.system_id,
+            group_name: body.group_name.into_inner(),
+        })
+        .await??;
+    Ok(Success(list))
+}
+
+async fn get_all_groups(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(_): Body<p::EmptyRequest>,
+) -> ApiResult<std::collections::BTreeMap<String, Vec<String>>> {
+    let groups = hub
+        .registry
+        .send(m::GetAllGroups {
+            system_id: caller.system_id,
+        })
+        .await??;
+    Ok(Success(groups))
+}
+
+async fn close_client(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::ClientRequest>,
+) -> ApiResult<EmptyList> {
+    hub.registry
+        .send(m::CloseClient {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+        })
+        .await??;
+    Ok(Success(EmptyList))
+}
+
+async fn get_client_info(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::ClientRequest>,
+) -> ApiResult<p::ClientInfo> {
+    let info = hub
+        .registry
+        .send(m::GetClientInfo {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+        })
+        .await??;
+    Ok(Success(info))
+}

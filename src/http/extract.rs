@@ -1,0 +1,160 @@
+//! Extractors that turn a REST request into checked, typed input before a handler runs:
+//! who is calling ([`Caller`]), for which system ([`SystemCaller`]), with what body ([`Body`]).
+//! Each fails with the [`ApiError`] the caller should see.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+
+use actix_web::error::PayloadError;
+use actix_web::http::header::Header;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
+use serde::de::DeserializeOwned;
+
+use super::Hub;
+use crate::auth::Scope;
+use crate::error::ApiError;
+
+/// Name of the header that says which system a REST call acts on.
+pub const SYSTEM_ID_HEADER: &str = "SystemId";
+
+fn hub(req: &HttpRequest) -> Result<&Hub, ApiError> {
+    req.app_data::<web::Data<Hub>>()
+        .map(|data| data.get_ref())
+        .ok_or_else(|| ApiError::Unavailable("wshub is not configured on this route".into()))
+}
+
+/// A caller whose token (if auth is on) has been verified.
+pub struct Caller {
+    pub scope: Scope,
+}
+
+impl Caller {
+    fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
+        let hub = hub(req)?;
+        let token = match req.headers().get(actix_web::http::header::AUTHORIZATION) {
+            None => None,
+            Some(_) => Some(
+                Authorization::<Bearer>::parse(req)
+                    .map_err(|_| {
+                        ApiError::Unauthorized(
+                            "malformed Authorization header: expected 'Bearer <JWT>'".into(),
+                        )
+                    })?
+                    .into_scheme(),
+            ),
+        };
+        let scope = hub
+            .auth
+            .verify(token.as_ref().map(Bearer::token))
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        Ok(Caller { scope })
+    }
+
+    /// Refuses (403) a caller whose token is scoped to a system other than `system_id`.
+    pub fn require(&self, system_id: &str) -> Result<(), ApiError> {
+        match &self.scope {
+            Scope::System(own) if own != system_id => Err(ApiError::Forbidden(format!(
+                "token is scoped to system '{own}', not '{system_id}'"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Caller::extract(req))
+    }
+}
+
+/// A verified caller allowed to act on the system named in the `SystemId` header. Whether that
+/// system is registered is checked by the registry, in the same step as the operation.
+pub struct SystemCaller {
+    pub system_id: String,
+}
+
+impl SystemCaller {
+    fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
+        let caller = Caller::extract(req)?;
+        let system_id = match req.headers().get(SYSTEM_ID_HEADER) {
+            None => {
+                return Err(ApiError::BadRequest(
+                    "missing SystemId header: name the system this call acts on".into(),
+                ))
+            }
+            Some(value) => value.to_str().map_err(|_| {
+                ApiError::BadRequest("SystemId header: must be printable ASCII".into())
+            })?,
+        };
+        if system_id.is_empty() {
+            return Err(ApiError::BadRequest(
+                "SystemId header: must not be empty".into(),
+            ));
+        }
+        caller.require(system_id)?;
+        Ok(SystemCaller {
+            system_id: system_id.to_owned(),
+        })
+    }
+}
+
+impl FromRequest for SystemCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(SystemCaller::extract(req))
+    }
+}
+
+/// A JSON body parsed into `T`. Whatever the `Content-Type`, the body is read as JSON (the Go
+/// servers' SDKs do not always set it); an empty body reads as `{}`. Errors name the field.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Reads at most the configured limit (`web::PayloadConfig` registered by `configure`).
+        let bytes = web::Bytes::from_request(req, payload);
+        let limit = hub(req).map(|hub| hub.settings.max_body_size).unwrap_or(0);
+        Box::pin(async move {
+            let bytes = bytes
+                .await
+                .map_err(|err| match err.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(format!(
+                        "request body is larger than the limit of {limit} bytes"
+                    )),
+                    _ => ApiError::BadRequest(format!("could not read the request body: {err}")),
+                })?;
+            parse_json(if bytes.is_empty() { b"{}" } else { &bytes }).map(Body)
+        })
+    }
+}
+
+/// Parses a JSON body; the error names the offending field when there is one.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also fill a struct from an array, positionally; bodies are objects only.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "malformed JSON body: expected a JSON object".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = match inner.classify() {
+            serde_json::error::Category::Data if path != "." => format!("{path}: {inner}"),
+            serde_json::error::Category::Data => inner.to_string(),
+            _ => format!("malformed JSON body: {inner}"),
+        };
+        ApiError::BadRequest(message)
+    })?;
+    de.end()
+        .map_err(|err| ApiError::BadRequest(format!("malformed JSON body: {err}")))?;
+    Ok(value)
+}

@@ -1,0 +1,326 @@
+//! Wire types: everything that crosses the network, in one place.
+//!
+//! REST request bodies are parsed once, at the edge, into these structs; frames pushed to clients
+//! are serialized once, here, into [`ByteString`]s that every recipient shares.
+//! See `socket.md` for the contract these types implement.
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// `code` of the frame sent when a client is bound to a group.
+pub const CODE_CLIENT_ONLINE: i64 = 1001;
+/// `code` of the frame sent when a client leaves a group (unbind, close, disconnect).
+pub const CODE_CLIENT_OFFLINE: i64 = 1002;
+/// `code` of the frame sent before a WebSocket is refused (bad or missing system, bad token).
+pub const CODE_CONNECT_REFUSED: i64 = -1001;
+
+/// A fresh unguessable id: a UUIDv4 (122 random bits) as 32 lowercase hex digits.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A string field that must be present and non-empty (`systemId`, `clientId`, `groupName`).
+///
+/// Rejecting the empty string during deserialization makes the error name the field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Name(String);
+
+impl TryFrom<String> for Name {
+    type Error = &'static str;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.is_empty() {
+            Err("must not be an empty string")
+        } else {
+            Ok(Name(value))
+        }
+    }
+}
+
+impl Name {
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `register`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    pub system_id: Name,
+}
+
+/// `data` is kept as raw JSON so that it reaches clients as the very value that was posted; an
+/// absent `data` is `""`. (`#[serde(flatten)]` cannot carry a `RawValue`, hence the macro below
+/// that gives each send method the message fields.)
+fn empty_data() -> Box<RawValue> {
+    RawValue::from_string("\"\"".to_owned()).unwrap_or_else(|_| unreachable!("\"\" is valid JSON"))
+}
+
+macro_rules! send_request {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: $ty,)*
+            #[serde(default)]
+            pub send_user_id: String,
+            #[serde(default)]
+            pub code: i64,
+            #[serde(default)]
+            pub msg: String,
+            #[serde(default = "empty_data")]
+            pub data: Box<RawValue>,
+        }
+
+        impl $name {
+            /// Splits off the message, so the target can be matched separately.
+            pub fn message(&self) -> MessageRef<'_> {
+                MessageRef {
+                    send_user_id: &self.send_user_id,
+                    code: self.code,
+                    msg: &self.msg,
+                    data: &self.data,
+                }
+            }
+        }
+    };
+}
+
+send_request!(
+    /// `send_to_client`.
+    SendToClientRequest { client_id: Name }
+);
+send_request!(
+    /// `send_to_clients`.
+    SendToClientsRequest { client_ids: Vec<Name> }
+);
+send_request!(
+    /// `send_to_group`.
+    SendToGroupRequest { group_name: Name }
+);
+send_request!(
+    /// `send_to_system`.
+    SendToSystemRequest {}
+);
+
+/// `bind_to_group`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindToGroupRequest {
+    pub client_id: Name,
+    pub group_name: Name,
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub extend: String,
+}
+
+/// `unbind_from_group`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnbindFromGroupRequest {
+    pub client_id: Name,
+    pub group_name: Name,
+}
+
+/// `get_online_list`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRequest {
+    pub group_name: Name,
+}
+
+/// `close_client`, `get_client_info`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientRequest {
+    pub client_id: Name,
+}
+
+/// `get_all_groups` takes an empty object; unknown fields are ignored everywhere.
+#[derive(Debug, Deserialize)]
+pub struct EmptyRequest {}
+
+/// The message fields of a push, borrowed from whichever request carried them.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    pub send_user_id: &'a str,
+    pub code: i64,
+    pub msg: &'a str,
+    pub data: &'a RawValue,
+}
+
+/// A frame pushed to clients: `{"messageId","sendUserId","code","msg","data"}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PushFrame<'a> {
+    message_id: &'a str,
+    send_user_id: &'a str,
+    code: i64,
+    msg: &'a str,
+    data: &'a RawValue,
+}
+
+/// Serializes a push once; the result is shared by every recipient.
+pub fn push_frame(message_id: &str, message: MessageRef<'_>) -> ByteString {
+    let frame = PushFrame {
+        message_id,
+        send_user_id: message.send_user_id,
+        code: message.code,
+        msg: message.msg,
+        data: message.data,
+    };
+    to_frame(&frame)
+}
+
+/// The `data` of a 1001/1002 notice, carried as a JSON *string* (frontends `JSON.parse` it).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PresenceData<'a> {
+    client_id: &'a str,
+    user_id: &'a str,
+    extend: &'a str,
+}
+
+/// A 1001 ("client online") or 1002 ("client offline") notice about one client.
+pub fn presence_frame(online: bool, client_id: &str, user_id: &str, extend: &str) -> ByteString {
+    let inner = PresenceData {
+        client_id,
+        user_id,
+        extend,
+    };
+    let data_string = serde_json::to_string(&inner).unwrap_or_default();
+    let data = serde_json::value::to_raw_value(&data_string).unwrap_or_else(|_| empty_data());
+    let (code, msg) = if online {
+        (CODE_CLIENT_ONLINE, "client online")
+    } else {
+        (CODE_CLIENT_OFFLINE, "client offline")
+    };
+    push_frame(
+        &new_id(),
+        MessageRef {
+            send_user_id: user_id,
+            code,
+            msg,
+            data: &data,
+        },
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Welcome<'a> {
+    client_id: &'a str,
+}
+
+/// The first frame a client gets: `{"code":0,"msg":"success","data":{"clientId":..}}`.
+pub fn welcome_frame(client_id: &str) -> ByteString {
+    to_frame(&Envelope::success(Welcome { client_id }))
+}
+
+/// The frame sent before a refused connection is closed: `{"code":-1001,"msg":..,"data":[]}`.
+pub fn refusal_frame(reason: &str) -> ByteString {
+    to_frame(&Envelope {
+        code: CODE_CONNECT_REFUSED,
+        msg: reason,
+        data: EmptyList,
+    })
+}
+
+fn to_frame<T: Serialize>(value: &T) -> ByteString {
+    // Serializing these structs cannot fail: every field is a string, an integer or valid JSON.
+    ByteString::from(serde_json::to_string(value).unwrap_or_default())
+}
+
+/// The REST reply (and welcome frame) envelope: `{"code","msg","data"}`.
+#[derive(Debug, Serialize)]
+pub struct Envelope<M, T> {
+    pub code: i64,
+    pub msg: M,
+    pub data: T,
+}
+
+impl<T> Envelope<&'static str, T> {
+    pub fn success(data: T) -> Self {
+        Envelope {
+            code: 0,
+            msg: "success",
+            data,
+        }
+    }
+}
+
+/// Serializes as `[]`: the `data` of replies that carry nothing (the Go servers' shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyList;
+
+impl Serialize for EmptyList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        serializer.serialize_seq(Some(0))?.end()
+    }
+}
+
+/// `data` of `send_to_client`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIdReply {
+    pub message_id: String,
+}
+
+/// `data` of `send_to_clients`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendToClientsReply {
+    pub message_id: String,
+    pub missing: Vec<String>,
+}
+
+/// `data` of `send_to_group` and `send_to_system`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CountReply {
+    pub message_id: String,
+    pub count: usize,
+}
+
+/// One member in `get_online_list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnlineClient {
+    pub client_id: String,
+    pub user_id: String,
+    pub extend: String,
+}
+
+/// `data` of `get_online_list`.
+#[derive(Debug, Serialize)]
+pub struct OnlineList {
+    pub count: usize,
+    pub list: Vec<String>,
+    pub clients: Vec<OnlineClient>,
+}
+
+/// `data` of `get_client_info`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ClientInfo {
+    #[serde(rename_all = "camelCase")]
+    Online {
+        online: bool,
+        client_id: String,
+        user_id: String,
+        extend: String,
+        groups: Vec<String>,
+        /// Unix time in milliseconds.
+        connected_at: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Offline { online: bool, client_id: String },
+}

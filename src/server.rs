@@ -1,0 +1,79 @@
+//! The standalone server: binds first (so a test can ask for port 0 and read the port back),
+//! then serves the push endpoints, the console and the health route.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::{ApiAuth, Config};
+use crate::http::{self, console};
+use crate::hub::Hub;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    hub: Hub,
+}
+
+impl Application {
+    /// Binds the listener and starts the registry; the server runs once
+    /// [`run_until_stopped`](Self::run_until_stopped) is awaited. Call inside an actix system.
+    pub fn build(config: Config) -> std::io::Result<Application> {
+        let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+        let address = listener.local_addr()?;
+        let hub = Hub::start(&config);
+
+        let app_hub = hub.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .configure(http::configure(app_hub.clone()))
+                .route("/", web::get().to(console::index))
+                .route("/healthz", web::get().to(console::healthz))
+        });
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        let server = server.listen(listener)?.run();
+
+        match config.api_auth {
+            ApiAuth::Jwt => log::info!("wshub listening on http://{address} (API auth: jwt)"),
+            ApiAuth::None => {
+                log::info!("wshub listening on http://{address} (API auth: none)");
+                log::warn!(
+                    "API authentication is OFF (--api-auth none): anyone who can reach \
+                     http://{address}/api can register systems and push to every client"
+                );
+            }
+        }
+        if let Some(token) = hub.generated_admin_token() {
+            log::warn!(
+                "no --jwt-secret / WSHUB_JWT_SECRET set: using a random secret, so tokens die \
+                 with this process. Admin token, valid 24 h:\n\n    {token}\n"
+            );
+        }
+
+        Ok(Application {
+            port: address.port(),
+            server,
+            hub,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Stops the server when called (`stop(true)` waits for in-flight requests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
