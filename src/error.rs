@@ -79,7 +79,8 @@ impl From<RegistryError> for ApiError {
 }
 
 impl From<actix::MailboxError> for ApiError {
-    fn from(_: actix::MailboxError) -> Self {
+    fn from(err: actix::MailboxError) -> Self {
+        log::warn!("registry did not answer: {err}");
         ApiError::Unavailable("the server is shutting down or overloaded; retry later".into())
     }
 }

@@ -127,6 +127,7 @@ impl Handler<Connect> for SystemRegistry {
             refuse(format!("system '{system_id}' is not registered"));
             return;
         };
+        log::debug!("client {} connected to system '{system_id}'", msg.client_id);
         // Pushed before any other frame can be addressed to this client: the welcome is first.
         msg.session
             .do_send(SessionCommand::Push(protocol::welcome_frame(
