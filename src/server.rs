@@ -7,7 +7,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
 use crate::config::{ApiAuth, Config};
-use crate::http::{self, console};
+use crate::http::{self, console, docs};
 use crate::hub::Hub;
 
 pub struct Application {
@@ -23,12 +23,19 @@ impl Application {
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let address = listener.local_addr()?;
         let hub = Hub::start(&config);
+        // Rendered once here, not per request.
+        let manual = web::Data::new(docs::Manual::render());
 
         let app_hub = hub.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .configure(http::configure(app_hub.clone()))
+                .app_data(manual.clone())
                 .route("/", web::get().to(console::index))
+                .route("/static/console.js", web::get().to(console::script))
+                .route("/static/console.css", web::get().to(console::stylesheet))
+                .route("/docs", web::get().to(docs::docs))
+                .route("/socket.md", web::get().to(docs::socket_md))
                 .route("/healthz", web::get().to(console::healthz))
         });
         if config.workers > 0 {

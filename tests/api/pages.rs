@@ -1,0 +1,84 @@
+//! The console, its assets, the manual and the health route.
+
+use crate::helpers::spawn_app;
+
+async fn get(app: &crate::helpers::TestApp, path: &str) -> (u16, String, String) {
+    let mut response = app.http.get(app.url(path)).send().await.unwrap();
+    let body = response.body().limit(4 << 20).await.unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        response.status().as_u16(),
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+#[actix_web::test]
+async fn console_and_its_assets_are_served() {
+    let app = spawn_app().await;
+    let (status, content_type, body) = get(&app, "/").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    assert!(body.contains("<title>wshub console</title>"));
+    assert!(
+        body.contains(r#"href="/docs""#),
+        "the console links the manual"
+    );
+    // No network fetch but this server: every src/href is local.
+    assert!(!body.contains("http://") && !body.contains("https://"));
+
+    let (status, content_type, body) = get(&app, "/static/console.js").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/javascript; charset=utf-8");
+    assert!(body.contains("send_to_group"));
+    let (status, content_type, _) = get(&app, "/static/console.css").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/css; charset=utf-8");
+}
+
+#[actix_web::test]
+async fn raw_manual_is_the_bundled_socket_md() {
+    let app = spawn_app().await;
+    let (status, content_type, body) = get(&app, "/socket.md").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/markdown; charset=utf-8");
+    assert_eq!(body, include_str!("../../socket.md"));
+}
+
+#[actix_web::test]
+async fn docs_render_the_manual_with_contents_and_a_way_back() {
+    let app = spawn_app().await;
+    let (status, content_type, body) = get(&app, "/docs").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    assert!(body.contains("<title>wshub manual</title>"));
+    assert!(body.contains(r#"<a href="/">&larr; Console</a>"#));
+    // Table of contents pointing at heading ids.
+    assert!(body.contains(r##"<a href="#authentication">Authentication</a>"##));
+    assert!(body.contains(r#"<h2 id="authentication">Authentication</h2>"#));
+    assert!(body.contains(r#"<h3 id="send_to_group"><code>send_to_group</code></h3>"#));
+    // The anchor socket.md links to exists.
+    assert!(body.contains(r#"id="coming-from-goravel-socket--go-websocket""#));
+    // Tables and code blocks are rendered, not left as markdown.
+    assert!(body.contains("<table>"));
+    assert!(body.contains("<pre><code"));
+    assert!(!body.contains("| flag |"));
+}
+
+#[actix_web::test]
+async fn healthz_reports_counts() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let (status, content_type, body) = get(&app, "/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "application/json");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"code": 0, "msg": "success", "data": {"systems": 1, "clients": 0, "groups": 0}})
+    );
+}
