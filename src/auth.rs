@@ -15,6 +15,9 @@ pub struct Claims {
     /// Present: the token acts for this one system only. Absent: an admin token.
     #[serde(rename = "systemId", default, skip_serializing_if = "Option::is_none")]
     pub system_id: Option<String>,
+    /// Client tokens only: the userId the client starts with.
+    #[serde(rename = "userId", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// Who a verified caller is allowed to act for.
@@ -88,6 +91,28 @@ impl Authenticator {
         })
     }
 
+    /// Checks a client token for `system_id` (`/ws?token=`); returns the userId it presets.
+    /// Unlike API tokens it must name the system: an admin token does not admit clients.
+    pub fn verify_client(
+        &self,
+        token: Option<&str>,
+        system_id: &str,
+    ) -> Result<Option<String>, String> {
+        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            "a client token is required: connect to /ws?systemId=...&token=<JWT>".to_owned()
+        })?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| format!("invalid client token: {e}"))?
+            .claims;
+        match claims.system_id.as_deref() {
+            Some(own) if own == system_id => Ok(claims.user_id),
+            Some(own) => Err(format!(
+                "client token is for system '{own}', not '{system_id}'"
+            )),
+            None => Err("client token has no systemId claim".to_owned()),
+        }
+    }
+
     /// A token for `system` (or an admin token) valid for `ttl` from now.
     pub fn mint(&self, system: Option<&str>, ttl: Duration) -> String {
         mint(&self.encoding, system, ttl)
@@ -106,6 +131,7 @@ fn mint(key: &EncodingKey, system: Option<&str>, ttl: Duration) -> String {
     let claims = Claims {
         exp: (now + ttl).as_secs(),
         system_id: system.map(str::to_owned),
+        user_id: None,
     };
     // HS256 signing of a small struct cannot fail.
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key).unwrap_or_default()

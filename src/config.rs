@@ -16,6 +16,79 @@ pub enum ApiAuth {
     None,
 }
 
+/// How WebSocket clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientAuth {
+    /// Any client may connect to a registered system.
+    None,
+    /// `/ws?token=<JWT>` with a `systemId` claim equal to the requested system.
+    Jwt,
+}
+
+/// Size limits on what clients and backends send. Each is a flag; see `wshub --help`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest `data` value in a push, in bytes of JSON (413 over it).
+    pub max_data_size: usize,
+    /// Most clientIds in one `send_to_clients` (400 over it).
+    pub max_client_ids: usize,
+    /// Longest `systemId`, in bytes (400, or −1001 on /ws).
+    pub max_system_id_len: usize,
+    /// Longest `groupName`, in bytes (400).
+    pub max_group_name_len: usize,
+    /// Longest `userId` (and `sendUserId`), in bytes (400).
+    pub max_user_id_len: usize,
+    /// Longest `extend`, in bytes (400).
+    pub max_extend_len: usize,
+    /// Most groups one client may be in (400 on the bind over it).
+    pub max_groups_per_client: usize,
+    /// Most clients in one group; `None`: unlimited (400 on the bind over it).
+    pub max_clients_per_group: Option<usize>,
+    /// Most WebSocket connections in all (503 on the handshake over it).
+    pub max_connections: usize,
+    /// Most WebSocket connections per system; `None`: unlimited (503 on the handshake over it).
+    pub max_connections_per_system: Option<usize>,
+    /// Bytes of frames that may wait for one client before it is closed as a slow consumer.
+    pub max_outbound_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_data_size: 64 * 1024,
+            max_client_ids: 1000,
+            max_system_id_len: 128,
+            max_group_name_len: 128,
+            max_user_id_len: 128,
+            max_extend_len: 4096,
+            max_groups_per_client: 100,
+            max_clients_per_group: None,
+            max_connections: default_max_connections(),
+            max_connections_per_system: None,
+            max_outbound_queue: 1024 * 1024,
+        }
+    }
+}
+
+/// Descriptors kept free for the listener, REST connections, Redis and logs.
+const RESERVED_DESCRIPTORS: u64 = 512;
+
+/// The process's soft open-file limit less a reserve: each connection holds one descriptor, and
+/// refusing at the handshake beats failing in `accept`.
+pub fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which lives for the call.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
+        return 1_000_000;
+    }
+    let soft = limit.rlim_cur;
+    soft.saturating_sub(RESERVED_DESCRIPTORS).max(soft / 2) as usize
+}
+
 /// The settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,6 +110,14 @@ pub struct Config {
     pub max_frame_size: usize,
     /// Largest REST body, in bytes (over it: 413).
     pub max_body_size: usize,
+    /// Limits on input, groups and connections.
+    pub limits: Limits,
+    /// WebSocket client authentication.
+    pub client_auth: ClientAuth,
+    /// On SIGTERM/SIGINT: how long clients and in-flight calls get before the process exits.
+    pub shutdown_grace: Duration,
+    /// How long a slow consumer gets to take its 4008 close frame before its socket is shut.
+    pub slow_close_grace: Duration,
 }
 
 impl Default for Config {
@@ -51,6 +132,10 @@ impl Default for Config {
             client_timeout: Duration::from_secs(60),
             max_frame_size: 8 * 1024,
             max_body_size: 1024 * 1024,
+            limits: Limits::default(),
+            client_auth: ClientAuth::None,
+            shutdown_grace: Duration::from_secs(10),
+            slow_close_grace: Duration::from_secs(2),
         }
     }
 }
@@ -115,6 +200,48 @@ pub struct ServeArgs {
     /// Largest REST request body, in bytes (413 over it).
     #[arg(long, env = "WSHUB_MAX_BODY_SIZE", default_value_t = 1024 * 1024)]
     pub max_body_size: usize,
+    /// Largest `data` in a push, in bytes of JSON (413 over it).
+    #[arg(long, env = "WSHUB_MAX_DATA_SIZE", default_value_t = 64 * 1024)]
+    pub max_data_size: usize,
+    /// Most clientIds in one send_to_clients (400 over it).
+    #[arg(long, env = "WSHUB_MAX_CLIENT_IDS", default_value_t = 1000)]
+    pub max_client_ids: usize,
+    /// Longest systemId, in bytes.
+    #[arg(long, env = "WSHUB_MAX_SYSTEM_ID_LEN", default_value_t = 128)]
+    pub max_system_id_len: usize,
+    /// Longest groupName, in bytes.
+    #[arg(long, env = "WSHUB_MAX_GROUP_NAME_LEN", default_value_t = 128)]
+    pub max_group_name_len: usize,
+    /// Longest userId and sendUserId, in bytes.
+    #[arg(long, env = "WSHUB_MAX_USER_ID_LEN", default_value_t = 128)]
+    pub max_user_id_len: usize,
+    /// Longest extend, in bytes.
+    #[arg(long, env = "WSHUB_MAX_EXTEND_LEN", default_value_t = 4096)]
+    pub max_extend_len: usize,
+    /// Most groups one client may be in.
+    #[arg(long, env = "WSHUB_MAX_GROUPS_PER_CLIENT", default_value_t = 100)]
+    pub max_groups_per_client: usize,
+    /// Most clients in one group [default: unlimited].
+    #[arg(long, env = "WSHUB_MAX_CLIENTS_PER_GROUP")]
+    pub max_clients_per_group: Option<usize>,
+    /// Most WebSocket connections in all [default: the open-file limit less 512].
+    #[arg(long, env = "WSHUB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most WebSocket connections per system [default: unlimited].
+    #[arg(long, env = "WSHUB_MAX_CONNECTIONS_PER_SYSTEM")]
+    pub max_connections_per_system: Option<usize>,
+    /// Bytes of frames that may wait for one client before it is closed with 4008.
+    #[arg(long, env = "WSHUB_MAX_OUTBOUND_QUEUE", default_value_t = 1024 * 1024)]
+    pub max_outbound_queue: usize,
+    /// WebSocket client authentication: none, or jwt (/ws?token=<JWT> with a systemId claim).
+    #[arg(long, env = "WSHUB_CLIENT_AUTH", value_enum, default_value = "none")]
+    pub client_auth: ClientAuth,
+    /// Seconds that clients and in-flight calls get on SIGTERM/SIGINT before the process exits.
+    #[arg(long, env = "WSHUB_SHUTDOWN_GRACE", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub shutdown_grace: f64,
+    /// Seconds a slow consumer gets to take its 4008 close frame before its socket is shut.
+    #[arg(long, env = "WSHUB_SLOW_CLOSE_GRACE", default_value_t = 2.0, value_parser = positive_seconds)]
+    pub slow_close_grace: f64,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -136,6 +263,22 @@ impl From<ServeArgs> for Config {
             client_timeout: Duration::from_secs_f64(args.client_timeout),
             max_frame_size: args.max_frame_size,
             max_body_size: args.max_body_size,
+            limits: Limits {
+                max_data_size: args.max_data_size,
+                max_client_ids: args.max_client_ids,
+                max_system_id_len: args.max_system_id_len,
+                max_group_name_len: args.max_group_name_len,
+                max_user_id_len: args.max_user_id_len,
+                max_extend_len: args.max_extend_len,
+                max_groups_per_client: args.max_groups_per_client,
+                max_clients_per_group: args.max_clients_per_group,
+                max_connections: args.max_connections.unwrap_or_else(default_max_connections),
+                max_connections_per_system: args.max_connections_per_system,
+                max_outbound_queue: args.max_outbound_queue,
+            },
+            client_auth: args.client_auth,
+            shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
+            slow_close_grace: Duration::from_secs_f64(args.slow_close_grace),
         }
     }
 }

@@ -74,6 +74,9 @@ impl From<RegistryError> for ApiError {
             RegistryError::UnknownSystem(_) => ApiError::Forbidden(err.to_string()),
             RegistryError::SystemExists(_) => ApiError::Conflict(err.to_string()),
             RegistryError::UnknownClient(_) => ApiError::NotFound(err.to_string()),
+            RegistryError::TooManyGroups { .. } | RegistryError::GroupFull { .. } => {
+                ApiError::BadRequest(err.to_string())
+            }
         }
     }
 }

@@ -1,14 +1,20 @@
 //! [`Hub`]: the handle to a running wshub core that the HTTP layer (or a host application)
-//! holds: the registry's address, the settings and the token verifier.
+//! holds: the registry's address, the settings, the token verifier, the metrics and the
+//! connection gate.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::{Actor, Addr};
 
-use crate::actors::registry::SystemRegistry;
+use crate::actors::messages::Shutdown;
+use crate::actors::registry::{RegistrySettings, SystemRegistry};
 use crate::actors::session::Heartbeat;
 use crate::auth::{self, Authenticator};
-use crate::config::{ApiAuth, Config};
+use crate::config::{ApiAuth, ClientAuth, Config, Limits};
+use crate::metrics::Metrics;
 
 /// The settings the request path reads, fixed at start.
 #[derive(Debug, Clone)]
@@ -16,6 +22,9 @@ pub struct Settings {
     pub heartbeat: Heartbeat,
     pub max_frame_size: usize,
     pub max_body_size: usize,
+    pub limits: Limits,
+    pub client_auth: ClientAuth,
+    pub shutdown_grace: Duration,
 }
 
 /// Cheap to clone: every field is shared.
@@ -25,6 +34,10 @@ pub struct Hub {
     pub registry: Addr<SystemRegistry>,
     pub settings: Arc<Settings>,
     pub auth: Arc<Authenticator>,
+    pub metrics: Arc<Metrics>,
+    pub gate: Arc<ConnectionGate>,
+    /// Set once shutdown has begun: REST answers 503 and `/healthz` reports it.
+    shutting_down: Arc<AtomicBool>,
     /// An admin token, when no secret was configured and one was generated at start.
     generated_admin_token: Option<Arc<str>>,
 }
@@ -47,8 +60,17 @@ impl Hub {
                 (secret, token)
             }
         };
+        let metrics = Arc::new(Metrics::new());
+        let registry = SystemRegistry::new(
+            RegistrySettings {
+                max_groups_per_client: config.limits.max_groups_per_client,
+                max_clients_per_group: config.limits.max_clients_per_group,
+                slow_close_grace: config.slow_close_grace,
+            },
+            metrics.clone(),
+        );
         Hub {
-            registry: SystemRegistry::new().start(),
+            registry: registry.start(),
             settings: Arc::new(Settings {
                 heartbeat: Heartbeat {
                     ping_interval: config.ping_interval,
@@ -56,8 +78,18 @@ impl Hub {
                 },
                 max_frame_size: config.max_frame_size,
                 max_body_size: config.max_body_size,
+                limits: config.limits.clone(),
+                client_auth: config.client_auth,
+                shutdown_grace: config.shutdown_grace,
             }),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
+            gate: Arc::new(ConnectionGate::new(
+                config.limits.max_connections,
+                config.limits.max_connections_per_system,
+                metrics.clone(),
+            )),
+            metrics,
+            shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
         }
     }
@@ -65,5 +97,104 @@ impl Hub {
     /// The admin token made at start when no secret was configured (valid 24 h).
     pub fn generated_admin_token(&self) -> Option<&str> {
         self.generated_admin_token.as_deref()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Starts shutting down: REST answers 503 from now on, new connections are refused and
+    /// every client is sent close 1001. Returns how many clients were told.
+    pub async fn shut_down_clients(&self) -> usize {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        self.registry.send(Shutdown).await.unwrap_or(0)
+    }
+}
+
+/// Counts WebSocket connections and refuses the ones over the limits, before the upgrade.
+pub struct ConnectionGate {
+    open: AtomicUsize,
+    max_total: usize,
+    /// systemId → open connections naming it; only kept when a per-system limit is set.
+    per_system: Option<(Mutex<HashMap<String, usize>>, usize)>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a connection was refused at the gate.
+#[derive(Debug, derive_more::Display)]
+pub enum GateRefusal {
+    #[display("too many connections: the server holds its maximum of {_0}")]
+    Total(usize),
+    #[display("too many connections for system '{_0}': the maximum is {_1} per system")]
+    System(String, usize),
+}
+
+impl ConnectionGate {
+    fn new(max_total: usize, max_per_system: Option<usize>, metrics: Arc<Metrics>) -> Self {
+        ConnectionGate {
+            open: AtomicUsize::new(0),
+            max_total,
+            per_system: max_per_system.map(|limit| (Mutex::new(HashMap::new()), limit)),
+            metrics,
+        }
+    }
+
+    /// Admits one more connection for `system_id`, or says which limit it would pass.
+    pub fn admit(
+        self: &Arc<Self>,
+        system_id: Option<&str>,
+    ) -> Result<ConnectionPermit, GateRefusal> {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_total {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(GateRefusal::Total(self.max_total));
+        }
+        let mut counted_system = None;
+        if let (Some((counts, limit)), Some(system_id)) = (&self.per_system, system_id) {
+            let mut counts = counts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = counts.entry(system_id.to_owned()).or_insert(0);
+            if *count >= *limit {
+                drop(counts);
+                self.open.fetch_sub(1, Ordering::AcqRel);
+                return Err(GateRefusal::System(system_id.to_owned(), *limit));
+            }
+            *count += 1;
+            counted_system = Some(system_id.to_owned());
+        }
+        self.metrics.connections.inc();
+        Ok(ConnectionPermit {
+            gate: self.clone(),
+            system_id: counted_system,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// One admitted connection; releases its place when dropped.
+pub struct ConnectionPermit {
+    gate: Arc<ConnectionGate>,
+    system_id: Option<String>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        self.gate.metrics.connections.dec();
+        if let (Some((counts, _)), Some(system_id)) = (&self.gate.per_system, &self.system_id) {
+            let mut counts = counts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(count) = counts.get_mut(system_id) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(system_id);
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`hub`]: [`Hub`], the handle the HTTP layer holds (registry address, settings, auth).
 //! - [`http`]: the endpoints — `/ws`, `/api/*` ([`http::configure`] mounts them in any actix-web
 //!   app), the console and `/healthz`. [`error`] turns failures into the JSON envelope.
+//! - [`metrics`]: the Prometheus metrics served at `/metrics`.
 //! - [`server`]: [`Application`], the standalone server.
 //!
 //! ## Embedding
@@ -40,6 +41,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 

@@ -8,6 +8,8 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::config::Limits;
+
 /// `code` of the frame sent when a client is bound to a group.
 pub const CODE_CLIENT_ONLINE: i64 = 1001;
 /// `code` of the frame sent when a client leaves a group (unbind, close, disconnect).
@@ -44,6 +46,41 @@ impl Name {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A request over one of the size limits.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OverLimit {
+    /// A field too long, a list too long (400).
+    Field(String),
+    /// `data` too large (413).
+    Data(String),
+}
+
+/// Size checks that serde cannot express, run once a body has parsed.
+pub trait CheckLimits {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit>;
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), OverLimit> {
+    if value.len() > max {
+        Err(OverLimit::Field(format!(
+            "{field}: longer than the limit of {max} bytes"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_data(data: &RawValue, limits: &Limits) -> Result<(), OverLimit> {
+    let max = limits.max_data_size;
+    if data.get().len() > max {
+        Err(OverLimit::Data(format!(
+            "data: larger than the limit of {max} bytes"
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -323,4 +360,101 @@ pub enum ClientInfo {
     },
     #[serde(rename_all = "camelCase")]
     Offline { online: bool, client_id: String },
+}
+
+impl CheckLimits for RegisterRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len(
+            "systemId",
+            self.system_id.as_str(),
+            limits.max_system_id_len,
+        )
+    }
+}
+
+impl CheckLimits for SendToClientRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
+        check_data(&self.data, limits)
+    }
+}
+
+impl CheckLimits for SendToClientsRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        if self.client_ids.is_empty() {
+            return Err(OverLimit::Field("clientIds: must not be empty".into()));
+        }
+        let max = limits.max_client_ids;
+        if self.client_ids.len() > max {
+            return Err(OverLimit::Field(format!(
+                "clientIds: more than the limit of {max} ids"
+            )));
+        }
+        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
+        check_data(&self.data, limits)
+    }
+}
+
+impl CheckLimits for SendToGroupRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len(
+            "groupName",
+            self.group_name.as_str(),
+            limits.max_group_name_len,
+        )?;
+        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
+        check_data(&self.data, limits)
+    }
+}
+
+impl CheckLimits for SendToSystemRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
+        check_data(&self.data, limits)
+    }
+}
+
+impl CheckLimits for BindToGroupRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len(
+            "groupName",
+            self.group_name.as_str(),
+            limits.max_group_name_len,
+        )?;
+        check_len("userId", &self.user_id, limits.max_user_id_len)?;
+        check_len("extend", &self.extend, limits.max_extend_len)
+    }
+}
+
+impl CheckLimits for UnbindFromGroupRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len(
+            "groupName",
+            self.group_name.as_str(),
+            limits.max_group_name_len,
+        )
+    }
+}
+
+impl CheckLimits for GroupRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_len(
+            "groupName",
+            self.group_name.as_str(),
+            limits.max_group_name_len,
+        )
+    }
+}
+
+/// clientIds are made by the server; an over-long one simply is not connected (404).
+impl CheckLimits for ClientRequest {
+    fn check_limits(&self, _: &Limits) -> Result<(), OverLimit> {
+        Ok(())
+    }
+}
+
+impl CheckLimits for EmptyRequest {
+    fn check_limits(&self, _: &Limits) -> Result<(), OverLimit> {
+        Ok(())
+    }
 }

@@ -1,5 +1,6 @@
 //! The standalone server: binds first (so a test can ask for port 0 and read the port back),
-//! then serves the push endpoints, the console and the health route.
+//! then serves the push endpoints, the console, the manual, health and metrics, and shuts down
+//! gracefully on SIGTERM / SIGINT.
 
 use std::net::TcpListener;
 
@@ -37,7 +38,12 @@ impl Application {
                 .route("/docs", web::get().to(docs::docs))
                 .route("/socket.md", web::get().to(docs::socket_md))
                 .route("/healthz", web::get().to(console::healthz))
-        });
+                .route("/metrics", web::get().to(console::metrics))
+        })
+        .on_connect(http::ws::on_connect)
+        // Signals are handled in `run_until_stopped`, which closes the clients first.
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_grace.as_secs().max(1));
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
@@ -80,7 +86,47 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped. On SIGTERM or SIGINT: new REST calls get 503, every client gets
+    /// close 1001, the listener closes, in-flight calls are answered, and the future completes
+    /// within the shutdown grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let hub = self.hub.clone();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            graceful_shutdown(&hub, &handle).await;
+        });
         self.server.await
     }
+}
+
+/// Closes every client with 1001, then stops the server gracefully (in-flight calls finish, the
+/// rest is cut at the grace period).
+pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
+    let closed = hub.shut_down_clients().await;
+    log::info!("shutting down: closed {closed} clients with 1001");
+    handle.stop(true).await;
+}
+
+async fn shutdown_signal() {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                log::error!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(err) = actix_web::rt::signal::ctrl_c().await {
+            log::error!("cannot listen for SIGINT: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    futures_util::future::select(Box::pin(terminate), Box::pin(interrupt)).await;
+    log::info!("signal received: shutting down gracefully");
 }

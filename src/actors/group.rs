@@ -12,31 +12,41 @@ use actix::{Actor, Context, Handler, Recipient, Supervised};
 use bytestring::ByteString;
 
 use super::messages::{
-    Broadcast, Crash, GetGroupActorState, GroupActorState, Join, Leave, SessionCommand,
+    Broadcast, ClientOverflowed, Crash, GetGroupActorState, GroupActorState, Join, Leave,
 };
+use super::outbox::{Pushed, SessionHandle};
 
 pub struct Group {
-    /// `systemId/groupName`, for logs.
-    label: String,
+    system_id: String,
+    group_name: String,
     /// clientId → the member's session. Mirrors the registry's membership for this group.
-    members: HashMap<String, Recipient<SessionCommand>>,
+    members: HashMap<String, SessionHandle>,
+    /// Where to report a member whose outbound queue overflowed.
+    registry: Recipient<ClientOverflowed>,
     /// Times the supervisor restarted this actor.
     restarts: u32,
 }
 
 impl Group {
-    pub fn new(system_id: &str, group_name: &str) -> Self {
+    pub fn new(system_id: &str, group_name: &str, registry: Recipient<ClientOverflowed>) -> Self {
         Group {
-            label: format!("{system_id}/{group_name}"),
+            system_id: system_id.to_owned(),
+            group_name: group_name.to_owned(),
             members: HashMap::new(),
+            registry,
             restarts: 0,
         }
     }
 
     fn send_to_all(&self, frame: &ByteString) {
-        for session in self.members.values() {
-            // Never awaits a session: a slow member cannot hold up the others.
-            session.do_send(SessionCommand::Push(frame.clone()));
+        for (client_id, session) in &self.members {
+            // Never waits on a session: a slow member cannot hold up the others.
+            if session.push(frame) == Pushed::Overflowed {
+                self.registry.do_send(ClientOverflowed {
+                    system_id: self.system_id.clone(),
+                    client_id: client_id.clone(),
+                });
+            }
         }
     }
 }
@@ -51,8 +61,9 @@ impl Supervised for Group {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.restarts += 1;
         log::warn!(
-            "group actor {} restarted by its supervisor ({} members kept)",
-            self.label,
+            "group actor {}/{} restarted by its supervisor ({} members kept)",
+            self.system_id,
+            self.group_name,
             self.members.len()
         );
     }

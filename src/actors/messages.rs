@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use actix::{Message, Recipient};
+use actix::Message;
 use bytestring::ByteString;
 
+use super::outbox::SessionHandle;
 use crate::protocol::{ClientInfo, OnlineList};
 
 /// Why the registry refused an operation; mapped to 403 / 409 / 404 at the REST edge.
@@ -22,6 +23,10 @@ pub enum RegistryError {
     SystemExists(String),
     #[display("clientId '{_0}' is not connected in this system")]
     UnknownClient(String),
+    #[display("clientId '{client_id}' is already in {limit} groups, the most allowed (--max-groups-per-client)")]
+    TooManyGroups { client_id: String, limit: usize },
+    #[display("group '{group_name}' already has {limit} clients, the most allowed (--max-clients-per-group)")]
+    GroupFull { group_name: String, limit: usize },
 }
 
 pub type RegistryResult<T> = Result<T, RegistryError>;
@@ -31,15 +36,20 @@ pub type RegistryResult<T> = Result<T, RegistryError>;
 pub enum CloseKind {
     /// 1000: closed by REST `close_client`.
     ClosedByApi,
-    /// 1008: refused (no such system).
+    /// 1001: the server is shutting down.
+    Shutdown,
+    /// 1008: refused (no such system, bad client token).
     Refused,
+    /// 4008: its outbound queue passed the bound.
+    SlowConsumer,
 }
 
 // ---------------------------------------------------------------------------------------------
 // To a session
 
 /// What a session is told to do. Sessions only ever receive this one type, so groups and the
-/// registry hold `Recipient<SessionCommand>` rather than the session's concrete type.
+/// registry hold `Recipient<SessionCommand>` (inside a [`SessionHandle`]) rather than the
+/// session's concrete type.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub enum SessionCommand {
@@ -64,8 +74,23 @@ pub enum SessionCommand {
 pub struct Connect {
     pub system_id: Option<String>,
     pub client_id: String,
-    pub session: Recipient<SessionCommand>,
+    /// Preset by a client token's `userId` claim.
+    pub user_id: Option<String>,
+    pub session: SessionHandle,
 }
+
+/// A group could not queue a frame for this client: its outbound queue is full. Idempotent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientOverflowed {
+    pub system_id: String,
+    pub client_id: String,
+}
+
+/// The server is shutting down: close every client with 1001. Result: how many were closed.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown;
 
 /// A session has stopped (closed, dropped, timed out). Idempotent.
 #[derive(Message)]
@@ -179,6 +204,18 @@ pub struct RegistryStats {
 #[rtype(result = "RegistryStats")]
 pub struct GetStats;
 
+/// Connected clients per system, for the metrics.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, usize)>")]
+pub struct GetSystemClients;
+
+/// Checks that the registry's state is consistent: every group member is a connected client of
+/// the same system whose group list names that group, and the other way round, and no group is
+/// empty. Result: the violations found (empty when all hold).
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct CheckInvariants;
+
 /// What a group actor itself holds (not the registry's view of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupActorState {
@@ -212,7 +249,7 @@ pub struct StopGroupActor {
 #[rtype(result = "()")]
 pub struct Join {
     pub client_id: String,
-    pub session: Recipient<SessionCommand>,
+    pub session: SessionHandle,
     pub notice: ByteString,
 }
 

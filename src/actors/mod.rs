@@ -1,8 +1,9 @@
 //! The actors: one [`session::WsSession`] per WebSocket, one [`registry::SystemRegistry`] that
 //! owns all state, and one supervised [`group::Group`] per group that fans frames out.
-//! Their messages are all in [`messages`].
+//! Their messages are all in [`messages`]; [`outbox`] bounds what may wait for one session.
 
 pub mod group;
 pub mod messages;
+pub mod outbox;
 pub mod registry;
 pub mod session;

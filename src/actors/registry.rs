@@ -7,18 +7,32 @@
 //! session.
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, Addr, Context, Handler, MessageResult, Recipient, ResponseFuture, Supervisor};
+use actix::{
+    Actor, Addr, AsyncContext, Context, Handler, MessageResult, ResponseFuture, Supervisor,
+};
 use bytestring::ByteString;
 
 use super::group::Group;
 use super::messages::*;
+use super::outbox::{Pushed, SessionHandle};
+use crate::metrics::{CloseReason, Metrics};
 use crate::protocol::{self, ClientInfo, OnlineClient, OnlineList};
+
+/// What the registry enforces, fixed at start.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub max_groups_per_client: usize,
+    pub max_clients_per_group: Option<usize>,
+    /// How long a slow consumer's frozen session may keep its socket after being evicted.
+    pub slow_close_grace: Duration,
+}
 
 /// One connected client.
 struct Client {
-    session: Recipient<SessionCommand>,
+    session: SessionHandle,
     user_id: String,
     extend: String,
     /// The groups it is in; kept equal to the groups whose `members` contain it.
@@ -41,10 +55,13 @@ struct Tenant {
     groups: BTreeMap<String, GroupEntry>,
 }
 
-#[derive(Default)]
 pub struct SystemRegistry {
     /// systemId → tenant. Systems are never removed while the process runs.
     systems: HashMap<String, Tenant>,
+    settings: RegistrySettings,
+    metrics: Arc<Metrics>,
+    /// Set by [`Shutdown`]: from then on new connections are refused.
+    shutting_down: bool,
 }
 
 impl Actor for SystemRegistry {
@@ -52,8 +69,36 @@ impl Actor for SystemRegistry {
 }
 
 impl SystemRegistry {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(settings: RegistrySettings, metrics: Arc<Metrics>) -> Self {
+        SystemRegistry {
+            systems: HashMap::new(),
+            settings,
+            metrics,
+            shutting_down: false,
+        }
+    }
+
+    /// Removes a client whose outbound queue overflowed and closes it with 4008. Its session may
+    /// be frozen (it only runs while its socket takes data), so if it has not gone within the
+    /// grace period its socket is shut down from here.
+    fn evict_slow(&mut self, ctx: &mut Context<Self>, system_id: &str, client_id: &str) {
+        let Some(session) = self
+            .systems
+            .get_mut(system_id)
+            .and_then(|tenant| tenant.remove_client(client_id))
+        else {
+            return;
+        };
+        log::warn!("client {client_id} of system '{system_id}' closed as a slow consumer");
+        self.metrics.client_closed(CloseReason::Slow);
+        session.command(SessionCommand::Close {
+            kind: CloseKind::SlowConsumer,
+            reason: "slow consumer".into(),
+            frame: None,
+        });
+        ctx.run_later(self.settings.slow_close_grace, move |_, _| {
+            session.shut_down_socket();
+        });
     }
 
     fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut Tenant> {
@@ -89,7 +134,7 @@ impl Tenant {
     }
 
     /// Removes a client entirely, sending 1002 to each group it was in. Returns its session.
-    fn remove_client(&mut self, client_id: &str) -> Option<Recipient<SessionCommand>> {
+    fn remove_client(&mut self, client_id: &str) -> Option<SessionHandle> {
         let client = self.clients.remove(client_id)?;
         if !client.groups.is_empty() {
             let notice =
@@ -98,6 +143,8 @@ impl Tenant {
                 self.leave_group(client_id, group_name, &notice);
             }
         }
+        // Nothing more is queued for it, whatever still holds its handle.
+        client.session.start_closing();
         Some(client.session)
     }
 }
@@ -113,12 +160,16 @@ impl Handler<Connect> for SystemRegistry {
     type Result = ();
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
         let refuse = |reason: String| {
-            msg.session.do_send(SessionCommand::Close {
+            msg.session.command(SessionCommand::Close {
                 kind: CloseKind::Refused,
                 frame: Some(protocol::refusal_frame(&reason)),
                 reason,
             });
         };
+        if self.shutting_down {
+            refuse("the server is shutting down".into());
+            return;
+        }
         let Some(system_id) = msg.system_id.as_deref().filter(|s| !s.is_empty()) else {
             refuse("systemId is required: pass ?systemId=... or a SystemId header".into());
             return;
@@ -129,15 +180,12 @@ impl Handler<Connect> for SystemRegistry {
         };
         log::debug!("client {} connected to system '{system_id}'", msg.client_id);
         // Pushed before any other frame can be addressed to this client: the welcome is first.
-        msg.session
-            .do_send(SessionCommand::Push(protocol::welcome_frame(
-                &msg.client_id,
-            )));
+        msg.session.push(&protocol::welcome_frame(&msg.client_id));
         tenant.clients.insert(
             msg.client_id,
             Client {
                 session: msg.session,
-                user_id: String::new(),
+                user_id: msg.user_id.unwrap_or_default(),
                 extend: String::new(),
                 groups: BTreeSet::new(),
                 connected_at: now_millis(),
@@ -173,31 +221,39 @@ impl Handler<Register> for SystemRegistry {
 
 impl Handler<SendToClient> for SystemRegistry {
     type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: SendToClient, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SendToClient, ctx: &mut Context<Self>) -> Self::Result {
         let tenant = self.tenant(&msg.system_id)?;
         let client = tenant.client(&msg.client_id)?;
-        client.session.do_send(SessionCommand::Push(msg.frame));
+        if client.session.push(&msg.frame) == Pushed::Overflowed {
+            self.evict_slow(ctx, &msg.system_id, &msg.client_id);
+        }
         Ok(())
     }
 }
 
 impl Handler<SendToClients> for SystemRegistry {
     type Result = RegistryResult<Vec<String>>;
-    fn handle(&mut self, msg: SendToClients, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SendToClients, ctx: &mut Context<Self>) -> Self::Result {
         let tenant = self.tenant(&msg.system_id)?;
         let mut missing = Vec::new();
+        let mut overflowed = Vec::new();
         let mut seen = BTreeSet::new();
-        for client_id in msg.client_ids {
+        for client_id in &msg.client_ids {
             // A clientId listed twice still gets the message once.
-            if !seen.insert(client_id.clone()) {
+            if !seen.insert(client_id) {
                 continue;
             }
-            match tenant.clients.get(&client_id) {
-                Some(client) => client
-                    .session
-                    .do_send(SessionCommand::Push(msg.frame.clone())),
-                None => missing.push(client_id),
+            match tenant.clients.get(client_id) {
+                Some(client) => {
+                    if client.session.push(&msg.frame) == Pushed::Overflowed {
+                        overflowed.push(client_id);
+                    }
+                }
+                None => missing.push(client_id.clone()),
             }
+        }
+        for client_id in overflowed {
+            self.evict_slow(ctx, &msg.system_id, client_id);
         }
         Ok(missing)
     }
@@ -219,39 +275,68 @@ impl Handler<SendToGroup> for SystemRegistry {
 
 impl Handler<SendToSystem> for SystemRegistry {
     type Result = RegistryResult<usize>;
-    fn handle(&mut self, msg: SendToSystem, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SendToSystem, ctx: &mut Context<Self>) -> Self::Result {
         let tenant = self.tenant(&msg.system_id)?;
-        for client in tenant.clients.values() {
-            client
-                .session
-                .do_send(SessionCommand::Push(msg.frame.clone()));
+        let count = tenant.clients.len();
+        let overflowed: Vec<String> = tenant
+            .clients
+            .iter()
+            .filter(|(_, client)| client.session.push(&msg.frame) == Pushed::Overflowed)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for client_id in overflowed {
+            self.evict_slow(ctx, &msg.system_id, &client_id);
         }
-        Ok(tenant.clients.len())
+        Ok(count)
     }
 }
 
 impl Handler<BindToGroup> for SystemRegistry {
     type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: BindToGroup, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: BindToGroup, ctx: &mut Context<Self>) -> Self::Result {
+        let overflow_recipient = ctx.address().recipient();
+        let max_groups = self.settings.max_groups_per_client;
+        let max_members = self.settings.max_clients_per_group;
         let tenant = self.tenant(&msg.system_id)?;
+        let members_now = tenant
+            .groups
+            .get(&msg.group_name)
+            .map_or(0, |entry| entry.members.len());
         let client = tenant
             .clients
             .get_mut(&msg.client_id)
             .ok_or_else(|| RegistryError::UnknownClient(msg.client_id.clone()))?;
+        let already_member = client.groups.contains(&msg.group_name);
+        // Limits are checked before anything changes: a refused bind changes nothing.
+        if !already_member {
+            if client.groups.len() >= max_groups {
+                return Err(RegistryError::TooManyGroups {
+                    client_id: msg.client_id,
+                    limit: max_groups,
+                });
+            }
+            if let Some(limit) = max_members.filter(|limit| members_now >= *limit) {
+                return Err(RegistryError::GroupFull {
+                    group_name: msg.group_name,
+                    limit,
+                });
+            }
+        }
         // userId and extend belong to the client: the last bind wins, even a repeated one.
         client.user_id = msg.user_id;
         client.extend = msg.extend;
-        if !client.groups.insert(msg.group_name.clone()) {
-            // Already a member: no membership change, no notice.
+        if already_member {
+            // No membership change, no notice.
             return Ok(());
         }
+        client.groups.insert(msg.group_name.clone());
         let notice =
             protocol::presence_frame(true, &msg.client_id, &client.user_id, &client.extend);
         let session = client.session.clone();
         let entry = match tenant.groups.entry(msg.group_name) {
             btree_map::Entry::Occupied(e) => e.into_mut(),
             btree_map::Entry::Vacant(e) => {
-                let group = Group::new(&msg.system_id, e.key());
+                let group = Group::new(&msg.system_id, e.key(), overflow_recipient);
                 e.insert(GroupEntry {
                     members: BTreeSet::new(),
                     actor: Supervisor::start(move |_| group),
@@ -336,7 +421,8 @@ impl Handler<CloseClient> for SystemRegistry {
         let session = tenant
             .remove_client(&msg.client_id)
             .ok_or_else(|| RegistryError::UnknownClient(msg.client_id.clone()))?;
-        session.do_send(SessionCommand::Close {
+        self.metrics.client_closed(CloseReason::Rest);
+        session.command(SessionCommand::Close {
             kind: CloseKind::ClosedByApi,
             reason: "closed by the server".into(),
             frame: None,
@@ -406,5 +492,86 @@ impl Handler<StopGroupActor> for SystemRegistry {
             }
             None => false,
         }
+    }
+}
+
+impl Handler<ClientOverflowed> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: ClientOverflowed, ctx: &mut Context<Self>) {
+        self.evict_slow(ctx, &msg.system_id, &msg.client_id);
+    }
+}
+
+impl Handler<Shutdown> for SystemRegistry {
+    type Result = usize;
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
+        self.shutting_down = true;
+        let mut closed = 0;
+        for tenant in self.systems.values_mut() {
+            // Dropping the groups first spares everyone the 1002 storm of a mass disconnect.
+            tenant.groups.clear();
+            for (_, client) in tenant.clients.drain() {
+                client.session.start_closing();
+                client.session.command(SessionCommand::Close {
+                    kind: CloseKind::Shutdown,
+                    reason: "server shutting down".into(),
+                    frame: None,
+                });
+                self.metrics.client_closed(CloseReason::Shutdown);
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+impl Handler<GetSystemClients> for SystemRegistry {
+    type Result = MessageResult<GetSystemClients>;
+    fn handle(&mut self, _: GetSystemClients, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.systems
+                .iter()
+                .map(|(id, tenant)| (id.clone(), tenant.clients.len()))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<CheckInvariants> for SystemRegistry {
+    type Result = MessageResult<CheckInvariants>;
+    fn handle(&mut self, _: CheckInvariants, _: &mut Context<Self>) -> Self::Result {
+        let mut violations = Vec::new();
+        for (system_id, tenant) in &self.systems {
+            for (group_name, entry) in &tenant.groups {
+                if entry.members.is_empty() {
+                    violations.push(format!("{system_id}/{group_name}: empty group kept"));
+                }
+                for member in &entry.members {
+                    match tenant.clients.get(member) {
+                        None => violations.push(format!(
+                            "{system_id}/{group_name}: member {member} is not a client of the system"
+                        )),
+                        Some(client) if !client.groups.contains(group_name) => violations.push(
+                            format!("{system_id}/{group_name}: {member} does not list the group"),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+            for (client_id, client) in &tenant.clients {
+                for group_name in &client.groups {
+                    let listed = tenant
+                        .groups
+                        .get(group_name)
+                        .is_some_and(|entry| entry.members.contains(client_id));
+                    if !listed {
+                        violations.push(format!(
+                            "{system_id}: {client_id} lists {group_name}, which does not list it"
+                        ));
+                    }
+                }
+            }
+        }
+        MessageResult(violations)
     }
 }

@@ -5,14 +5,20 @@
 //! session writes whatever [`SessionCommand`] it is sent, pings on a timer and drops a client
 //! that stays silent too long. `stopping()` tells the registry ([`Disconnect`]) whatever the
 //! cause: close frame, dropped TCP, heartbeat timeout, oversized frame or REST `close_client`.
+//! A session that actix-http drops without stopping it (its connection was shut down under it)
+//! sends the same from `Drop`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Running, StreamHandler};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
 use super::messages::{CloseKind, Connect, Disconnect, SessionCommand};
+use super::outbox::{Outbox, SessionHandle};
 use super::registry::SystemRegistry;
+use crate::hub::ConnectionPermit;
+use crate::metrics::{self, Metrics};
 
 /// Heartbeat settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -23,33 +29,62 @@ pub struct Heartbeat {
     pub client_timeout: Duration,
 }
 
+/// What the handshake decided about a connection before its session starts.
+#[derive(Debug)]
+pub enum Admission {
+    /// Ask the registry to admit it to this system (`None`: none was named; the registry refuses).
+    Connect {
+        system_id: Option<String>,
+        /// Preset by a client token.
+        user_id: Option<String>,
+    },
+    /// Refuse at once with −1001 and close 1008, for this reason.
+    Refuse(String),
+}
+
 pub struct WsSession {
     client_id: String,
-    /// As given by the client; `None` or unregistered gets the connection refused.
+    /// Taken when the registry is asked to admit the session; whatever is left in it once the
+    /// session is registered names its system for `Disconnect`.
+    admission: Option<Admission>,
+    /// The system it asked to join, once it has asked.
     system_id: Option<String>,
     registry: Addr<SystemRegistry>,
     heartbeat: Heartbeat,
     /// When the client last sent anything (a pong or any frame).
     last_heard: Instant,
+    outbox: Arc<Outbox>,
+    /// Keeps the connection counted until the session is dropped.
+    _permit: ConnectionPermit,
 }
 
 impl WsSession {
     pub fn new(
         client_id: String,
-        system_id: Option<String>,
+        admission: Admission,
         registry: Addr<SystemRegistry>,
         heartbeat: Heartbeat,
+        outbox: Arc<Outbox>,
+        permit: ConnectionPermit,
     ) -> Self {
         WsSession {
             client_id,
-            system_id,
+            admission: Some(admission),
+            system_id: None,
             registry,
             heartbeat,
             last_heard: Instant::now(),
+            outbox,
+            _permit: permit,
         }
     }
 
+    fn metrics(&self) -> &Metrics {
+        self.outbox.metrics()
+    }
+
     fn close(&self, ctx: &mut WebsocketContext<Self>, code: CloseCode, reason: &str) {
+        self.outbox.start_closing();
         ctx.close(Some(CloseReason {
             code,
             description: Some(reason.to_owned()),
@@ -61,6 +96,9 @@ impl WsSession {
         ctx.run_interval(self.heartbeat.ping_interval, |session, ctx| {
             if session.last_heard.elapsed() > session.heartbeat.client_timeout {
                 log::debug!("client {} timed out", session.client_id);
+                session
+                    .metrics()
+                    .client_closed(metrics::CloseReason::Heartbeat);
                 // A silent peer may be gone without a FIN: no close handshake, just stop.
                 ctx.stop();
                 return;
@@ -68,22 +106,15 @@ impl WsSession {
             ctx.ping(b"");
         });
     }
-}
 
-impl Actor for WsSession {
-    type Context = WebsocketContext<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.start_heartbeat(ctx);
-        self.registry.do_send(Connect {
-            system_id: self.system_id.clone(),
-            client_id: self.client_id.clone(),
-            session: ctx.address().recipient(),
-        });
+    fn refuse(&self, ctx: &mut WebsocketContext<Self>, reason: &str) {
+        ctx.text(crate::protocol::refusal_frame(reason));
+        self.close(ctx, CloseCode::Policy, reason);
     }
 
-    fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        log::debug!("client {} disconnected", self.client_id);
+    /// Tells the registry this client is gone (at most once).
+    fn disconnect(&mut self) {
+        self.outbox.start_closing();
         if let Some(system_id) = self.system_id.take() {
             // Sent through the same mailbox after Connect, so it is handled after it.
             self.registry.do_send(Disconnect {
@@ -91,7 +122,41 @@ impl Actor for WsSession {
                 client_id: self.client_id.clone(),
             });
         }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match self.admission.take() {
+            Some(Admission::Connect { system_id, user_id }) => {
+                self.start_heartbeat(ctx);
+                self.system_id = system_id.clone();
+                self.registry.do_send(Connect {
+                    system_id,
+                    client_id: self.client_id.clone(),
+                    user_id,
+                    session: SessionHandle::new(ctx.address().recipient(), self.outbox.clone()),
+                });
+            }
+            Some(Admission::Refuse(reason)) => self.refuse(ctx, &reason),
+            None => ctx.stop(),
+        }
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        log::debug!("client {} disconnected", self.client_id);
+        self.disconnect();
         Running::Stop
+    }
+}
+
+impl Drop for WsSession {
+    fn drop(&mut self) {
+        // actix-http closes the socket only after dropping this session: forget it first.
+        self.outbox.forget_socket();
+        self.disconnect();
     }
 }
 
@@ -99,7 +164,15 @@ impl Handler<SessionCommand> for WsSession {
     type Result = ();
     fn handle(&mut self, cmd: SessionCommand, ctx: &mut Self::Context) {
         match cmd {
-            SessionCommand::Push(frame) => ctx.text(frame),
+            SessionCommand::Push(frame) => {
+                self.outbox.taken(frame.len());
+                if self.outbox.is_closing() {
+                    self.metrics().frames_dropped.inc();
+                } else {
+                    ctx.text(frame);
+                    self.metrics().frames_delivered.inc();
+                }
+            }
             SessionCommand::Close {
                 kind,
                 reason,
@@ -110,7 +183,9 @@ impl Handler<SessionCommand> for WsSession {
                 }
                 let code = match kind {
                     CloseKind::ClosedByApi => CloseCode::Normal,
+                    CloseKind::Shutdown => CloseCode::Away,
                     CloseKind::Refused => CloseCode::Policy,
+                    CloseKind::SlowConsumer => CloseCode::Other(4008),
                 };
                 self.close(ctx, code, &reason);
             }
@@ -130,10 +205,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             | Ok(ws::Message::Continuation(_))
             | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
+                self.outbox.start_closing();
                 ctx.close(reason);
                 ctx.stop();
             }
             Err(ws::ProtocolError::Overflow) => {
+                self.metrics().client_closed(metrics::CloseReason::TooBig);
                 self.close(ctx, CloseCode::Size, "frame too big");
             }
             Err(err) => {

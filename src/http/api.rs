@@ -2,7 +2,12 @@
 //! the extractors, serializes any frame once, sends one typed message to the registry and wraps
 //! the answer in the envelope.
 
-use actix_web::{web, Handler, HttpResponse, Resource, Responder, Scope};
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, Handler, HttpResponse, Resource, Responder, ResponseError, Scope};
 use serde::Serialize;
 
 use super::extract::{Body, Caller, SystemCaller};
@@ -23,9 +28,33 @@ impl<T: Serialize> Responder for Success<T> {
 
 type ApiResult<T> = Result<Success<T>, ApiError>;
 
+/// Every API method, as it appears in the path and in metric labels.
+pub const METHODS: [&str; 11] = [
+    "register",
+    "send_to_client",
+    "send_to_clients",
+    "send_to_group",
+    "send_to_system",
+    "bind_to_group",
+    "unbind_from_group",
+    "get_online_list",
+    "get_all_groups",
+    "close_client",
+    "get_client_info",
+];
+
 /// The `/api` scope with every method.
-pub fn scope() -> Scope {
+pub fn scope() -> Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     web::scope("/api")
+        .wrap(from_fn(observe))
         .service(method("register", register))
         .service(method("send_to_client", send_to_client))
         .service(method("send_to_clients", send_to_clients))
@@ -38,6 +67,46 @@ pub fn scope() -> Scope {
         .service(method("close_client", close_client))
         .service(method("get_client_info", get_client_info))
         .default_service(web::to(unknown_method))
+}
+
+/// Refuses calls once shutdown has begun, and counts every call by method and status.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(hub) = req.app_data::<web::Data<Hub>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let last_segment = req.path().rsplit('/').next().unwrap_or_default();
+    let method = METHODS
+        .iter()
+        .find(|m| **m == last_segment)
+        .copied()
+        .unwrap_or("unknown");
+    let started = Instant::now();
+    let response = if hub.is_shutting_down() {
+        let error = ApiError::Unavailable("the server is shutting down".into());
+        req.into_response(error.error_response())
+    } else {
+        next.call(req).await?.map_into_boxed_body()
+    };
+    let status = response.status();
+    let metrics = &hub.metrics;
+    metrics
+        .rest_requests
+        .with_label_values(&[method, status.as_str()])
+        .inc();
+    metrics
+        .rest_latency
+        .with_label_values(&[method])
+        .observe(started.elapsed().as_secs_f64());
+    if status.is_success() && method.starts_with("send_") {
+        metrics.messages_pushed.with_label_values(&[method]).inc();
+    }
+    Ok(response)
 }
 
 /// `POST /<name>`; any other HTTP method gets 405.
@@ -94,9 +163,6 @@ async fn send_to_clients(
     caller: SystemCaller,
     Body(body): Body<p::SendToClientsRequest>,
 ) -> ApiResult<p::SendToClientsReply> {
-    if body.client_ids.is_empty() {
-        return Err(ApiError::BadRequest("clientIds: must not be empty".into()));
-    }
     let message_id = p::new_id();
     let frame = p::push_frame(&message_id, body.message());
     let missing = hub

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::Hub;
 use crate::auth::Scope;
 use crate::error::ApiError;
+use crate::protocol::{CheckLimits, OverLimit};
 
 /// Name of the header that says which system a REST call acts on.
 pub const SYSTEM_ID_HEADER: &str = "SystemId";
@@ -113,15 +114,17 @@ impl FromRequest for SystemCaller {
 /// servers' SDKs do not always set it); an empty body reads as `{}`. Errors name the field.
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+impl<T: DeserializeOwned + CheckLimits + 'static> FromRequest for Body<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         // Reads at most the configured limit (`web::PayloadConfig` registered by `configure`).
         let bytes = web::Bytes::from_request(req, payload);
-        let limit = hub(req).map(|hub| hub.settings.max_body_size).unwrap_or(0);
+        let settings = hub(req).map(|hub| hub.settings.clone());
         Box::pin(async move {
+            let settings = settings?;
+            let limit = settings.max_body_size;
             let bytes = bytes
                 .await
                 .map_err(|err| match err.as_error::<PayloadError>() {
@@ -130,7 +133,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                     )),
                     _ => ApiError::BadRequest(format!("could not read the request body: {err}")),
                 })?;
-            parse_json(if bytes.is_empty() { b"{}" } else { &bytes }).map(Body)
+            let body: T = parse_json(if bytes.is_empty() { b"{}" } else { &bytes })?;
+            body.check_limits(&settings.limits)
+                .map_err(|over| match over {
+                    OverLimit::Field(msg) => ApiError::BadRequest(msg),
+                    OverLimit::Data(msg) => ApiError::PayloadTooLarge(msg),
+                })?;
+            Ok(Body(body))
         })
     }
 }

@@ -1,34 +1,93 @@
-//! `GET /ws`: upgrades to a WebSocket and starts a [`WsSession`] for it.
+//! `GET /ws`: admits the connection at the gate (503 over the limits, before upgrading),
+//! decides its admission (system, client token) and starts a [`WsSession`] for it.
 
+use std::any::Any;
+use std::os::fd::{AsRawFd, RawFd};
+
+use actix_web::dev::Extensions;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
 
 use super::extract::SYSTEM_ID_HEADER;
 use super::Hub;
-use crate::actors::session::WsSession;
+use crate::actors::outbox::Outbox;
+use crate::actors::session::{Admission, WsSession};
+use crate::config::ClientAuth;
+use crate::error::ApiError;
 use crate::protocol::new_id;
 
 #[derive(Deserialize)]
 struct WsQuery {
     #[serde(rename = "systemId")]
     system_id: Option<String>,
+    token: Option<String>,
 }
 
-/// The system a connecting client names: `?systemId=` first, then the `SystemId` header.
-/// An unreadable query or header counts as missing; the session then refuses with −1001/1008.
-fn requested_system(req: &HttpRequest) -> Option<String> {
-    web::Query::<WsQuery>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.into_inner().system_id)
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            req.headers()
-                .get(SYSTEM_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        })
+/// The connection's socket descriptor, recorded by [`on_connect`] so that a frozen slow
+/// consumer can be cut off from outside its session.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSocket(pub RawFd);
+
+/// Kernel send buffer of each connection. Sized for a push connection, not a bulk transfer: the
+/// kernel's auto-tuning would let a client that stops reading hold megabytes there, unseen by
+/// the outbound-queue bound.
+pub const SOCKET_SEND_BUFFER: usize = 64 * 1024;
+
+/// Pass to `HttpServer::on_connect` so sessions can shut down a slow consumer's socket, and so
+/// connections get a send buffer sized for pushes. Without it (an embedding host that does not
+/// call it) slow consumers are still evicted and get no more frames; their connection then ends
+/// when the client reads again or the host drops it.
+pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER) {
+            log::debug!("could not size a connection's send buffer: {err}");
+        }
+        data.insert(ConnectionSocket(tcp.as_raw_fd()));
+    }
+}
+
+/// Reads `systemId` and `token` from the query (an unreadable query counts as empty), with the
+/// `SystemId` header as the fallback for the system.
+fn parse_request(req: &HttpRequest) -> (Option<String>, Option<String>) {
+    let query = web::Query::<WsQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or(WsQuery {
+            system_id: None,
+            token: None,
+        });
+    let system_id = query.system_id.filter(|s| !s.is_empty()).or_else(|| {
+        req.headers()
+            .get(SYSTEM_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    });
+    (system_id, query.token)
+}
+
+fn admission(hub: &Hub, system_id: Option<String>, token: Option<&str>) -> Admission {
+    let Some(system_id) = system_id else {
+        return Admission::Connect {
+            system_id: None,
+            user_id: None,
+        };
+    };
+    let max = hub.settings.limits.max_system_id_len;
+    if system_id.len() > max {
+        return Admission::Refuse(format!("systemId is longer than {max} bytes"));
+    }
+    let user_id = match hub.settings.client_auth {
+        ClientAuth::None => None,
+        ClientAuth::Jwt => match hub.auth.verify_client(token, &system_id) {
+            Ok(user_id) => user_id,
+            Err(reason) => return Admission::Refuse(reason),
+        },
+    };
+    Admission::Connect {
+        system_id: Some(system_id),
+        user_id,
+    }
 }
 
 pub async fn connect(
@@ -36,11 +95,27 @@ pub async fn connect(
     stream: web::Payload,
     hub: web::Data<Hub>,
 ) -> actix_web::Result<HttpResponse> {
+    if hub.is_shutting_down() {
+        return Err(ApiError::Unavailable("the server is shutting down".into()).into());
+    }
+    let (system_id, token) = parse_request(&req);
+    let permit = hub
+        .gate
+        .admit(system_id.as_deref())
+        .map_err(|refusal| ApiError::Unavailable(refusal.to_string()))?;
+    let socket = req.conn_data::<ConnectionSocket>().map(|s| s.0);
+    let outbox = Outbox::new(
+        hub.settings.limits.max_outbound_queue,
+        socket,
+        hub.metrics.clone(),
+    );
     let session = WsSession::new(
         new_id(),
-        requested_system(&req),
+        admission(&hub, system_id, token.as_deref()),
         hub.registry.clone(),
         hub.settings.heartbeat,
+        outbox,
+        permit,
     );
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(hub.settings.max_frame_size)

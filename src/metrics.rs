@@ -1,0 +1,180 @@
+//! Prometheus metrics, one set per [`Hub`](crate::Hub) (so several servers in one process, as in
+//! the tests, keep separate counts), served at `GET /metrics` in the text format.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Why the server closed or dropped a client; the `reason` label of `wshub_clients_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its outbound queue passed `--max-outbound-queue` (4008).
+    Slow,
+    /// It sent a frame over `--max-frame-size` (1009).
+    TooBig,
+    /// It stayed silent past `--client-timeout`.
+    Heartbeat,
+    /// The server is shutting down (1001).
+    Shutdown,
+    /// REST `close_client` (1000).
+    Rest,
+}
+
+impl CloseReason {
+    fn label(self) -> &'static str {
+        match self {
+            CloseReason::Slow => "slow",
+            CloseReason::TooBig => "too_big",
+            CloseReason::Heartbeat => "heartbeat",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Rest => "rest",
+        }
+    }
+}
+
+/// At most this many systems get their own `system` label on the connections gauge; the rest
+/// are summed under `system="_other"`, so a tenant explosion cannot explode the series count.
+pub const MAX_SYSTEM_LABELS: usize = 100;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections (all, including ones not yet admitted by the registry).
+    pub connections: IntGauge,
+    /// Registered clients per system, set at scrape time.
+    pub connections_by_system: IntGaugeVec,
+    /// Groups, set at scrape time.
+    pub groups: IntGauge,
+    /// REST sends accepted, by method.
+    pub messages_pushed: IntCounterVec,
+    /// Frames written to client sockets.
+    pub frames_delivered: IntCounter,
+    /// Frames not delivered because their client was slow or closing.
+    pub frames_dropped: IntCounter,
+    clients_closed: IntCounterVec,
+    /// REST calls, by method and HTTP status.
+    pub rest_requests: IntCounterVec,
+    /// REST latency in seconds, by method.
+    pub rest_latency: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        // Registration of fresh, uniquely named collectors into a fresh registry cannot fail.
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+            let _ = r.register(Box::new(c.clone()));
+            c
+        }
+        let gauge = |name: &str, help: &str| {
+            reg(
+                &registry,
+                IntGauge::new(name, help).unwrap_or_else(|_| unreachable!()),
+            )
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            reg(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels)
+                    .unwrap_or_else(|_| unreachable!()),
+            )
+        };
+        let counter = |name: &str, help: &str| {
+            reg(
+                &registry,
+                IntCounter::new(name, help).unwrap_or_else(|_| unreachable!()),
+            )
+        };
+        Metrics {
+            connections: gauge("wshub_connections", "Open WebSocket connections."),
+            connections_by_system: reg(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "wshub_system_clients",
+                        "Connected clients per system (the largest 100; the rest as _other).",
+                    ),
+                    &["system"],
+                )
+                .unwrap_or_else(|_| unreachable!()),
+            ),
+            groups: gauge("wshub_groups", "Groups with at least one member."),
+            messages_pushed: counter_vec(
+                "wshub_messages_pushed_total",
+                "Messages accepted by the REST send methods.",
+                &["method"],
+            ),
+            frames_delivered: counter(
+                "wshub_frames_delivered_total",
+                "Frames written to client connections (pushes and notices).",
+            ),
+            frames_dropped: counter(
+                "wshub_frames_dropped_total",
+                "Frames not delivered because the client was slow or closing.",
+            ),
+            clients_closed: counter_vec(
+                "wshub_clients_closed_total",
+                "Clients closed or dropped by the server, by reason.",
+                &["reason"],
+            ),
+            rest_requests: counter_vec(
+                "wshub_rest_requests_total",
+                "REST calls by method and HTTP status.",
+                &["method", "status"],
+            ),
+            rest_latency: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "wshub_rest_request_duration_seconds",
+                        "REST call latency by method.",
+                    )
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0,
+                    ]),
+                    &["method"],
+                )
+                .unwrap_or_else(|_| unreachable!()),
+            ),
+            registry,
+        }
+    }
+
+    pub fn client_closed(&self, reason: CloseReason) {
+        self.clients_closed
+            .with_label_values(&[reason.label()])
+            .inc();
+    }
+
+    /// Sets the per-system gauge from `(system, clients)` pairs, largest first.
+    pub fn set_system_clients(&self, mut counts: Vec<(String, usize)>) {
+        self.connections_by_system.reset();
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let other: usize = counts.iter().skip(MAX_SYSTEM_LABELS).map(|c| c.1).sum();
+        for (system, clients) in counts.iter().take(MAX_SYSTEM_LABELS) {
+            self.connections_by_system
+                .with_label_values(&[system.as_str()])
+                .set(*clients as i64);
+        }
+        if counts.len() > MAX_SYSTEM_LABELS {
+            self.connections_by_system
+                .with_label_values(&["_other"])
+                .set(other as i64);
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,201 @@
+//! Slow consumers: a client that stops reading is closed with 4008 and freed, while the other
+//! members of its group get every message.
+
+use std::time::Duration;
+
+use awc::ws::Frame;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, WsClient, WAIT};
+
+/// Resident memory of this process (server and test clients), in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Reads frames until `expected` pushes with code 7 arrived; checks they came in order.
+/// Gives the client back so it stays connected.
+async fn read_all(mut client: WsClient, expected: usize) -> (WsClient, usize) {
+    let mut next = 0;
+    while next < expected {
+        let frame = tokio::time::timeout(Duration::from_secs(60), client.conn.next())
+            .await
+            .expect("frames keep coming")
+            .expect("open")
+            .expect("valid");
+        if let Frame::Text(bytes) = frame {
+            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            if value["code"] == 7 {
+                assert_eq!(value["data"]["seq"], next, "in order, none lost");
+                next += 1;
+            }
+        }
+    }
+    (client, next)
+}
+
+#[actix_web::test]
+async fn one_client_that_stops_reading_does_not_hold_up_its_group() {
+    const MEMBERS: usize = 100;
+    const MESSAGES: usize = 5000;
+    let app = spawn_app_with(|c| {
+        c.workers = 2;
+        c.limits.max_outbound_queue = 256 * 1024;
+        // Long enough that the slow client can still take its close frame when it reads again.
+        c.slow_close_grace = Duration::from_secs(60);
+    })
+    .await;
+    app.register("s").await;
+    let mut clients = Vec::new();
+    for _ in 0..MEMBERS {
+        let client = app.connect("s").await;
+        app.api(
+            "bind_to_group",
+            "s",
+            json!({"clientId": client.id, "groupName": "g"}),
+        )
+        .await
+        .ok();
+        clients.push(client);
+    }
+    // The last one stops reading from now on: nothing polls its socket.
+    let mut slow = clients.pop().unwrap();
+    let slow_id = slow.id.clone();
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|client| actix_web::rt::spawn(read_all(client, MESSAGES)))
+        .collect();
+
+    let rss_before = rss_kib();
+    let payload = "p".repeat(1000);
+    for seq in 0..MESSAGES {
+        let reply = app
+            .api(
+                "send_to_group",
+                "s",
+                json!({"groupName": "g", "code": 7, "data": {"seq": seq, "pad": payload}}),
+            )
+            .await
+            .ok();
+        // The group send never waits for the slow member.
+        assert!(reply["count"].as_u64().unwrap() >= (MEMBERS - 1) as u64);
+    }
+    let mut kept = Vec::new();
+    for reader in readers {
+        let (client, received) = reader.await.unwrap();
+        assert_eq!(received, MESSAGES);
+        kept.push(client);
+    }
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    // Server and 100 clients in one process: the slow client's backlog is bounded at 256 KiB.
+    assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
+
+    // It was evicted: offline, gone from the group, counted as slow.
+    let info = app
+        .api("get_client_info", "s", json!({"clientId": slow_id}))
+        .await
+        .ok();
+    assert_eq!(info["online"], false);
+    let list = app
+        .api("get_online_list", "s", json!({"groupName": "g"}))
+        .await
+        .ok();
+    assert_eq!(list["count"], MEMBERS - 1);
+    let metrics = String::from_utf8(
+        app.http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .body()
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(metrics.contains(r#"wshub_clients_closed_total{reason="slow"} 1"#));
+
+    // When it reads again it finds part of the stream, then the 4008 close.
+    let reason = loop {
+        let frame = tokio::time::timeout(WAIT, slow.conn.next())
+            .await
+            .expect("frames")
+            .expect("open")
+            .expect("valid");
+        if let Frame::Close(reason) = frame {
+            break reason.expect("close reason");
+        }
+    };
+    assert_eq!(u16::from(reason.code), 4008);
+    assert_eq!(reason.description.as_deref(), Some("slow consumer"));
+}
+
+#[actix_web::test]
+async fn a_client_that_never_reads_again_is_cut_off_and_freed() {
+    let app = spawn_app_with(|c| {
+        c.limits.max_outbound_queue = 64 * 1024;
+        c.slow_close_grace = Duration::from_millis(200);
+    })
+    .await;
+    app.register("s").await;
+    let frozen = app.connect("s").await;
+    let mut watcher = app.connect("s").await;
+    app.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": frozen.id, "groupName": "g", "userId": "frozen"}),
+    )
+    .await
+    .ok();
+    app.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": watcher.id, "groupName": "g"}),
+    )
+    .await
+    .ok();
+    assert_eq!(app.hub.gate.open(), 2);
+    let payload = "p".repeat(1000);
+    let mut sent = 0;
+    // Push to the frozen client alone until it is evicted.
+    loop {
+        let reply = app
+            .api(
+                "send_to_client",
+                "s",
+                json!({"clientId": frozen.id, "data": payload}),
+            )
+            .await;
+        if reply.status == 404 {
+            break;
+        }
+        reply.ok();
+        sent += 1;
+        assert!(sent < 10_000, "never evicted");
+    }
+    // The group heard it go offline.
+    loop {
+        let frame = watcher.next_json().await;
+        if frame["code"] == 1002 {
+            assert_eq!(frame["sendUserId"], "frozen");
+            break;
+        }
+    }
+    // Its session never ran again, yet its connection, actor and mailbox were freed: the socket
+    // was shut down from outside after the grace period.
+    let deadline = std::time::Instant::now() + WAIT;
+    while app.hub.gate.open() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the frozen connection was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(frozen);
+}
