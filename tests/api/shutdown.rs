@@ -1,0 +1,96 @@
+//! Graceful shutdown: on SIGTERM every client gets close 1001 and the process exits 0 in time;
+//! while shutting down, REST and /healthz answer 503.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{expect_close, mint, next_json, spawn_app, SECRET};
+
+#[actix_web::test]
+async fn shutting_down_refuses_new_work_and_closes_clients_with_1001() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let mut a = app.connect("s").await;
+    let mut b = app.connect("s").await;
+    app.bind("s", &a, "g", "ann").await;
+    app.bind("s", &b, "g", "bob").await;
+    assert_eq!(app.hub.shut_down_clients().await, 2);
+    for client in [&mut a, &mut b] {
+        assert_eq!(u16::from(client.expect_close().await.unwrap().code), 1001);
+    }
+    app.api("get_all_groups", "s", json!({}))
+        .await
+        .err(503, "shutting down");
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+}
+
+#[test]
+fn sigterm_closes_clients_with_1001_and_exits_0() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wshub"))
+        .args(["--port", "0", "--workers", "1", "--shutdown-grace", "5"])
+        .env("WSHUB_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Drain the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in log.lines() {});
+
+    actix_web::rt::System::new().block_on(async move {
+        let http = awc::Client::default();
+        let token = mint(None, 600);
+        let reply = http
+            .post(format!("http://{address}/api/register"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send_json(&json!({"systemId": "s"}))
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 200);
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let (_, mut conn) = awc::Client::new()
+                .ws(format!("ws://{address}/ws?systemId=s"))
+                .connect()
+                .await
+                .unwrap();
+            assert_eq!(next_json(&mut conn).await["code"], 0);
+            clients.push(conn);
+        }
+
+        let signalled = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for conn in &mut clients {
+            let reason = expect_close(conn).await.expect("close reason");
+            assert_eq!(u16::from(reason.code), 1001);
+        }
+        drop(clients);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                signalled.elapsed() < Duration::from_secs(5),
+                "did not exit within the grace period"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(exit.success(), "exit status {exit:?}");
+    });
+}
