@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs load scenarios against wshub and the reference limitsrv, one after the other, the server
+# pinned to CPU 0 and the generator to CPU 1, then writes BENCHMARKS.md and bench/latency.svg.
+#
+#   bench/compare.sh                      # every scenario, 3 alternating rounds
+#   ROUNDS=1 SCENARIOS="fanout-rate" bench/compare.sh
+#
+# limitsrv is built outside the repo from ../shared/reference/limitsrv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+SCENARIOS=${SCENARIOS:-"fanout-rate fanout system unicast idle"}
+RESULTS=${RESULTS:-bench/results.jsonl}
+LIMITSRV_DIR=${LIMITSRV_DIR:-../shared/reference/limitsrv}
+LIMITSRV_TARGET=${LIMITSRV_TARGET:-/tmp/limitsrv}
+PORT=${PORT:-7890}
+SECRET=bench-secret
+
+cargo build --release --locked
+cargo bench --locked --bench load --no-run
+cargo build --release --manifest-path "$LIMITSRV_DIR/Cargo.toml" --target-dir "$LIMITSRV_TARGET"
+LOAD=$(ls -t target/release/deps/load-* | grep -v '\.d$' | head -n 1)
+TOKEN=$(WSHUB_JWT_SECRET=$SECRET target/release/wshub token)
+
+args_for() {
+  case $1 in
+    fanout-rate) echo "--clients 1000 --messages 300 --rate 50 --payload 64" ;;
+    fanout) echo "--clients 1000 --messages 2000 --inflight 4 --payload 64" ;;
+    system) echo "--clients 10000 --messages 30 --inflight 1 --payload 64" ;;
+    unicast) echo "--clients 100 --messages 20000 --inflight 32 --payload 64" ;;
+    idle) echo "--clients 15000" ;;
+  esac
+}
+
+start() {
+  case $1 in
+    wshub) WSHUB_JWT_SECRET=$SECRET RUST_LOG=warn taskset -c 0 target/release/wshub --port "$PORT" >/tmp/bench-server.log 2>&1 & ;;
+    limitsrv) taskset -c 0 "$LIMITSRV_TARGET/release/limitsrv" "$PORT" >/tmp/bench-server.log 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return
+    sleep 0.05
+  done
+  echo "server $1 did not start" >&2; exit 1
+}
+
+stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+trap stop EXIT
+
+: >"$RESULTS"
+for round in $(seq "$ROUNDS"); do
+  for scenario in $SCENARIOS; do
+    # Alternate the order so neither server always runs on a warmer machine.
+    if (( round % 2 )); then servers="wshub limitsrv"; else servers="limitsrv wshub"; fi
+    for server in $servers; do
+      start "$server"
+      token=(); [[ $server == wshub ]] && token=(--token "$TOKEN")
+      echo "round $round: $scenario against $server"
+      # shellcheck disable=SC2046
+      taskset -c 1 "$LOAD" "$scenario" --url "http://127.0.0.1:$PORT" "${token[@]}" \
+        --pid "$SERVER_PID" --label "$server" --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
+      stop
+      sleep 0.5
+    done
+  done
+done
+
+cat >/tmp/bench-notes.md <<NOTES
+## How these figures were made
+
+\`\`\`sh
+ROUNDS=$ROUNDS SCENARIOS="$SCENARIOS" bench/compare.sh
+\`\`\`
+
+which, for each round and scenario, starts the server pinned to CPU 0 and runs the generator on
+CPU 1:
+
+\`\`\`sh
+taskset -c 0 target/release/wshub --port $PORT            # or: limitsrv $PORT
+taskset -c 1 target/release/deps/load-* SCENARIO --url http://127.0.0.1:$PORT --pid PID [--token T] ARGS
+\`\`\`
+
+with ARGS per scenario:
+
+$(for s in $SCENARIOS; do echo "- \`$s\`: \`$(args_for "$s")\`"; done)
+
+wshub runs with JWT auth on (every REST call verifies a token); limitsrv has no auth.
+NOTES
+[[ -f bench/notes.md ]] && cat bench/notes.md >>/tmp/bench-notes.md
+"$LOAD" report --input "$RESULTS" --output BENCHMARKS.md --svg bench/latency.svg --notes /tmp/bench-notes.md

@@ -1,0 +1,976 @@
+//! wshub's load generator: drives any server speaking the protocol (wshub, or the reference
+//! limitsrv) by URL and reports JSON and a table.
+//!
+//! ```sh
+//! cargo bench --bench load -- fanout      --url http://127.0.0.1:7800 --token $TOKEN --pid $PID
+//! cargo bench --bench load -- fanout-rate --rate 50 --messages 300 ...
+//! cargo bench --bench load -- system --clients 10000 ...
+//! cargo bench --bench load -- idle --clients 15000 ...
+//! cargo bench --bench load -- unicast --inflight 32 ...
+//! cargo bench --bench load -- report --input bench/results.jsonl   # writes BENCHMARKS.md + SVG
+//! ```
+//! `bench/compare.sh` runs the scenarios against wshub and limitsrv, pinned to separate CPUs.
+//!
+//! The generator parses only what it needs from each frame: it looks for the `"t":` stamp the
+//! sender put in `data` and reads the digits after it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use awc::ws::{Frame, Message};
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "load", about = "wshub load generator")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum Scenario {
+    /// N clients in one group; M messages posted with K in flight, flat out.
+    Fanout(Opts),
+    /// N clients in one group; M messages posted at a fixed rate.
+    FanoutRate(Opts),
+    /// N clients in one system; M messages to the whole system.
+    System(Opts),
+    /// N idle connections: connect rate and server RSS per connection.
+    Idle(Opts),
+    /// send_to_client requests over K keep-alive connections, to N clients.
+    Unicast(Opts),
+    /// Every scenario once (at the sizes given; --tiny for a smoke run).
+    All(Opts),
+    /// Writes BENCHMARKS.md and the latency plot from a results file.
+    Report(ReportOpts),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Opts {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:7800")]
+    url: String,
+    /// API token (none for servers without auth).
+    #[arg(long, env = "WSHUB_TOKEN")]
+    token: Option<String>,
+    /// The server's pid, to read its CPU time and RSS from /proc.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Name of the server in the results (wshub, limitsrv, ...).
+    #[arg(long, default_value = "wshub")]
+    label: String,
+    /// Clients.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Messages.
+    #[arg(long)]
+    messages: Option<usize>,
+    /// Requests in flight.
+    #[arg(long)]
+    inflight: Option<usize>,
+    /// Messages per second (fanout-rate).
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Size of each message's padding, in bytes.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Append the result as one JSON line to this file.
+    #[arg(long)]
+    json: Option<String>,
+    /// Tiny sizes, to prove the harness works (CI).
+    #[arg(long)]
+    tiny: bool,
+    /// Concurrent connection attempts while connecting clients.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ReportOpts {
+    /// Results, one JSON object a line.
+    #[arg(long, default_value = "bench/results.jsonl")]
+    input: String,
+    /// The markdown report to write.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    output: String,
+    /// The latency plot to write (referenced from the report).
+    #[arg(long, default_value = "bench/latency.svg")]
+    svg: String,
+    /// Extra markdown (commands, notes) placed after the tables.
+    #[arg(long)]
+    notes: Option<String>,
+}
+
+fn main() {
+    // `cargo bench` passes --bench; ignore it.
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    let cli = Cli::parse_from(args);
+    match cli.scenario {
+        Scenario::Report(opts) => report(&opts),
+        scenario => {
+            actix_web::rt::System::new().block_on(async move {
+                let results = run(scenario).await;
+                for result in results {
+                    print_result(&result);
+                }
+            });
+        }
+    }
+}
+
+async fn run(scenario: Scenario) -> Vec<Value> {
+    match scenario {
+        Scenario::Fanout(o) => vec![fanout(o, None).await],
+        Scenario::FanoutRate(o) => {
+            let rate = o.rate;
+            vec![fanout(o, Some(rate)).await]
+        }
+        Scenario::System(o) => vec![system(o).await],
+        Scenario::Idle(o) => vec![idle(o).await],
+        Scenario::Unicast(o) => vec![unicast(o).await],
+        Scenario::All(o) => {
+            let rate = o.rate;
+            vec![
+                fanout(o.clone(), None).await,
+                fanout(o.clone(), Some(rate)).await,
+                system(o.clone()).await,
+                unicast(o.clone()).await,
+                idle(o).await,
+            ]
+        }
+        Scenario::Report(_) => unreachable!(),
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-side readings from /proc
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST and WebSocket plumbing
+
+struct Api {
+    http: awc::Client,
+    url: String,
+    token: Option<String>,
+    system: String,
+}
+
+impl Api {
+    fn new(o: &Opts, connections: usize) -> Api {
+        let connector = awc::Connector::new().limit(connections.max(1));
+        Api {
+            http: awc::Client::builder()
+                .connector(connector)
+                .timeout(Duration::from_secs(60))
+                .finish(),
+            url: o.url.trim_end_matches('/').to_owned(),
+            token: o.token.clone(),
+            system: format!("bench-{}", now_nanos() % 1_000_000_000),
+        }
+    }
+
+    async fn call(&self, method: &str, body: String) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}/api/{method}", self.url))
+            .insert_header(("SystemId", self.system.as_str()))
+            .insert_header(("Content-Type", "application/json"));
+        if let Some(token) = &self.token {
+            request = request.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        let mut response = request.send_body(body).await.expect("request sent");
+        let status = response.status();
+        let bytes = response.body().limit(64 << 20).await.expect("reply read");
+        assert!(
+            status.is_success(),
+            "{method}: HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    fn ws_url(&self) -> String {
+        format!(
+            "{}/ws?systemId={}",
+            self.url.replacen("http", "ws", 1),
+            self.system
+        )
+    }
+}
+
+/// What every reader task reports into.
+#[derive(Default)]
+struct Tally {
+    /// Bench pushes received.
+    received: Cell<u64>,
+    /// Any frames received (notices included).
+    frames: Cell<u64>,
+    /// When the last bench push arrived.
+    last: Cell<Option<Instant>>,
+    /// End-to-end latency of each bench push, microseconds.
+    latencies: RefCell<Vec<u32>>,
+}
+
+/// Finds `"t":<digits>` in a frame: the send stamp the generator put in `data`.
+fn stamp(frame: &[u8]) -> Option<u64> {
+    let at = frame.windows(4).position(|w| w == b"\"t\":")? + 4;
+    let digits = frame[at..].iter().take_while(|b| b.is_ascii_digit());
+    let mut value = 0u64;
+    let mut any = false;
+    for d in digits {
+        value = value * 10 + u64::from(d - b'0');
+        any = true;
+    }
+    any.then_some(value)
+}
+
+/// Connects one client and returns its id; a spawned task then reads its frames into `tally`.
+async fn connect_client(ws_url: String, tally: Rc<Tally>) -> String {
+    let (_, mut conn) = awc::Client::new()
+        .ws(ws_url)
+        .max_frame_size(1 << 20)
+        .connect()
+        .await
+        .expect("websocket handshake");
+    let id = loop {
+        match conn.next().await {
+            Some(Ok(Frame::Text(bytes))) => {
+                let v: Value = serde_json::from_slice(&bytes).expect("welcome is JSON");
+                break v["data"]["clientId"]
+                    .as_str()
+                    .expect("welcome has clientId")
+                    .to_owned();
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no welcome frame: {other:?}"),
+        }
+    };
+    actix_web::rt::spawn(async move {
+        while let Some(Ok(frame)) = conn.next().await {
+            match frame {
+                Frame::Text(bytes) => {
+                    tally.frames.set(tally.frames.get() + 1);
+                    if let Some(sent) = stamp(&bytes) {
+                        let now = now_nanos();
+                        tally.received.set(tally.received.get() + 1);
+                        tally.last.set(Some(Instant::now()));
+                        let micros = now.saturating_sub(sent) / 1000;
+                        tally
+                            .latencies
+                            .borrow_mut()
+                            .push(micros.min(u32::MAX as u64) as u32);
+                    }
+                }
+                Frame::Ping(payload)
+                    if conn.send(Message::Pong(payload.clone())).await.is_err() =>
+                {
+                    break
+                }
+                Frame::Close(_) => break,
+                _ => {}
+            }
+        }
+    });
+    id
+}
+
+/// Connects `n` clients, `concurrency` at a time. Returns ids and the connect rate.
+async fn connect_many(
+    api: &Api,
+    n: usize,
+    concurrency: usize,
+    tally: &Rc<Tally>,
+) -> (Vec<String>, f64) {
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    let url = api.ws_url();
+    let mut pending = futures_util::stream::iter(0..n)
+        .map(|_| connect_client(url.clone(), tally.clone()))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(id) = pending.next().await {
+        ids.push(id);
+    }
+    (ids, n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Waits until no frame has arrived for `quiet`.
+async fn settle(tally: &Tally, quiet: Duration) {
+    let mut last = tally.frames.get();
+    loop {
+        actix_web::rt::time::sleep(quiet).await;
+        let now = tally.frames.get();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// Waits until `expected` bench pushes arrived, or nothing came for `quiet`.
+async fn await_delivery(tally: &Tally, expected: u64, quiet: Duration) {
+    let mut last = (tally.received.get(), Instant::now());
+    while tally.received.get() < expected {
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        let now = tally.received.get();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > quiet {
+            return;
+        }
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn message_body(target: (&str, &str), seq: usize, pad: &str) -> String {
+    format!(
+        r#"{{"{}":"{}","code":7,"data":{{"t":{},"s":{seq},"p":"{pad}"}}}}"#,
+        target.0,
+        target.1,
+        now_nanos()
+    )
+}
+
+fn latency_summary(tally: &Tally) -> (f64, f64, f64, Vec<u32>) {
+    let mut latencies = tally.latencies.borrow().clone();
+    latencies.sort_unstable();
+    (
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        latencies,
+    )
+}
+
+/// Sends `count` messages: with `rate`, on a fixed schedule; without, `inflight` at a time.
+async fn send_messages(
+    api: &Rc<Api>,
+    method: &'static str,
+    targets: Rc<Vec<(String, String)>>,
+    count: usize,
+    inflight: usize,
+    rate: Option<f64>,
+    pad: Rc<String>,
+) {
+    match rate {
+        Some(rate) => {
+            let interval = Duration::from_secs_f64(1.0 / rate);
+            let started = Instant::now();
+            let mut tasks = Vec::with_capacity(count);
+            for seq in 0..count {
+                let due = started + interval * seq as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    actix_web::rt::time::sleep(wait).await;
+                }
+                let (api, targets, pad) = (api.clone(), targets.clone(), pad.clone());
+                tasks.push(actix_web::rt::spawn(async move {
+                    let (k, v) = &targets[seq % targets.len()];
+                    api.call(method, message_body((k, v), seq, &pad)).await;
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+        None => {
+            let next = Rc::new(Cell::new(0usize));
+            let workers: Vec<_> = (0..inflight.max(1))
+                .map(|_| {
+                    let (api, targets, pad, next) =
+                        (api.clone(), targets.clone(), pad.clone(), next.clone());
+                    actix_web::rt::spawn(async move {
+                        loop {
+                            let seq = next.get();
+                            if seq >= count {
+                                break;
+                            }
+                            next.set(seq + 1);
+                            let (k, v) = &targets[seq % targets.len()];
+                            api.call(method, message_body((k, v), seq, &pad)).await;
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker.await.unwrap();
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+async fn fanout(o: Opts, rate: Option<f64>) -> Value {
+    let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 1000 });
+    let messages = o.messages.unwrap_or(if o.tiny {
+        10
+    } else if rate.is_some() {
+        300
+    } else {
+        2000
+    });
+    let inflight = o.inflight.unwrap_or(4);
+    let api = Rc::new(Api::new(&o, inflight.max(16)));
+    api.call("register", json!({"systemId": api.system}).to_string())
+        .await;
+    let tally = Rc::new(Tally::default());
+    let (ids, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+
+    // Bind everyone (16 in flight), with the presence notices that go with it.
+    let bind_started = Instant::now();
+    futures_util::stream::iter(ids.iter())
+        .map(|id| {
+            api.call(
+                "bind_to_group",
+                json!({"clientId": id, "groupName": "g"}).to_string(),
+            )
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let bind_seconds = bind_started.elapsed().as_secs_f64();
+    settle(&tally, Duration::from_millis(300)).await;
+    let bind_notices = tally.frames.get();
+
+    let cpu_before = cpu_seconds(o.pid);
+    let started = Instant::now();
+    let targets = Rc::new(vec![("groupName".to_owned(), "g".to_owned())]);
+    send_messages(
+        &api,
+        "send_to_group",
+        targets,
+        messages,
+        inflight,
+        rate,
+        Rc::new("x".repeat(o.payload)),
+    )
+    .await;
+    let expected = (clients * messages) as u64;
+    await_delivery(&tally, expected, Duration::from_secs(3)).await;
+    let elapsed = tally
+        .last
+        .get()
+        .map_or(started.elapsed(), |last| last.duration_since(started));
+    let cpu = cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a);
+    let delivered = tally.received.get();
+    let (p50, p99, max, latencies) = latency_summary(&tally);
+    let scenario = if rate.is_some() {
+        "fanout-rate"
+    } else {
+        "fanout"
+    };
+    json!({
+        "scenario": scenario, "server": o.label, "clients": clients, "messages": messages,
+        "inflight": inflight, "rate": rate, "payload": o.payload,
+        "connect_per_s": connect_rate, "bind_seconds": bind_seconds, "bind_frames": bind_notices,
+        "delivered": delivered, "lost": expected.saturating_sub(delivered),
+        "frames_per_s": delivered as f64 / elapsed.as_secs_f64(),
+        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+        "cpu_s": cpu, "cpu_us_per_frame": cpu.map(|c| c * 1e6 / delivered.max(1) as f64),
+        "rss_kib": rss_kib(o.pid),
+        "latency_curve": curve(&latencies),
+    })
+}
+
+async fn system(o: Opts) -> Value {
+    let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 10_000 });
+    let messages = o.messages.unwrap_or(if o.tiny { 5 } else { 50 });
+    let inflight = o.inflight.unwrap_or(1);
+    let api = Rc::new(Api::new(&o, 16));
+    api.call("register", json!({"systemId": api.system}).to_string())
+        .await;
+    let tally = Rc::new(Tally::default());
+    let (_, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+    settle(&tally, Duration::from_millis(300)).await;
+    let cpu_before = cpu_seconds(o.pid);
+    let started = Instant::now();
+    let targets = Rc::new(vec![("sendUserId".to_owned(), "bench".to_owned())]);
+    send_messages(
+        &api,
+        "send_to_system",
+        targets,
+        messages,
+        inflight,
+        None,
+        Rc::new("x".repeat(o.payload)),
+    )
+    .await;
+    let expected = (clients * messages) as u64;
+    await_delivery(&tally, expected, Duration::from_secs(3)).await;
+    let elapsed = tally
+        .last
+        .get()
+        .map_or(started.elapsed(), |last| last.duration_since(started));
+    let cpu = cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a);
+    let delivered = tally.received.get();
+    let (p50, p99, max, _) = latency_summary(&tally);
+    json!({
+        "scenario": "system", "server": o.label, "clients": clients, "messages": messages,
+        "inflight": inflight, "payload": o.payload, "connect_per_s": connect_rate,
+        "delivered": delivered, "lost": expected.saturating_sub(delivered),
+        "frames_per_s": delivered as f64 / elapsed.as_secs_f64(),
+        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+        "cpu_s": cpu, "cpu_us_per_frame": cpu.map(|c| c * 1e6 / delivered.max(1) as f64),
+        "rss_kib": rss_kib(o.pid),
+    })
+}
+
+async fn idle(o: Opts) -> Value {
+    let clients = o.clients.unwrap_or(if o.tiny { 50 } else { 15_000 });
+    let limit = fd_limit();
+    if clients + 100 > limit {
+        eprintln!(
+            "note: {clients} connections need {clients} descriptors here and in the server; this process may open {limit}"
+        );
+    }
+    let api = Rc::new(Api::new(&o, 4));
+    api.call("register", json!({"systemId": api.system}).to_string())
+        .await;
+    let tally = Rc::new(Tally::default());
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let rss_before = rss_kib(o.pid);
+    let (_, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+    settle(&tally, Duration::from_millis(500)).await;
+    let rss_after = rss_kib(o.pid);
+    let per_connection = rss_before
+        .zip(rss_after)
+        .map(|(a, b)| b.saturating_sub(a) as f64 / clients as f64);
+    json!({
+        "scenario": "idle", "server": o.label, "clients": clients,
+        "connect_per_s": connect_rate, "rss_before_kib": rss_before, "rss_kib": rss_after,
+        "rss_kib_per_connection": per_connection, "fd_limit": limit,
+    })
+}
+
+async fn unicast(o: Opts) -> Value {
+    let clients = o.clients.unwrap_or(if o.tiny { 10 } else { 100 });
+    let messages = o.messages.unwrap_or(if o.tiny { 50 } else { 20_000 });
+    let inflight = o.inflight.unwrap_or(32);
+    let api = Rc::new(Api::new(&o, inflight));
+    api.call("register", json!({"systemId": api.system}).to_string())
+        .await;
+    let tally = Rc::new(Tally::default());
+    let (ids, _) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+    settle(&tally, Duration::from_millis(200)).await;
+    let cpu_before = cpu_seconds(o.pid);
+    let started = Instant::now();
+    let targets = Rc::new(
+        ids.into_iter()
+            .map(|id| ("clientId".to_owned(), id))
+            .collect(),
+    );
+    send_messages(
+        &api,
+        "send_to_client",
+        targets,
+        messages,
+        inflight,
+        None,
+        Rc::new("x".repeat(o.payload)),
+    )
+    .await;
+    let requests_elapsed = started.elapsed();
+    await_delivery(&tally, messages as u64, Duration::from_secs(3)).await;
+    let cpu = cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a);
+    let delivered = tally.received.get();
+    let (p50, p99, max, _) = latency_summary(&tally);
+    json!({
+        "scenario": "unicast", "server": o.label, "clients": clients, "messages": messages,
+        "inflight": inflight, "payload": o.payload,
+        "requests_per_s": messages as f64 / requests_elapsed.as_secs_f64(),
+        "delivered": delivered, "lost": (messages as u64).saturating_sub(delivered),
+        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+        "cpu_s": cpu, "cpu_us_per_request": cpu.map(|c| c * 1e6 / messages.max(1) as f64),
+        "rss_kib": rss_kib(o.pid),
+    })
+}
+
+fn fd_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
+/// Latency at 0..=100 percentiles, milliseconds, for the plot.
+fn curve(sorted: &[u32]) -> Vec<f64> {
+    (0..=100).map(|p| percentile(sorted, p as f64)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn print_result(result: &Value) {
+    println!(
+        "\n== {} against {} ==",
+        result["scenario"].as_str().unwrap_or("?"),
+        result["server"].as_str().unwrap_or("?")
+    );
+    if let Value::Object(map) = result {
+        for (key, value) in map {
+            if key == "latency_curve" {
+                continue;
+            }
+            let shown = match value {
+                Value::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
+                other => other.to_string(),
+            };
+            println!("  {key:<24} {shown}");
+        }
+    }
+    if let Some(path) = std::env::args().skip_while(|a| a != "--json").nth(1) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("results file opens");
+        writeln!(file, "{result}").expect("result written");
+    }
+    println!("{result}");
+}
+
+/// The figures compared between servers, per scenario: (key, label, higher is better).
+const FIGURES: &[(&str, &str, &str, bool)] = &[
+    ("fanout", "frames_per_s", "delivered frames/s", true),
+    (
+        "fanout",
+        "cpu_us_per_frame",
+        "server CPU µs per frame",
+        false,
+    ),
+    ("fanout", "p99_ms", "p99 latency, ms", false),
+    ("fanout", "bind_seconds", "bind N clients, s", false),
+    ("fanout", "lost", "lost frames", false),
+    (
+        "fanout-rate",
+        "cpu_us_per_frame",
+        "server CPU µs per frame",
+        false,
+    ),
+    ("fanout-rate", "p50_ms", "p50 latency, ms", false),
+    ("fanout-rate", "p99_ms", "p99 latency, ms", false),
+    ("fanout-rate", "max_ms", "max latency, ms", false),
+    ("fanout-rate", "lost", "lost frames", false),
+    ("system", "frames_per_s", "delivered frames/s", true),
+    (
+        "system",
+        "cpu_us_per_frame",
+        "server CPU µs per frame",
+        false,
+    ),
+    ("system", "p99_ms", "p99 latency, ms", false),
+    ("system", "lost", "lost frames", false),
+    (
+        "idle",
+        "rss_kib_per_connection",
+        "server RSS per connection, KiB",
+        false,
+    ),
+    ("idle", "connect_per_s", "connections/s", true),
+    (
+        "unicast",
+        "requests_per_s",
+        "send_to_client requests/s",
+        true,
+    ),
+    (
+        "unicast",
+        "cpu_us_per_request",
+        "server CPU µs per request",
+        false,
+    ),
+    ("unicast", "lost", "lost frames", false),
+];
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    Some(values[values.len() / 2])
+}
+
+fn best(values: Vec<f64>, higher_is_better: bool) -> Option<f64> {
+    values
+        .into_iter()
+        .reduce(|a, b| if (b > a) == higher_is_better { b } else { a })
+}
+
+fn report(o: &ReportOpts) {
+    let text = std::fs::read_to_string(&o.input).expect("results file");
+    let results: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let mut by: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    for r in &results {
+        let scenario = r["scenario"].as_str().unwrap_or("?").to_owned();
+        let server = r["server"].as_str().unwrap_or("?").to_owned();
+        params.entry(scenario.clone()).or_insert_with(|| {
+            let mut p = format!("{} clients", r["clients"]);
+            if r["messages"].is_number() {
+                p += &format!(", {} messages", r["messages"]);
+            }
+            if r["rate"].is_number() {
+                p += &format!(" at {}/s", r["rate"]);
+            } else if r["inflight"].is_number() {
+                p += &format!(", {} in flight", r["inflight"]);
+            }
+            if r["payload"].is_number() {
+                p += &format!(", {} B padding", r["payload"]);
+            }
+            p
+        });
+        for (s, key, _, _) in FIGURES {
+            if *s == scenario {
+                if let Some(v) = r[*key].as_f64() {
+                    by.entry((scenario.clone(), key.to_string(), server.clone()))
+                        .or_default()
+                        .push(v);
+                }
+            }
+        }
+    }
+    let servers: Vec<String> = {
+        let mut s: Vec<String> = results
+            .iter()
+            .filter_map(|r| r["server"].as_str().map(str::to_owned))
+            .collect();
+        s.sort();
+        s.dedup();
+        // wshub first, the reference second.
+        s.sort_by_key(|name| name != "wshub");
+        s
+    };
+    let mut md = String::new();
+    md.push_str("# wshub benchmarks\n\n");
+    md.push_str("Generated by `cargo bench --bench load -- report` from `");
+    md.push_str(&o.input);
+    md.push_str("`; do not edit by hand. Produced by `bench/compare.sh` (commands below).\n\n");
+    md.push_str("## Machine\n\n");
+    md.push_str(&machine());
+    md.push_str("\n## Results\n\n");
+    md.push_str("Each figure is the median of the runs (flat-out throughput: the best run). ");
+    md.push_str("`ratio` is wshub / reference; for throughput higher is better, for CPU, latency and memory lower is better.\n\n");
+    let mut current = String::new();
+    for (scenario, key, label, higher) in FIGURES {
+        if !by.keys().any(|(s, _, _)| s == scenario) {
+            continue;
+        }
+        if current != *scenario {
+            current = scenario.to_string();
+            md.push_str(&format!(
+                "\n### {scenario} ({})\n\n| figure | {} | ratio | runs |\n|---|{}---|---|\n",
+                params.get(*scenario).cloned().unwrap_or_default(),
+                servers.join(" | "),
+                "---|".repeat(servers.len())
+            ));
+        }
+        let pick = |server: &str| {
+            let values = by
+                .get(&(scenario.to_string(), key.to_string(), server.to_owned()))
+                .cloned()
+                .unwrap_or_default();
+            let runs = values.len();
+            let v = if *scenario == "fanout" && *key == "frames_per_s" {
+                best(values, *higher)
+            } else {
+                median(values)
+            };
+            (v, runs)
+        };
+        let cells: Vec<(Option<f64>, usize)> = servers.iter().map(|s| pick(s)).collect();
+        let ratio = match (cells.first(), cells.get(1)) {
+            (Some((Some(a), _)), Some((Some(b), _))) if *b != 0.0 => format!("{:.2}", a / b),
+            _ => "–".into(),
+        };
+        let runs: Vec<String> = cells.iter().map(|c| c.1.to_string()).collect();
+        md.push_str(&format!(
+            "| {label} | {} | {ratio} | {} |\n",
+            cells
+                .iter()
+                .map(|(v, _)| v.map_or("–".into(), fmt_num))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            runs.join(" / ")
+        ));
+    }
+    let svg_name = std::path::Path::new(&o.svg)
+        .strip_prefix(
+            std::path::Path::new(&o.output)
+                .parent()
+                .unwrap_or(std::path::Path::new("")),
+        )
+        .unwrap_or(std::path::Path::new(&o.svg))
+        .display()
+        .to_string();
+    if plot(&results, &o.svg) {
+        md.push_str(&format!(
+            "\n## Latency\n\nEnd-to-end latency (REST call sent → frame read by the client) by percentile, fixed-rate fan-out, last run of each server:\n\n![latency by percentile]({svg_name})\n"
+        ));
+    }
+    if let Some(notes) = &o.notes {
+        md.push('\n');
+        md.push_str(&std::fs::read_to_string(notes).expect("notes file"));
+    }
+    std::fs::write(&o.output, md).expect("report written");
+    println!("wrote {} and {}", o.output, o.svg);
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    / 1024
+                    / 1024
+            })
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    format!(
+        "- CPU: {cpu}, {cores} cores; memory: {memory} GiB; Linux {kernel}\n- server pinned to CPU 0, load generator to CPU 1 (`taskset`); both release builds\n- open-file limit per process: {}\n",
+        fd_limit()
+    )
+}
+
+/// Draws latency-by-percentile curves of the fixed-rate fan-out, one line per server.
+fn plot(results: &[Value], path: &str) -> bool {
+    use plotters::prelude::*;
+    let mut curves: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in results {
+        if r["scenario"] == "fanout-rate" {
+            if let Some(curve) = r["latency_curve"].as_array() {
+                curves.insert(
+                    r["server"].as_str().unwrap_or("?").to_owned(),
+                    curve.iter().filter_map(Value::as_f64).collect(),
+                );
+            }
+        }
+    }
+    if curves.is_empty() {
+        return false;
+    }
+    let max = curves
+        .values()
+        .flat_map(|c| c.iter().take(100).copied())
+        .fold(0.0f64, f64::max)
+        .max(0.1);
+    let root = SVGBackend::new(path, (720, 400)).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let mut chart = match ChartBuilder::on(&root)
+        .caption("fan-out latency by percentile (ms)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..100f64, 0f64..max * 1.1)
+    {
+        Ok(chart) => chart,
+        Err(_) => return false,
+    };
+    let _ = chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency, ms")
+        .draw();
+    let colors = [
+        RGBColor(47, 111, 237),
+        RGBColor(196, 106, 0),
+        RGBColor(26, 143, 76),
+    ];
+    for (i, (server, curve)) in curves.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        if let Ok(series) = chart.draw_series(LineSeries::new(
+            curve
+                .iter()
+                .enumerate()
+                .take(100)
+                .map(|(p, v)| (p as f64, *v)),
+            color.stroke_width(2),
+        )) {
+            series.label(server.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+    }
+    let _ = chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw();
+    root.present().is_ok()
+}
