@@ -4,7 +4,7 @@
 //! REST method), sessions → registry (`Connect`, `Disconnect`), registry →
 //! [`Group`](super::group::Group) (`Join`, `Leave`, `Broadcast`), and registry or group →
 //! session ([`SessionCommand`]). Frames travel as pre-serialized [`ByteString`]s shared by all
-//! recipients.
+//! recipients, through each session's outbox rather than its mailbox.
 
 use std::collections::BTreeMap;
 
@@ -47,15 +47,15 @@ pub enum CloseKind {
 // ---------------------------------------------------------------------------------------------
 // To a session
 
-/// What a session is told to do. Sessions only ever receive this one type, so groups and the
-/// registry hold `Recipient<SessionCommand>` (inside a [`SessionHandle`]) rather than the
-/// session's concrete type.
+/// What a session is told to do besides writing frames (frames go through its outbox, see
+/// [`super::outbox`]). Sessions only ever receive this one type, so groups and the registry hold
+/// `Recipient<SessionCommand>` (inside a [`SessionHandle`]) rather than the session's concrete
+/// type.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub enum SessionCommand {
-    /// Write this text frame.
-    Push(ByteString),
-    /// Send `frame` (if any), then a close frame with this code, then stop.
+    /// Write the frames already queued (unless it is a slow consumer), then `frame` (if any),
+    /// then a close frame with this code, then stop.
     Close {
         kind: CloseKind,
         reason: String,

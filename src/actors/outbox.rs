@@ -1,32 +1,51 @@
 //! [`SessionHandle`]: how the registry and groups hand frames to a session, with the bound on
 //! what may wait for it.
 //!
-//! A `WebsocketContext` actor only runs while actix-http polls the response body, and actix-http
-//! stops polling when the socket will not take more. A client that stops reading therefore
-//! freezes its session, and everything sent with `do_send` would pile up in the mailbox without
-//! limit. So the senders count: every frame handed over adds its size to the session's `queued`
-//! bytes and the session subtracts it when it writes the frame. A push that would pass the bound
-//! is refused, the session is marked closing (nothing more is queued for it), and the registry
-//! removes the client and, should the session stay frozen, shuts its socket down from outside
-//! ([`SessionHandle::shut_down_socket`]) so the connection, its actor and its mailbox are freed
-//! without the actor having to run.
+//! Frames do not travel as actor messages. Each session owns an [`Outbox`]: a queue of
+//! pre-serialized frames shared with everyone holding its handle. A sender appends to the queue
+//! and, only when it was empty, wakes the session, which then takes the whole queue at once
+//! ([`OutboxStream`], polled by the session's context). A fan-out therefore costs one lock and
+//! one append per member, and a burst costs one wake-up per session, not one mailbox envelope per
+//! frame.
+//!
+//! The queue is bounded in bytes. A `WebsocketContext` actor only runs while actix-http polls the
+//! response body, and actix-http stops polling when the socket will not take more, so a client
+//! that stops reading freezes its session. A push that would pass the bound is refused, the
+//! session is marked closing (nothing more is queued for it), and the registry removes the client
+//! and, should the session stay frozen, shuts its socket down from outside
+//! ([`SessionHandle::shut_down_socket`]) so that the connection, its actor and its queue are
+//! freed without the actor having to run.
 
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use actix::Recipient;
 use bytestring::ByteString;
+use futures_util::task::AtomicWaker;
+use futures_util::Stream;
 
 use super::messages::SessionCommand;
 use crate::metrics::Metrics;
 
+/// Frames waiting for one session, and their total size.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<ByteString>,
+    bytes: usize,
+}
+
 /// State shared by a session and everyone holding its handle. Lives as long as any of them.
 pub struct Outbox {
-    /// Bytes handed to the session and not yet written by it.
-    queued: AtomicUsize,
-    /// The bound on `queued`.
+    /// Frames handed to the session and not yet taken by it.
+    queue: Mutex<Queue>,
+    /// The bound on `queue.bytes`.
     limit: usize,
+    /// Wakes the session's [`OutboxStream`] when the queue stops being empty.
+    waker: AtomicWaker,
     /// Set once the session is being closed: nothing more is queued for it.
     closing: AtomicBool,
     /// The connection's socket, while the session is alive (cleared by the session's `Drop`,
@@ -39,8 +58,9 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(limit: usize, socket: Option<RawFd>, metrics: Arc<Metrics>) -> Arc<Outbox> {
         Arc::new(Outbox {
-            queued: AtomicUsize::new(0),
+            queue: Mutex::new(Queue::default()),
             limit,
+            waker: AtomicWaker::new(),
             closing: AtomicBool::new(false),
             socket: Mutex::new(socket),
             metrics,
@@ -51,9 +71,18 @@ impl Outbox {
         &self.metrics
     }
 
-    /// Called by the session when it writes (or drops) a frame of `len` bytes.
-    pub fn taken(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::Relaxed);
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent: use it as is.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes every waiting frame (empty when none).
+    pub fn take_all(&self) -> VecDeque<ByteString> {
+        let mut queue = self.queue();
+        queue.bytes = 0;
+        std::mem::take(&mut queue.frames)
     }
 
     pub fn is_closing(&self) -> bool {
@@ -69,6 +98,24 @@ impl Outbox {
     pub fn forget_socket(&self) {
         if let Ok(mut socket) = self.socket.lock() {
             *socket = None;
+        }
+    }
+}
+
+/// The session's side of its outbox: yields every waiting frame at once, as one batch.
+pub struct OutboxStream(pub Arc<Outbox>);
+
+impl Stream for OutboxStream {
+    type Item = VecDeque<ByteString>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Register before looking, so a push that lands in between still wakes us.
+        self.0.waker.register(cx.waker());
+        let batch = self.0.take_all();
+        if batch.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(batch))
         }
     }
 }
@@ -95,28 +142,35 @@ impl SessionHandle {
         SessionHandle { recipient, outbox }
     }
 
-    /// Hands a frame to the session unless that would pass its bound. Never waits.
+    /// Queues a frame for the session unless that would pass its bound. Never waits on it.
     pub fn push(&self, frame: &ByteString) -> Pushed {
-        if self.outbox.is_closing() {
-            self.outbox.metrics.frames_dropped.inc();
+        let outbox = &self.outbox;
+        if outbox.is_closing() {
+            outbox.metrics.frames_dropped.inc();
             return Pushed::Dropped;
         }
-        let len = frame.len();
-        let before = self.outbox.queued.fetch_add(len, Ordering::Relaxed);
-        if before + len > self.outbox.limit {
-            self.outbox.queued.fetch_sub(len, Ordering::Relaxed);
-            self.outbox.metrics.frames_dropped.inc();
-            return if self.outbox.start_closing() {
-                Pushed::Overflowed
-            } else {
-                Pushed::Dropped
-            };
+        let was_empty = {
+            let mut queue = outbox.queue();
+            if queue.bytes + frame.len() > outbox.limit {
+                drop(queue);
+                outbox.metrics.frames_dropped.inc();
+                return if outbox.start_closing() {
+                    Pushed::Overflowed
+                } else {
+                    Pushed::Dropped
+                };
+            }
+            queue.bytes += frame.len();
+            queue.frames.push_back(frame.clone());
+            queue.frames.len() == 1
+        };
+        if was_empty {
+            outbox.waker.wake();
         }
-        self.recipient.do_send(SessionCommand::Push(frame.clone()));
         Pushed::Queued
     }
 
-    /// Sends a command outside the byte budget (close requests).
+    /// Sends a command outside the queue (close requests).
     pub fn command(&self, command: SessionCommand) {
         self.recipient.do_send(command);
     }
@@ -128,7 +182,7 @@ impl SessionHandle {
 
     /// Shuts the connection's socket down if the session is still alive. The frozen session's
     /// pending write then fails, actix-http drops the connection, and with it the actor and its
-    /// mailbox.
+    /// queue.
     pub fn shut_down_socket(&self) {
         let Ok(socket) = self.outbox.socket.lock() else {
             return;

@@ -15,7 +15,7 @@ use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Running, StreamHan
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
 use super::messages::{CloseKind, Connect, Disconnect, SessionCommand};
-use super::outbox::{Outbox, SessionHandle};
+use super::outbox::{Outbox, OutboxStream, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::hub::ConnectionPermit;
 use crate::metrics::{self, Metrics};
@@ -129,6 +129,7 @@ impl Actor for WsSession {
     type Context = WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.add_stream(OutboxStream(self.outbox.clone()));
         match self.admission.take() {
             Some(Admission::Connect { system_id, user_id }) => {
                 self.start_heartbeat(ctx);
@@ -160,36 +161,63 @@ impl Drop for WsSession {
     }
 }
 
+impl WsSession {
+    /// Writes a batch of frames from the outbox, or drops it once the session is closing
+    /// (unless `even_if_closing`: the frames queued before a close request).
+    fn write_frames(
+        &self,
+        frames: std::collections::VecDeque<bytestring::ByteString>,
+        even_if_closing: bool,
+        ctx: &mut WebsocketContext<Self>,
+    ) {
+        let count = frames.len() as u64;
+        if self.outbox.is_closing() && !even_if_closing {
+            self.metrics().frames_dropped.inc_by(count);
+            return;
+        }
+        for frame in frames {
+            ctx.text(frame);
+        }
+        self.metrics().frames_delivered.inc_by(count);
+    }
+}
+
+/// Batches of frames from the outbox.
+impl StreamHandler<std::collections::VecDeque<bytestring::ByteString>> for WsSession {
+    fn handle(
+        &mut self,
+        frames: std::collections::VecDeque<bytestring::ByteString>,
+        ctx: &mut Self::Context,
+    ) {
+        self.write_frames(frames, false, ctx);
+    }
+
+    /// The outbox stream never ends; keep the default from stopping the actor if it did.
+    fn finished(&mut self, _: &mut Self::Context) {}
+}
+
 impl Handler<SessionCommand> for WsSession {
     type Result = ();
     fn handle(&mut self, cmd: SessionCommand, ctx: &mut Self::Context) {
-        match cmd {
-            SessionCommand::Push(frame) => {
-                self.outbox.taken(frame.len());
-                if self.outbox.is_closing() {
-                    self.metrics().frames_dropped.inc();
-                } else {
-                    ctx.text(frame);
-                    self.metrics().frames_delivered.inc();
-                }
-            }
-            SessionCommand::Close {
-                kind,
-                reason,
-                frame,
-            } => {
-                if let Some(frame) = frame {
-                    ctx.text(frame);
-                }
-                let code = match kind {
-                    CloseKind::ClosedByApi => CloseCode::Normal,
-                    CloseKind::Shutdown => CloseCode::Away,
-                    CloseKind::Refused => CloseCode::Policy,
-                    CloseKind::SlowConsumer => CloseCode::Other(4008),
-                };
-                self.close(ctx, code, &reason);
-            }
+        let SessionCommand::Close {
+            kind,
+            reason,
+            frame,
+        } = cmd;
+        // Frames queued before the close go out first, except to a slow consumer.
+        if kind != CloseKind::SlowConsumer {
+            self.write_frames(self.outbox.take_all(), true, ctx);
         }
+        if let Some(frame) = frame {
+            ctx.text(frame);
+        }
+        let code = match kind {
+            CloseKind::ClosedByApi => CloseCode::Normal,
+            CloseKind::Shutdown => CloseCode::Away,
+            CloseKind::Refused => CloseCode::Policy,
+            CloseKind::SlowConsumer => CloseCode::Other(4008),
+        };
+        self.close(ctx, code, &reason);
     }
 }
 
