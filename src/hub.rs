@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::dev::channel::{self, AddressReceiver};
+use actix::{Addr, Context};
 
 use crate::actors::messages::Shutdown;
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
@@ -46,6 +47,16 @@ impl Hub {
     /// Starts the registry on the current actix arbiter. Must be called inside a running actix
     /// system (`#[actix_web::main]`, `#[actix_web::test]`, or a host app's runtime).
     pub fn start(config: &Config) -> Hub {
+        let (hub, starter) = Hub::deferred(config);
+        starter.start_here();
+        hub
+    }
+
+    /// A hub whose registry is not running yet: messages to it wait until
+    /// [`RegistryStarter::start_here`] runs it on the calling thread's arbiter. The standalone
+    /// server starts it in an HTTP worker, so that with one worker (one CPU) the registry, the
+    /// groups, the sessions and the handlers share a thread and a REST call never crosses threads.
+    pub fn deferred(config: &Config) -> (Hub, RegistryStarter) {
         let (secret, generated_admin_token) = match &config.jwt_secret {
             Some(secret) => (secret.clone(), None),
             None => {
@@ -69,8 +80,9 @@ impl Hub {
             },
             metrics.clone(),
         );
-        Hub {
-            registry: registry.start(),
+        let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
+        let hub = Hub {
+            registry: Addr::new(sender),
             settings: Arc::new(Settings {
                 heartbeat: Heartbeat {
                     ping_interval: config.ping_interval,
@@ -91,7 +103,8 @@ impl Hub {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
-        }
+        };
+        (hub, RegistryStarter { receiver, registry })
     }
 
     /// The admin token made at start when no secret was configured (valid 24 h).
@@ -108,6 +121,23 @@ impl Hub {
     pub async fn shut_down_clients(&self) -> usize {
         self.shutting_down.store(true, Ordering::Relaxed);
         self.registry.send(Shutdown).await.unwrap_or(0)
+    }
+}
+
+/// Mailbox bound of the registry: HTTP handlers wait (`send`) when it is full.
+const REGISTRY_MAILBOX: usize = 16;
+
+/// The registry actor and its mailbox, to be started on the thread that calls
+/// [`start_here`](Self::start_here).
+pub struct RegistryStarter {
+    receiver: AddressReceiver<SystemRegistry>,
+    registry: SystemRegistry,
+}
+
+impl RegistryStarter {
+    /// Runs the registry on the current arbiter.
+    pub fn start_here(self) {
+        Context::with_receiver(self.receiver).run(self.registry);
     }
 }
 

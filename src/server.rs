@@ -3,6 +3,7 @@
 //! gracefully on SIGTERM / SIGINT.
 
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
@@ -23,12 +24,17 @@ impl Application {
     pub fn build(config: Config) -> std::io::Result<Application> {
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let address = listener.local_addr()?;
-        let hub = Hub::start(&config);
+        let (hub, registry) = Hub::deferred(&config);
+        // The first worker to build its App runs the registry (see `Hub::deferred`).
+        let registry = Arc::new(Mutex::new(Some(registry)));
         // Rendered once here, not per request.
         let manual = web::Data::new(docs::Manual::render());
 
         let app_hub = hub.clone();
         let mut server = HttpServer::new(move || {
+            if let Some(registry) = registry.lock().ok().and_then(|mut r| r.take()) {
+                registry.start_here();
+            }
             App::new()
                 .configure(http::configure(app_hub.clone()))
                 .app_data(manual.clone())
