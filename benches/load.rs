@@ -435,6 +435,60 @@ async fn send_messages(
     }
 }
 
+/// What one send phase measured.
+struct Phase {
+    delivered: u64,
+    lost: u64,
+    /// First send to last delivery.
+    elapsed: Duration,
+    /// First send to last REST reply.
+    requests_elapsed: Duration,
+    cpu: Option<f64>,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    latencies: Vec<u32>,
+}
+
+/// Sends `count` messages with `method` to `targets` and waits for `expected` deliveries,
+/// measuring the server's CPU over the phase.
+#[allow(clippy::too_many_arguments)]
+async fn send_phase(
+    o: &Opts,
+    api: &Rc<Api>,
+    tally: &Tally,
+    method: &'static str,
+    targets: Vec<(String, String)>,
+    count: usize,
+    inflight: usize,
+    rate: Option<f64>,
+    expected: u64,
+) -> Phase {
+    let cpu_before = cpu_seconds(o.pid);
+    let started = Instant::now();
+    let pad = Rc::new("x".repeat(o.payload));
+    send_messages(api, method, Rc::new(targets), count, inflight, rate, pad).await;
+    let requests_elapsed = started.elapsed();
+    await_delivery(tally, expected, Duration::from_secs(3)).await;
+    let elapsed = tally
+        .last
+        .get()
+        .map_or(started.elapsed(), |last| last.duration_since(started));
+    let delivered = tally.received.get();
+    let (p50, p99, max, latencies) = latency_summary(tally);
+    Phase {
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        elapsed,
+        requests_elapsed,
+        cpu: cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a),
+        p50,
+        p99,
+        max,
+        latencies,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -470,28 +524,20 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
     settle(&tally, Duration::from_millis(300)).await;
     let bind_notices = tally.frames.get();
 
-    let cpu_before = cpu_seconds(o.pid);
-    let started = Instant::now();
-    let targets = Rc::new(vec![("groupName".to_owned(), "g".to_owned())]);
-    send_messages(
+    let targets = vec![("groupName".to_owned(), "g".to_owned())];
+    let expected = (clients * messages) as u64;
+    let phase = send_phase(
+        &o,
         &api,
+        &tally,
         "send_to_group",
         targets,
         messages,
         inflight,
         rate,
-        Rc::new("x".repeat(o.payload)),
+        expected,
     )
     .await;
-    let expected = (clients * messages) as u64;
-    await_delivery(&tally, expected, Duration::from_secs(3)).await;
-    let elapsed = tally
-        .last
-        .get()
-        .map_or(started.elapsed(), |last| last.duration_since(started));
-    let cpu = cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a);
-    let delivered = tally.received.get();
-    let (p50, p99, max, latencies) = latency_summary(&tally);
     let scenario = if rate.is_some() {
         "fanout-rate"
     } else {
@@ -501,12 +547,12 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
         "scenario": scenario, "server": o.label, "clients": clients, "messages": messages,
         "inflight": inflight, "rate": rate, "payload": o.payload,
         "connect_per_s": connect_rate, "bind_seconds": bind_seconds, "bind_frames": bind_notices,
-        "delivered": delivered, "lost": expected.saturating_sub(delivered),
-        "frames_per_s": delivered as f64 / elapsed.as_secs_f64(),
-        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
-        "cpu_s": cpu, "cpu_us_per_frame": cpu.map(|c| c * 1e6 / delivered.max(1) as f64),
+        "delivered": phase.delivered, "lost": phase.lost,
+        "frames_per_s": phase.delivered as f64 / phase.elapsed.as_secs_f64(),
+        "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
+        "cpu_s": phase.cpu, "cpu_us_per_frame": phase.cpu.map(|c| c * 1e6 / phase.delivered.max(1) as f64),
         "rss_kib": rss_kib(o.pid),
-        "latency_curve": curve(&latencies),
+        "latency_curve": curve(&phase.latencies),
     })
 }
 
@@ -520,35 +566,27 @@ async fn system(o: Opts) -> Value {
     let tally = Rc::new(Tally::default());
     let (_, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
     settle(&tally, Duration::from_millis(300)).await;
-    let cpu_before = cpu_seconds(o.pid);
-    let started = Instant::now();
-    let targets = Rc::new(vec![("sendUserId".to_owned(), "bench".to_owned())]);
-    send_messages(
+    let targets = vec![("sendUserId".to_owned(), "bench".to_owned())];
+    let expected = (clients * messages) as u64;
+    let phase = send_phase(
+        &o,
         &api,
+        &tally,
         "send_to_system",
         targets,
         messages,
         inflight,
         None,
-        Rc::new("x".repeat(o.payload)),
+        expected,
     )
     .await;
-    let expected = (clients * messages) as u64;
-    await_delivery(&tally, expected, Duration::from_secs(3)).await;
-    let elapsed = tally
-        .last
-        .get()
-        .map_or(started.elapsed(), |last| last.duration_since(started));
-    let cpu = cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a);
-    let delivered = tally.received.get();
-    let (p50, p99, max, _) = latency_summary(&tally);
     json!({
         "scenario": "system", "server": o.label, "clients": clients, "messages": messages,
         "inflight": inflight, "payload": o.payload, "connect_per_s": connect_rate,
-        "delivered": delivered, "lost": expected.saturating_sub(delivered),
-        "frames_per_s": delivered as f64 / elapsed.as_secs_f64(),
-        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
-        "cpu_s": cpu, "cpu_us_per_frame": cpu.map(|c| c * 1e6 / delivered.max(1) as f64),
+        "delivered": phase.delivered, "lost": phase.lost,
+        "frames_per_s": phase.delivered as f64 / phase.elapsed.as_secs_f64(),
+        "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
+        "cpu_s": phase.cpu, "cpu_us_per_frame": phase.cpu.map(|c| c * 1e6 / phase.delivered.max(1) as f64),
         "rss_kib": rss_kib(o.pid),
     })
 }
@@ -590,35 +628,29 @@ async fn unicast(o: Opts) -> Value {
     let tally = Rc::new(Tally::default());
     let (ids, _) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
     settle(&tally, Duration::from_millis(200)).await;
-    let cpu_before = cpu_seconds(o.pid);
-    let started = Instant::now();
-    let targets = Rc::new(
-        ids.into_iter()
-            .map(|id| ("clientId".to_owned(), id))
-            .collect(),
-    );
-    send_messages(
+    let targets = ids
+        .into_iter()
+        .map(|id| ("clientId".to_owned(), id))
+        .collect();
+    let phase = send_phase(
+        &o,
         &api,
+        &tally,
         "send_to_client",
         targets,
         messages,
         inflight,
         None,
-        Rc::new("x".repeat(o.payload)),
+        messages as u64,
     )
     .await;
-    let requests_elapsed = started.elapsed();
-    await_delivery(&tally, messages as u64, Duration::from_secs(3)).await;
-    let cpu = cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a);
-    let delivered = tally.received.get();
-    let (p50, p99, max, _) = latency_summary(&tally);
     json!({
         "scenario": "unicast", "server": o.label, "clients": clients, "messages": messages,
         "inflight": inflight, "payload": o.payload,
-        "requests_per_s": messages as f64 / requests_elapsed.as_secs_f64(),
-        "delivered": delivered, "lost": (messages as u64).saturating_sub(delivered),
-        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
-        "cpu_s": cpu, "cpu_us_per_request": cpu.map(|c| c * 1e6 / messages.max(1) as f64),
+        "requests_per_s": messages as f64 / phase.requests_elapsed.as_secs_f64(),
+        "delivered": phase.delivered, "lost": phase.lost,
+        "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
+        "cpu_s": phase.cpu, "cpu_us_per_request": phase.cpu.map(|c| c * 1e6 / messages.max(1) as f64),
         "rss_kib": rss_kib(o.pid),
     })
 }

@@ -362,6 +362,15 @@ pub enum ClientInfo {
     Offline { online: bool, client_id: String },
 }
 
+fn check_message(message: MessageRef<'_>, limits: &Limits) -> Result<(), OverLimit> {
+    check_len("sendUserId", message.send_user_id, limits.max_user_id_len)?;
+    check_data(message.data, limits)
+}
+
+fn check_group(group_name: &Name, limits: &Limits) -> Result<(), OverLimit> {
+    check_len("groupName", group_name.as_str(), limits.max_group_name_len)
+}
+
 impl CheckLimits for RegisterRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
         check_len(
@@ -374,8 +383,7 @@ impl CheckLimits for RegisterRequest {
 
 impl CheckLimits for SendToClientRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
-        check_data(&self.data, limits)
+        check_message(self.message(), limits)
     }
 }
 
@@ -390,37 +398,26 @@ impl CheckLimits for SendToClientsRequest {
                 "clientIds: more than the limit of {max} ids"
             )));
         }
-        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
-        check_data(&self.data, limits)
+        check_message(self.message(), limits)
     }
 }
 
 impl CheckLimits for SendToGroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len(
-            "groupName",
-            self.group_name.as_str(),
-            limits.max_group_name_len,
-        )?;
-        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
-        check_data(&self.data, limits)
+        check_group(&self.group_name, limits)?;
+        check_message(self.message(), limits)
     }
 }
 
 impl CheckLimits for SendToSystemRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len("sendUserId", &self.send_user_id, limits.max_user_id_len)?;
-        check_data(&self.data, limits)
+        check_message(self.message(), limits)
     }
 }
 
 impl CheckLimits for BindToGroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len(
-            "groupName",
-            self.group_name.as_str(),
-            limits.max_group_name_len,
-        )?;
+        check_group(&self.group_name, limits)?;
         check_len("userId", &self.user_id, limits.max_user_id_len)?;
         check_len("extend", &self.extend, limits.max_extend_len)
     }
@@ -428,21 +425,13 @@ impl CheckLimits for BindToGroupRequest {
 
 impl CheckLimits for UnbindFromGroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len(
-            "groupName",
-            self.group_name.as_str(),
-            limits.max_group_name_len,
-        )
+        check_group(&self.group_name, limits)
     }
 }
 
 impl CheckLimits for GroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len(
-            "groupName",
-            self.group_name.as_str(),
-            limits.max_group_name_len,
-        )
+        check_group(&self.group_name, limits)
     }
 }
 

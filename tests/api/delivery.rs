@@ -2,23 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, WsClient};
-
-/// Sends a marker to the whole system and asserts it is the next frame of every client given:
-/// proof that nothing else was queued for them before it.
-async fn assert_nothing_else(app: &TestApp, system: &str, clients: &mut [&mut WsClient]) {
-    let marker = app
-        .api("send_to_system", system, json!({"msg": "marker"}))
-        .await
-        .ok();
-    for client in clients.iter_mut() {
-        let frame = client.next_json().await;
-        assert_eq!(
-            frame["messageId"], marker["messageId"],
-            "unexpected {frame}"
-        );
-    }
-}
+use crate::helpers::{assert_next_is_marker, spawn_app};
 
 #[actix_web::test]
 async fn send_to_client_reaches_only_that_client_with_every_field() {
@@ -39,7 +23,7 @@ async fn send_to_client_reaches_only_that_client_with_every_field() {
         frame,
         json!({"messageId": reply["messageId"], "sendUserId": "u1", "code": 7, "msg": "hi", "data": "payload"})
     );
-    assert_nothing_else(&app, "s", &mut [&mut a, &mut b]).await;
+    assert_next_is_marker(&app, "s", &mut [&mut a, &mut b]).await;
 }
 
 #[actix_web::test]
@@ -107,7 +91,7 @@ async fn send_to_clients_one_message_id_and_missing_listed() {
         assert_eq!(frame["data"], json!({"n": 1}));
     }
     // a was listed twice but gets it once; c was not listed.
-    assert_nothing_else(&app, "s", &mut [&mut a, &mut b, &mut c]).await;
+    assert_next_is_marker(&app, "s", &mut [&mut a, &mut b, &mut c]).await;
 }
 
 #[actix_web::test]
@@ -138,7 +122,7 @@ async fn send_to_group_reaches_members_only() {
         assert_eq!(frame["code"], 5);
         assert_eq!(frame["data"], json!([true]));
     }
-    assert_nothing_else(&app, "s", &mut [&mut a, &mut b, &mut outsider]).await;
+    assert_next_is_marker(&app, "s", &mut [&mut a, &mut b, &mut outsider]).await;
 }
 
 #[actix_web::test]
@@ -159,5 +143,5 @@ async fn send_to_system_reaches_every_client_of_that_system_only() {
     for client in &mut clients {
         assert_eq!(client.next_json().await["messageId"], reply["messageId"]);
     }
-    assert_nothing_else(&app, "other", &mut [&mut stranger]).await;
+    assert_next_is_marker(&app, "other", &mut [&mut stranger]).await;
 }

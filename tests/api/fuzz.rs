@@ -11,21 +11,12 @@ use wshub::actors::messages::CheckInvariants;
 
 use crate::helpers::{spawn_app_with, Call, TestApp};
 
-const METHODS: [&str; 13] = [
-    "register",
-    "send_to_client",
-    "send_to_clients",
-    "send_to_group",
-    "send_to_system",
-    "bind_to_group",
-    "unbind_from_group",
-    "get_online_list",
-    "get_all_groups",
-    "close_client",
-    "get_client_info",
-    "no_such_method",
-    "",
-];
+/// Every API method, plus an unknown one and the bare prefix.
+fn methods() -> Vec<&'static str> {
+    let mut methods = wshub::http::api::METHODS.to_vec();
+    methods.extend(["no_such_method", ""]);
+    methods
+}
 
 const FIELDS: [&str; 11] = [
     "systemId",
@@ -125,7 +116,7 @@ struct RestCase {
 
 fn rest_case(ids: Vec<String>) -> impl Strategy<Value = RestCase> {
     (
-        prop::sample::select(METHODS.to_vec()),
+        prop::sample::select(methods()),
         prop::option::weighted(
             0.9,
             prop_oneof![3 => Just("s".to_owned()), 1 => text(ids.clone())],

@@ -298,3 +298,71 @@ pub async fn expect_close(conn: &mut WsConn) -> Option<CloseReason> {
         }
     }
 }
+
+/// Sends a marker to the whole `system` and asserts it is the next frame of every client given:
+/// proof that nothing else was queued for them before it.
+pub async fn assert_next_is_marker(app: &TestApp, system: &str, clients: &mut [&mut WsClient]) {
+    let marker = app
+        .api("send_to_system", system, json!({"msg": "marker"}))
+        .await
+        .ok();
+    for client in clients.iter_mut() {
+        let frame = client.next_json().await;
+        assert_eq!(
+            frame["messageId"], marker["messageId"],
+            "unexpected {frame}"
+        );
+    }
+}
+
+/// The built `wshub` binary running as a child process; killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `host:port` it listens on, read from its log.
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts `wshub --port 0 --workers 1 <args>` with [`SECRET`] (unless `env` overrides) and
+    /// waits for the address in its log; the rest of the log is drained on a thread.
+    pub fn start(args: &[&str], env: &[(&str, Option<&str>)]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wshub"));
+        command
+            .args(["--port", "0", "--workers", "1"])
+            .args(args)
+            .env("WSHUB_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn,wshub::server=info")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        for (key, value) in env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let mut child = command.spawn().expect("wshub starts");
+        let mut log = BufReader::new(child.stderr.take().expect("stderr piped"));
+        let mut lines = Vec::new();
+        let address = loop {
+            let mut line = String::new();
+            assert!(
+                log.read_line(&mut line).unwrap() > 0,
+                "server exited early: {lines:?}"
+            );
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+            lines.push(line);
+        };
+        std::thread::spawn(move || for _ in log.lines() {});
+        ServerProcess { child, address }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

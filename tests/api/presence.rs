@@ -7,7 +7,7 @@ use awc::ws::Message;
 use futures_util::SinkExt;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, WsClient};
+use crate::helpers::{assert_next_is_marker, spawn_app, spawn_app_with, TestApp, WsClient};
 
 const ONLINE: i64 = 1001;
 const OFFLINE: i64 = 1002;
@@ -26,21 +26,6 @@ async fn room(app: &TestApp) -> (WsClient, WsClient, WsClient) {
     (a, b, c)
 }
 
-/// Marker to the whole system: must be the next frame of each client.
-async fn assert_next_is_marker(app: &TestApp, clients: &mut [&mut WsClient]) {
-    let marker = app
-        .api("send_to_system", "s", json!({"msg": "marker"}))
-        .await
-        .ok();
-    for client in clients.iter_mut() {
-        let frame = client.next_json().await;
-        assert_eq!(
-            frame["messageId"], marker["messageId"],
-            "unexpected {frame}"
-        );
-    }
-}
-
 #[actix_web::test]
 async fn bind_notifies_every_member_including_the_new_one_and_rebind_is_silent() {
     let app = spawn_app().await;
@@ -53,7 +38,7 @@ async fn bind_notifies_every_member_including_the_new_one_and_rebind_is_silent()
         .ok();
     assert_eq!(list["count"], 2);
     // The outsider heard nothing of the room.
-    assert_next_is_marker(&app, &mut [&mut a, &mut b, &mut c]).await;
+    assert_next_is_marker(&app, "s", &mut [&mut a, &mut b, &mut c]).await;
 }
 
 #[actix_web::test]
@@ -68,7 +53,7 @@ async fn unbind_notifies_the_remaining_members_only() {
     .await
     .ok();
     a.expect_notice(OFFLINE, &b.id, "bob").await;
-    assert_next_is_marker(&app, &mut [&mut a, &mut b, &mut c]).await;
+    assert_next_is_marker(&app, "s", &mut [&mut a, &mut b, &mut c]).await;
 }
 
 #[actix_web::test]
@@ -80,7 +65,7 @@ async fn close_client_notifies_the_remaining_members() {
         .ok();
     a.expect_notice(OFFLINE, &b.id, "bob").await;
     assert_eq!(u16::from(b.expect_close().await.unwrap().code), 1000);
-    assert_next_is_marker(&app, &mut [&mut a, &mut c]).await;
+    assert_next_is_marker(&app, "s", &mut [&mut a, &mut c]).await;
 }
 
 #[actix_web::test]

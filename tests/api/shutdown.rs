@@ -1,13 +1,12 @@
 //! Graceful shutdown: on SIGTERM every client gets close 1001 and the process exits 0 in time;
 //! while shutting down, REST and /healthz answer 503.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{expect_close, mint, next_json, spawn_app, SECRET};
+use crate::helpers::{expect_close, mint, next_json, spawn_app, ServerProcess};
 
 #[actix_web::test]
 async fn shutting_down_refuses_new_work_and_closes_clients_with_1001() {
@@ -30,25 +29,8 @@ async fn shutting_down_refuses_new_work_and_closes_clients_with_1001() {
 
 #[test]
 fn sigterm_closes_clients_with_1001_and_exits_0() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wshub"))
-        .args(["--port", "0", "--workers", "1", "--shutdown-grace", "5"])
-        .env("WSHUB_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let address = loop {
-        let mut line = String::new();
-        assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Drain the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in log.lines() {});
-
+    let mut server = ServerProcess::start(&["--shutdown-grace", "5"], &[]);
+    let address = server.address.clone();
     actix_web::rt::System::new().block_on(async move {
         let http = awc::Client::default();
         let token = mint(None, 600);
@@ -72,7 +54,7 @@ fn sigterm_closes_clients_with_1001_and_exits_0() {
 
         let signalled = Instant::now();
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &server.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -82,7 +64,7 @@ fn sigterm_closes_clients_with_1001_and_exits_0() {
         }
         drop(clients);
         let exit = loop {
-            if let Some(exit) = child.try_wait().unwrap() {
+            if let Some(exit) = server.child.try_wait().unwrap() {
                 break exit;
             }
             assert!(

@@ -5,8 +5,6 @@
 //! `WSHUB_SOAK_SECS=60 cargo test --release --test api -- --ignored soak`.
 
 use std::cell::Cell;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +12,7 @@ use awc::ws::Frame;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{mint, next_json, SECRET};
+use crate::helpers::{mint, next_json, ServerProcess};
 
 const CHURNERS: usize = 500;
 const STABLE: usize = 20;
@@ -26,39 +24,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-struct Server {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wshub"))
-        .args(["--port", "0", "--workers", "1"])
-        .env("WSHUB_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn,wshub::server=info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let address = loop {
-        let mut line = String::new();
-        assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in log.lines() {});
-    Server { child, address }
 }
 
 async fn api(http: &awc::Client, address: &str, method: &str, body: Value) -> Value {
@@ -112,7 +77,7 @@ fn soak() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let server = start_server();
+    let server = ServerProcess::start(&[], &[]);
     let pid = server.child.id();
     let address = Rc::new(server.address.clone());
     actix_web::rt::System::new().block_on(async move {
