@@ -118,6 +118,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a slow consumer gets to take its 4008 close frame before its socket is shut.
     pub slow_close_grace: Duration,
+    /// Cluster mode: the Redis all nodes share; `None`: a single node that never touches Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel.
+    pub redis_prefix: String,
 }
 
 impl Default for Config {
@@ -136,6 +140,8 @@ impl Default for Config {
             client_auth: ClientAuth::None,
             shutdown_grace: Duration::from_secs(10),
             slow_close_grace: Duration::from_secs(2),
+            redis_url: None,
+            redis_prefix: "wshub:".into(),
         }
     }
 }
@@ -242,6 +248,12 @@ pub struct ServeArgs {
     /// Seconds a slow consumer gets to take its 4008 close frame before its socket is shut.
     #[arg(long, env = "WSHUB_SLOW_CLOSE_GRACE", default_value_t = 2.0, value_parser = positive_seconds)]
     pub slow_close_grace: f64,
+    /// Cluster mode: redis://HOST:PORT/DB shared by every node [default: single node, no Redis].
+    #[arg(long, env = "WSHUB_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so several clusters can share one Redis.
+    #[arg(long, env = "WSHUB_REDIS_PREFIX", default_value = "wshub:")]
+    pub redis_prefix: String,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -279,6 +291,8 @@ impl From<ServeArgs> for Config {
             client_auth: args.client_auth,
             shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
             slow_close_grace: Duration::from_secs_f64(args.slow_close_grace),
+            redis_url: args.redis_url.filter(|s| !s.is_empty()),
+            redis_prefix: args.redis_prefix,
         }
     }
 }

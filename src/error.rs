@@ -68,6 +68,22 @@ impl ResponseError for ApiError {
     }
 }
 
+impl ApiError {
+    /// Rebuilds an error another node reported as (HTTP status, message).
+    pub fn from_status(status: u16, msg: String) -> ApiError {
+        match status {
+            400 => ApiError::BadRequest(msg),
+            401 => ApiError::Unauthorized(msg),
+            403 => ApiError::Forbidden(msg),
+            404 => ApiError::NotFound(msg),
+            405 => ApiError::MethodNotAllowed,
+            409 => ApiError::Conflict(msg),
+            413 => ApiError::PayloadTooLarge(msg),
+            _ => ApiError::Unavailable(msg),
+        }
+    }
+}
+
 impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> Self {
         match err {

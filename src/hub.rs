@@ -9,13 +9,18 @@ use std::time::Duration;
 
 use actix::dev::channel::{self, AddressReceiver};
 use actix::{Addr, Context};
+use bytestring::ByteString;
 
+use crate::actors::messages as m;
 use crate::actors::messages::Shutdown;
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
 use crate::actors::session::Heartbeat;
 use crate::auth::{self, Authenticator};
+use crate::cluster::{Cluster, EventSink};
 use crate::config::{ApiAuth, ClientAuth, Config, Limits};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::protocol::{ClientInfo, OnlineList};
 
 /// The settings the request path reads, fixed at start.
 #[derive(Debug, Clone)]
@@ -41,13 +46,15 @@ pub struct Hub {
     shutting_down: Arc<AtomicBool>,
     /// An admin token, when no secret was configured and one was generated at start.
     generated_admin_token: Option<Arc<str>>,
+    /// Cluster mode: the link to the other nodes through Redis.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Hub {
     /// Starts the registry on the current actix arbiter. Must be called inside a running actix
     /// system (`#[actix_web::main]`, `#[actix_web::test]`, or a host app's runtime).
     pub fn start(config: &Config) -> Hub {
-        let (hub, starter) = Hub::deferred(config);
+        let (hub, starter) = Hub::deferred(config, None);
         starter.start_here();
         hub
     }
@@ -56,7 +63,8 @@ impl Hub {
     /// [`RegistryStarter::start_here`] runs it on the calling thread's arbiter. The standalone
     /// server starts it in an HTTP worker, so that with one worker (one CPU) the registry, the
     /// groups, the sessions and the handlers share a thread and a REST call never crosses threads.
-    pub fn deferred(config: &Config) -> (Hub, RegistryStarter) {
+    /// `cluster_events`: in cluster mode, where the registry reports changes to local clients.
+    pub fn deferred(config: &Config, cluster_events: Option<EventSink>) -> (Hub, RegistryStarter) {
         let (secret, generated_admin_token) = match &config.jwt_secret {
             Some(secret) => (secret.clone(), None),
             None => {
@@ -77,6 +85,7 @@ impl Hub {
                 max_groups_per_client: config.limits.max_groups_per_client,
                 max_clients_per_group: config.limits.max_clients_per_group,
                 slow_close_grace: config.slow_close_grace,
+                cluster: cluster_events,
             },
             metrics.clone(),
         );
@@ -103,6 +112,7 @@ impl Hub {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
+            cluster: None,
         };
         (hub, RegistryStarter { receiver, registry })
     }
@@ -121,6 +131,159 @@ impl Hub {
     pub async fn shut_down_clients(&self) -> usize {
         self.shutting_down.store(true, Ordering::Relaxed);
         self.registry.send(Shutdown).await.unwrap_or(0)
+    }
+}
+
+/// The REST operations, answered by this node's registry or, in cluster mode, by the cluster.
+impl Hub {
+    /// A new clientId: in cluster mode it starts with this node's id, so every node knows
+    /// where the client lives.
+    pub fn new_client_id(&self) -> String {
+        match &self.cluster {
+            Some(cluster) => format!("{}{}", cluster.node_id(), crate::protocol::new_id()),
+            None => crate::protocol::new_id(),
+        }
+    }
+
+    pub async fn register(&self, system_id: String) -> Result<(), ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.register(&system_id).await,
+            None => Ok(self.registry.send(m::Register { system_id }).await??),
+        }
+    }
+
+    pub async fn send_to_client(
+        &self,
+        system_id: String,
+        client_id: String,
+        frame: ByteString,
+    ) -> Result<(), ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.send_to_client(&system_id, client_id, frame).await,
+            None => Ok(self
+                .registry
+                .send(m::SendToClient {
+                    system_id,
+                    client_id,
+                    frame,
+                })
+                .await??),
+        }
+    }
+
+    pub async fn send_to_clients(
+        &self,
+        system_id: String,
+        client_ids: Vec<String>,
+        frame: ByteString,
+    ) -> Result<Vec<String>, ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.send_to_clients(&system_id, client_ids, frame).await,
+            None => Ok(self
+                .registry
+                .send(m::SendToClients {
+                    system_id,
+                    client_ids,
+                    frame,
+                })
+                .await??),
+        }
+    }
+
+    pub async fn send_to_group(
+        &self,
+        system_id: String,
+        group_name: String,
+        frame: ByteString,
+    ) -> Result<usize, ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.send_to_group(&system_id, group_name, frame).await,
+            None => Ok(self
+                .registry
+                .send(m::SendToGroup {
+                    system_id,
+                    group_name,
+                    frame,
+                })
+                .await??),
+        }
+    }
+
+    pub async fn send_to_system(
+        &self,
+        system_id: String,
+        frame: ByteString,
+    ) -> Result<usize, ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.send_to_system(&system_id, frame).await,
+            None => Ok(self
+                .registry
+                .send(m::SendToSystem { system_id, frame })
+                .await??),
+        }
+    }
+
+    pub async fn bind_to_group(&self, msg: m::BindToGroup) -> Result<(), ApiError> {
+        match &self.cluster {
+            Some(cluster) => {
+                cluster
+                    .bind_to_group(
+                        &msg.system_id,
+                        msg.client_id,
+                        msg.group_name,
+                        msg.user_id,
+                        msg.extend,
+                    )
+                    .await
+            }
+            None => Ok(self.registry.send(msg).await??),
+        }
+    }
+
+    pub async fn unbind_from_group(&self, msg: m::UnbindFromGroup) -> Result<(), ApiError> {
+        match &self.cluster {
+            Some(cluster) => {
+                cluster
+                    .unbind_from_group(&msg.system_id, msg.client_id, msg.group_name)
+                    .await
+            }
+            None => Ok(self.registry.send(msg).await??),
+        }
+    }
+
+    pub async fn get_online_list(&self, msg: m::GetOnlineList) -> Result<OnlineList, ApiError> {
+        match &self.cluster {
+            Some(cluster) => {
+                cluster
+                    .get_online_list(&msg.system_id, &msg.group_name)
+                    .await
+            }
+            None => Ok(self.registry.send(msg).await??),
+        }
+    }
+
+    pub async fn get_all_groups(
+        &self,
+        msg: m::GetAllGroups,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.get_all_groups(&msg.system_id).await,
+            None => Ok(self.registry.send(msg).await??),
+        }
+    }
+
+    pub async fn close_client(&self, msg: m::CloseClient) -> Result<(), ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.close_client(&msg.system_id, msg.client_id).await,
+            None => Ok(self.registry.send(msg).await??),
+        }
+    }
+
+    pub async fn get_client_info(&self, msg: m::GetClientInfo) -> Result<ClientInfo, ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster.get_client_info(&msg.system_id, msg.client_id).await,
+            None => Ok(self.registry.send(msg).await??),
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`hub`]: [`Hub`], the handle the HTTP layer holds (registry address, settings, auth).
 //! - [`http`]: the endpoints — `/ws`, `/api/*` ([`http::configure`] mounts them in any actix-web
 //!   app), the console and `/healthz`. [`error`] turns failures into the JSON envelope.
+//! - [`cluster`]: cluster mode over Redis (`--redis-url`).
 //! - [`metrics`]: the Prometheus metrics served at `/metrics`.
 //! - [`server`]: [`Application`], the standalone server.
 //!
@@ -37,6 +38,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;

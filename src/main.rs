@@ -41,6 +41,6 @@ fn main() -> ExitCode {
 
 #[actix_web::main]
 async fn serve(config: wshub::Config) -> std::io::Result<()> {
-    let app = wshub::Application::build(config)?;
+    let app = wshub::Application::build(config).await?;
     app.run_until_stopped().await
 }

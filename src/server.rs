@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
+use crate::cluster::{new_node_id, Cluster, ClusterConfig};
 use crate::config::{ApiAuth, Config};
 use crate::http::{self, console, docs};
 use crate::hub::Hub;
@@ -19,12 +20,37 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener and starts the registry; the server runs once
-    /// [`run_until_stopped`](Self::run_until_stopped) is awaited. Call inside an actix system.
-    pub fn build(config: Config) -> std::io::Result<Application> {
+    /// Binds the listener, connects to Redis in cluster mode and prepares the registry; the
+    /// server runs once [`run_until_stopped`](Self::run_until_stopped) is awaited. Call inside
+    /// an actix system.
+    pub async fn build(config: Config) -> std::io::Result<Application> {
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let address = listener.local_addr()?;
-        let (hub, registry) = Hub::deferred(&config);
+        let (events, events_rx) = match config.redis_url {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let (mut hub, registry) = Hub::deferred(&config, events);
+        if let (Some(redis_url), Some(events_rx)) = (&config.redis_url, events_rx) {
+            let cluster_config = ClusterConfig {
+                redis_url: redis_url.clone(),
+                prefix: config.redis_prefix.clone(),
+            };
+            let cluster = Cluster::start(
+                &cluster_config,
+                new_node_id(),
+                hub.registry.clone(),
+                events_rx,
+            )
+            .await
+            .map_err(|err| {
+                std::io::Error::other(format!("cannot reach Redis at {redis_url}: {err}"))
+            })?;
+            hub.cluster = Some(cluster);
+        }
         // The first worker to build its App runs the registry (see `Hub::deferred`).
         let registry = Arc::new(Mutex::new(Some(registry)));
         // Rendered once here, not per request.

@@ -18,6 +18,7 @@ use bytestring::ByteString;
 use super::group::Group;
 use super::messages::*;
 use super::outbox::{Pushed, SessionHandle};
+use crate::cluster::{Event, EventSink};
 use crate::metrics::{CloseReason, Metrics};
 use crate::protocol::{self, ClientInfo, OnlineClient, OnlineList};
 
@@ -28,6 +29,8 @@ pub struct RegistrySettings {
     pub max_clients_per_group: Option<usize>,
     /// How long a slow consumer's frozen session may keep its socket after being evicted.
     pub slow_close_grace: Duration,
+    /// Cluster mode: where changes to local clients go, in order, to be written to Redis.
+    pub cluster: Option<EventSink>,
 }
 
 /// One connected client.
@@ -82,11 +85,7 @@ impl SystemRegistry {
     /// be frozen (it only runs while its socket takes data), so if it has not gone within the
     /// grace period its socket is shut down from here.
     fn evict_slow(&mut self, ctx: &mut Context<Self>, system_id: &str, client_id: &str) {
-        let Some(session) = self
-            .systems
-            .get_mut(system_id)
-            .and_then(|tenant| tenant.remove_client(client_id))
-        else {
+        let Some(session) = self.remove_client(system_id, client_id) else {
             return;
         };
         log::warn!("client {client_id} of system '{system_id}' closed as a slow consumer");
@@ -99,6 +98,31 @@ impl SystemRegistry {
         ctx.run_later(self.settings.slow_close_grace, move |_, _| {
             session.shut_down_socket();
         });
+    }
+
+    /// Cluster mode: passes a change on to be written to Redis.
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(sink) = &self.settings.cluster {
+            let _ = sink.send(event());
+        }
+    }
+
+    /// Removes a client, telling the cluster (with the 1002 notice its groups got) and, if it
+    /// was this node's last client of the system, that the system no longer needs its channel.
+    fn remove_client(&mut self, system_id: &str, client_id: &str) -> Option<SessionHandle> {
+        let tenant = self.systems.get_mut(system_id)?;
+        let (session, groups, notice) = tenant.remove_client(client_id)?;
+        let now_idle = tenant.clients.is_empty();
+        self.emit(|| Event::Gone {
+            system_id: system_id.to_owned(),
+            client_id: client_id.to_owned(),
+            groups,
+            notice,
+        });
+        if now_idle {
+            self.emit(|| Event::SystemIdle(system_id.to_owned()));
+        }
+        Some(session)
     }
 
     fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut Tenant> {
@@ -133,19 +157,24 @@ impl Tenant {
         }
     }
 
-    /// Removes a client entirely, sending 1002 to each group it was in. Returns its session.
-    fn remove_client(&mut self, client_id: &str) -> Option<SessionHandle> {
+    /// Removes a client entirely, sending 1002 to each group it was in. Returns its session,
+    /// the groups it was in and the notice they got.
+    fn remove_client(
+        &mut self,
+        client_id: &str,
+    ) -> Option<(SessionHandle, Vec<String>, Option<ByteString>)> {
         let client = self.clients.remove(client_id)?;
+        let mut notice = None;
         if !client.groups.is_empty() {
-            let notice =
-                protocol::presence_frame(false, client_id, &client.user_id, &client.extend);
+            let frame = protocol::presence_frame(false, client_id, &client.user_id, &client.extend);
             for group_name in &client.groups {
-                self.leave_group(client_id, group_name, &notice);
+                self.leave_group(client_id, group_name, &frame);
             }
+            notice = Some(frame);
         }
         // Nothing more is queued for it, whatever still holds its handle.
         client.session.start_closing();
-        Some(client.session)
+        Some((client.session, client.groups.into_iter().collect(), notice))
     }
 }
 
@@ -179,8 +208,10 @@ impl Handler<Connect> for SystemRegistry {
             return;
         };
         log::debug!("client {} connected to system '{system_id}'", msg.client_id);
+        let first_here = tenant.clients.is_empty();
         // Pushed before any other frame can be addressed to this client: the welcome is first.
         msg.session.push(&protocol::welcome_frame(&msg.client_id));
+        let client_id = msg.client_id.clone();
         tenant.clients.insert(
             msg.client_id,
             Client {
@@ -191,15 +222,20 @@ impl Handler<Connect> for SystemRegistry {
                 connected_at: now_millis(),
             },
         );
+        if first_here {
+            self.emit(|| Event::SystemActive(system_id.to_owned()));
+        }
+        self.emit(|| Event::Connected {
+            system_id: system_id.to_owned(),
+            client_id: client_id.clone(),
+        });
     }
 }
 
 impl Handler<Disconnect> for SystemRegistry {
     type Result = ();
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        if let Ok(tenant) = self.tenant(&msg.system_id) {
-            tenant.remove_client(&msg.client_id);
-        }
+        self.remove_client(&msg.system_id, &msg.client_id);
     }
 }
 
@@ -295,6 +331,7 @@ impl Handler<BindToGroup> for SystemRegistry {
     type Result = RegistryResult<()>;
     fn handle(&mut self, msg: BindToGroup, ctx: &mut Context<Self>) -> Self::Result {
         let overflow_recipient = ctx.address().recipient();
+        let cluster = self.settings.cluster.clone();
         let max_groups = self.settings.max_groups_per_client;
         let max_members = self.settings.max_clients_per_group;
         let tenant = self.tenant(&msg.system_id)?;
@@ -325,13 +362,25 @@ impl Handler<BindToGroup> for SystemRegistry {
         // userId and extend belong to the client: the last bind wins, even a repeated one.
         client.user_id = msg.user_id;
         client.extend = msg.extend;
-        if already_member {
-            // No membership change, no notice.
-            return Ok(());
-        }
         client.groups.insert(msg.group_name.clone());
-        let notice =
-            protocol::presence_frame(true, &msg.client_id, &client.user_id, &client.extend);
+        let notice = (!already_member).then(|| {
+            protocol::presence_frame(true, &msg.client_id, &client.user_id, &client.extend)
+        });
+        if let Some(sink) = &cluster {
+            let _ = sink.send(Event::Bound {
+                system_id: msg.system_id.clone(),
+                client_id: msg.client_id.clone(),
+                group_name: msg.group_name.clone(),
+                all_groups: client.groups.iter().cloned().collect(),
+                user_id: client.user_id.clone(),
+                extend: client.extend.clone(),
+                notice: notice.clone(),
+            });
+        }
+        let Some(notice) = notice else {
+            // Already a member: no membership change, no notice.
+            return Ok(());
+        };
         let session = client.session.clone();
         let entry = match tenant.groups.entry(msg.group_name) {
             btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -356,6 +405,7 @@ impl Handler<BindToGroup> for SystemRegistry {
 impl Handler<UnbindFromGroup> for SystemRegistry {
     type Result = RegistryResult<()>;
     fn handle(&mut self, msg: UnbindFromGroup, _: &mut Context<Self>) -> Self::Result {
+        let cluster = self.settings.cluster.clone();
         let tenant = self.tenant(&msg.system_id)?;
         let client = tenant
             .clients
@@ -368,6 +418,14 @@ impl Handler<UnbindFromGroup> for SystemRegistry {
         let notice =
             protocol::presence_frame(false, &msg.client_id, &client.user_id, &client.extend);
         tenant.leave_group(&msg.client_id, &msg.group_name, &notice);
+        if let Some(sink) = &cluster {
+            let _ = sink.send(Event::Unbound {
+                system_id: msg.system_id,
+                client_id: msg.client_id,
+                group_name: msg.group_name,
+                notice,
+            });
+        }
         Ok(())
     }
 }
@@ -415,11 +473,11 @@ impl Handler<GetAllGroups> for SystemRegistry {
 impl Handler<CloseClient> for SystemRegistry {
     type Result = RegistryResult<()>;
     fn handle(&mut self, msg: CloseClient, _: &mut Context<Self>) -> Self::Result {
-        let tenant = self.tenant(&msg.system_id)?;
+        self.tenant(&msg.system_id)?;
         // Removed now, so the reply already reflects it; the session's own Disconnect, when it
         // stops, then finds nothing left to do.
-        let session = tenant
-            .remove_client(&msg.client_id)
+        let session = self
+            .remove_client(&msg.system_id, &msg.client_id)
             .ok_or_else(|| RegistryError::UnknownClient(msg.client_id.clone()))?;
         self.metrics.client_closed(CloseReason::Rest);
         session.command(SessionCommand::Close {
@@ -507,10 +565,23 @@ impl Handler<Shutdown> for SystemRegistry {
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
         self.shutting_down = true;
         let mut closed = 0;
-        for tenant in self.systems.values_mut() {
+        let cluster = self.settings.cluster.clone();
+        for (system_id, tenant) in self.systems.iter_mut() {
             // Dropping the groups first spares everyone the 1002 storm of a mass disconnect.
             tenant.groups.clear();
-            for (_, client) in tenant.clients.drain() {
+            for (client_id, client) in tenant.clients.drain() {
+                if let Some(sink) = &cluster {
+                    // Other nodes' members still hear that these clients went offline.
+                    let notice = (!client.groups.is_empty()).then(|| {
+                        protocol::presence_frame(false, &client_id, &client.user_id, &client.extend)
+                    });
+                    let _ = sink.send(Event::Gone {
+                        system_id: system_id.clone(),
+                        client_id: client_id.clone(),
+                        groups: client.groups.iter().cloned().collect(),
+                        notice,
+                    });
+                }
                 client.session.start_closing();
                 client.session.command(SessionCommand::Close {
                     kind: CloseKind::Shutdown,
@@ -573,5 +644,63 @@ impl Handler<CheckInvariants> for SystemRegistry {
             }
         }
         MessageResult(violations)
+    }
+}
+
+impl Handler<RemoteBroadcast> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: RemoteBroadcast, ctx: &mut Context<Self>) {
+        let Some(tenant) = self.systems.get(&msg.system_id) else {
+            return;
+        };
+        match msg.group_name {
+            Some(group_name) => {
+                if let Some(entry) = tenant.groups.get(&group_name) {
+                    entry.actor.do_send(Broadcast { frame: msg.frame });
+                }
+            }
+            None => {
+                let overflowed: Vec<String> = tenant
+                    .clients
+                    .iter()
+                    .filter(|(_, client)| client.session.push(&msg.frame) == Pushed::Overflowed)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for client_id in overflowed {
+                    self.evict_slow(ctx, &msg.system_id, &client_id);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<ResyncCluster> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, _: ResyncCluster, _: &mut Context<Self>) {
+        let Some(sink) = &self.settings.cluster else {
+            return;
+        };
+        for (system_id, tenant) in &self.systems {
+            if !tenant.clients.is_empty() {
+                let _ = sink.send(Event::SystemActive(system_id.clone()));
+            }
+            for (client_id, client) in &tenant.clients {
+                let _ = sink.send(Event::Connected {
+                    system_id: system_id.clone(),
+                    client_id: client_id.clone(),
+                });
+                for group_name in &client.groups {
+                    let _ = sink.send(Event::Bound {
+                        system_id: system_id.clone(),
+                        client_id: client_id.clone(),
+                        group_name: group_name.clone(),
+                        all_groups: client.groups.iter().cloned().collect(),
+                        user_id: client.user_id.clone(),
+                        extend: client.extend.clone(),
+                        notice: None,
+                    });
+                }
+            }
+        }
     }
 }

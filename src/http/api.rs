@@ -1,5 +1,6 @@
 //! The REST API, `POST /api/<method>`: one thin handler per method. Each takes checked input from
-//! the extractors, serializes any frame once, sends one typed message to the registry and wraps
+//! the extractors, serializes any frame once, hands one typed operation to the [`Hub`] (the
+//! registry's typed message, or in cluster mode the cluster's equivalent) and wraps
 //! the answer in the envelope.
 
 use std::time::Instant;
@@ -137,7 +138,7 @@ async fn register(
 ) -> ApiResult<EmptyList> {
     let system_id = body.system_id.into_inner();
     caller.require(&system_id)?;
-    hub.registry.send(m::Register { system_id }).await??;
+    hub.register(system_id).await?;
     Ok(Success(EmptyList))
 }
 
@@ -148,13 +149,9 @@ async fn send_to_client(
 ) -> ApiResult<p::MessageIdReply> {
     let message_id = p::new_id();
     let frame = p::push_frame(&message_id, body.message());
-    hub.registry
-        .send(m::SendToClient {
-            system_id: caller.system_id,
-            client_id: body.client_id.into_inner(),
-            frame,
-        })
-        .await??;
+    let client_id = body.client_id.into_inner();
+    hub.send_to_client(caller.system_id, client_id, frame)
+        .await?;
     Ok(Success(p::MessageIdReply { message_id }))
 }
 
@@ -165,18 +162,14 @@ async fn send_to_clients(
 ) -> ApiResult<p::SendToClientsReply> {
     let message_id = p::new_id();
     let frame = p::push_frame(&message_id, body.message());
+    let client_ids = body
+        .client_ids
+        .into_iter()
+        .map(p::Name::into_inner)
+        .collect();
     let missing = hub
-        .registry
-        .send(m::SendToClients {
-            system_id: caller.system_id,
-            client_ids: body
-                .client_ids
-                .into_iter()
-                .map(p::Name::into_inner)
-                .collect(),
-            frame,
-        })
-        .await??;
+        .send_to_clients(caller.system_id, client_ids, frame)
+        .await?;
     Ok(Success(p::SendToClientsReply {
         message_id,
         missing,
@@ -190,14 +183,10 @@ async fn send_to_group(
 ) -> ApiResult<p::CountReply> {
     let message_id = p::new_id();
     let frame = p::push_frame(&message_id, body.message());
+    let group_name = body.group_name.into_inner();
     let count = hub
-        .registry
-        .send(m::SendToGroup {
-            system_id: caller.system_id,
-            group_name: body.group_name.into_inner(),
-            frame,
-        })
-        .await??;
+        .send_to_group(caller.system_id, group_name, frame)
+        .await?;
     Ok(Success(p::CountReply { message_id, count }))
 }
 
@@ -208,13 +197,7 @@ async fn send_to_system(
 ) -> ApiResult<p::CountReply> {
     let message_id = p::new_id();
     let frame = p::push_frame(&message_id, body.message());
-    let count = hub
-        .registry
-        .send(m::SendToSystem {
-            system_id: caller.system_id,
-            frame,
-        })
-        .await??;
+    let count = hub.send_to_system(caller.system_id, frame).await?;
     Ok(Success(p::CountReply { message_id, count }))
 }
 
@@ -223,15 +206,14 @@ async fn bind_to_group(
     caller: SystemCaller,
     Body(body): Body<p::BindToGroupRequest>,
 ) -> ApiResult<EmptyList> {
-    hub.registry
-        .send(m::BindToGroup {
-            system_id: caller.system_id,
-            client_id: body.client_id.into_inner(),
-            group_name: body.group_name.into_inner(),
-            user_id: body.user_id,
-            extend: body.extend,
-        })
-        .await??;
+    hub.bind_to_group(m::BindToGroup {
+        system_id: caller.system_id,
+        client_id: body.client_id.into_inner(),
+        group_name: body.group_name.into_inner(),
+        user_id: body.user_id,
+        extend: body.extend,
+    })
+    .await?;
     Ok(Success(EmptyList))
 }
 
@@ -240,13 +222,12 @@ async fn unbind_from_group(
     caller: SystemCaller,
     Body(body): Body<p::UnbindFromGroupRequest>,
 ) -> ApiResult<EmptyList> {
-    hub.registry
-        .send(m::UnbindFromGroup {
-            system_id: caller.system_id,
-            client_id: body.client_id.into_inner(),
-            group_name: body.group_name.into_inner(),
-        })
-        .await??;
+    hub.unbind_from_group(m::UnbindFromGroup {
+        system_id: caller.system_id,
+        client_id: body.client_id.into_inner(),
+        group_name: body.group_name.into_inner(),
+    })
+    .await?;
     Ok(Success(EmptyList))
 }
 
@@ -256,12 +237,11 @@ async fn get_online_list(
     Body(body): Body<p::GroupRequest>,
 ) -> ApiResult<p::OnlineList> {
     let list = hub
-        .registry
-        .send(m::GetOnlineList {
+        .get_online_list(m::GetOnlineList {
             system_id: caller.system_id,
             group_name: body.group_name.into_inner(),
         })
-        .await??;
+        .await?;
     Ok(Success(list))
 }
 
@@ -271,11 +251,10 @@ async fn get_all_groups(
     Body(_): Body<p::EmptyRequest>,
 ) -> ApiResult<std::collections::BTreeMap<String, Vec<String>>> {
     let groups = hub
-        .registry
-        .send(m::GetAllGroups {
+        .get_all_groups(m::GetAllGroups {
             system_id: caller.system_id,
         })
-        .await??;
+        .await?;
     Ok(Success(groups))
 }
 
@@ -284,12 +263,11 @@ async fn close_client(
     caller: SystemCaller,
     Body(body): Body<p::ClientRequest>,
 ) -> ApiResult<EmptyList> {
-    hub.registry
-        .send(m::CloseClient {
-            system_id: caller.system_id,
-            client_id: body.client_id.into_inner(),
-        })
-        .await??;
+    hub.close_client(m::CloseClient {
+        system_id: caller.system_id,
+        client_id: body.client_id.into_inner(),
+    })
+    .await?;
     Ok(Success(EmptyList))
 }
 
@@ -299,11 +277,10 @@ async fn get_client_info(
     Body(body): Body<p::ClientRequest>,
 ) -> ApiResult<p::ClientInfo> {
     let info = hub
-        .registry
-        .send(m::GetClientInfo {
+        .get_client_info(m::GetClientInfo {
             system_id: caller.system_id,
             client_id: body.client_id.into_inner(),
         })
-        .await??;
+        .await?;
     Ok(Success(info))
 }

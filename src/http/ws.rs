@@ -15,7 +15,6 @@ use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, WsSession};
 use crate::config::ClientAuth;
 use crate::error::ApiError;
-use crate::protocol::new_id;
 
 #[derive(Deserialize)]
 struct WsQuery {
@@ -99,6 +98,13 @@ pub async fn connect(
         return Err(ApiError::Unavailable("the server is shutting down".into()).into());
     }
     let (system_id, token) = parse_request(&req);
+    if let (Some(cluster), Some(system_id)) = (&hub.cluster, &system_id) {
+        // Systems registered on another node become known here; an unknown one is refused by
+        // the registry as usual, Redis being down is a 503.
+        if let Err(ApiError::Unavailable(msg)) = cluster.ensure_system(system_id).await {
+            return Err(ApiError::Unavailable(msg).into());
+        }
+    }
     let permit = hub
         .gate
         .admit(system_id.as_deref())
@@ -110,7 +116,7 @@ pub async fn connect(
         hub.metrics.clone(),
     );
     let session = WsSession::new(
-        new_id(),
+        hub.new_client_id(),
         admission(&hub, system_id, token.as_deref()),
         hub.registry.clone(),
         hub.settings.heartbeat,

@@ -39,7 +39,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     tweak(&mut config);
-    let app = Application::build(config).expect("server builds");
+    let app = Application::build(config).await.expect("server builds");
     let port = app.port();
     let hub = app.hub().clone();
     actix_web::rt::spawn(app.run_until_stopped());

@@ -6,6 +6,7 @@ mod churn;
 mod cleanup;
 mod cli;
 mod client_auth;
+mod cluster;
 mod delivery;
 mod embed;
 mod fuzz;

@@ -1,0 +1,1094 @@
+//! Cluster mode: several wshub nodes share one Redis and act as one server.
+//!
+//! Each node keeps its own clients in its own registry, as in single-node mode; Redis holds what
+//! every node must see and carries what crosses nodes:
+//!
+//! | key / channel (under the prefix) | what | written by |
+//! |---|---|---|
+//! | `systems` (set) | registered systems | `register`, atomically (`SADD`) |
+//! | `nodes` (set), `alive:{node}` (key with TTL) | live nodes | each node, every second |
+//! | `clients:{system}` (hash clientId → node) | connected clients | the owning node |
+//! | `members:{system}:{group}` (hash clientId → {userId, extend}) | group membership | the owning node |
+//! | `groups:{system}` (set) | groups with members | the owning node |
+//! | `client-groups:{system}:{clientId}` (set) | a client's groups | the owning node |
+//! | `node-clients:{node}` (set of `system\nclientId`) | a node's clients, for the purge | the owning node |
+//! | channel `sys:{system}` | group and system broadcasts, notices | any node, once per message |
+//! | channel `node:{node}` | requests for a node's clients, and replies | any node |
+//!
+//! A clientId starts with its node's id, so any node knows where a client lives without a lookup.
+//! A node subscribes to `sys:{system}` while it has a client of that system, so it receives only
+//! the broadcasts of systems it serves; a broadcast is published once whatever the group size,
+//! and every node delivers it to its own members of the group. Writes to Redis about local
+//! clients go through one ordered queue ([`Event`]), so a bind is never overtaken by the
+//! disconnect that follows it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use bytestring::ByteString;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actors::messages as m;
+use crate::actors::registry::SystemRegistry;
+use crate::error::ApiError;
+use crate::protocol::{ClientInfo, OnlineClient, OnlineList};
+
+/// How often a node refreshes its liveness key.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long a liveness key lives: a node silent this long is dead.
+const NODE_TTL: Duration = Duration::from_secs(5);
+/// How often each node looks for dead nodes to purge.
+const PURGE_EVERY: Duration = Duration::from_secs(2);
+/// How long a request to another node may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+/// Length of a node id (hex); client ids are the node id followed by 32 hex digits.
+pub const NODE_ID_LEN: usize = 12;
+
+/// Settings of cluster mode.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub redis_url: String,
+    /// Prefix of every key and channel, so several clusters can share one Redis.
+    pub prefix: String,
+}
+
+/// A change to local clients that Redis must learn, in order.
+#[derive(Debug)]
+pub enum Event {
+    Connected {
+        system_id: String,
+        client_id: String,
+    },
+    /// A client left (any reason). `notice` (1002) goes to each of its groups.
+    Gone {
+        system_id: String,
+        client_id: String,
+        groups: Vec<String>,
+        notice: Option<ByteString>,
+    },
+    /// A client was bound (or re-bound: no notice). Its userId/extend apply to all its groups.
+    Bound {
+        system_id: String,
+        client_id: String,
+        group_name: String,
+        all_groups: Vec<String>,
+        user_id: String,
+        extend: String,
+        notice: Option<ByteString>,
+    },
+    Unbound {
+        system_id: String,
+        client_id: String,
+        group_name: String,
+        notice: ByteString,
+    },
+    /// A broadcast made here, for the members on other nodes.
+    Broadcast {
+        system_id: String,
+        group_name: Option<String>,
+        frame: ByteString,
+    },
+    /// This node's first client of a system connected, or its last left.
+    SystemActive(String),
+    SystemIdle(String),
+}
+
+/// Where the registry sends [`Event`]s.
+pub type EventSink = mpsc::UnboundedSender<Event>;
+
+/// A broadcast on a `sys:` channel.
+#[derive(Serialize, Deserialize)]
+struct Published {
+    /// The node that published it (it has delivered it to its own members already).
+    o: String,
+    /// Group, or the whole system when absent.
+    g: Option<String>,
+    /// The frame.
+    f: String,
+}
+
+/// An operation on a client, carried to the node that owns it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    Send {
+        system: String,
+        client: String,
+        frame: String,
+    },
+    SendMany {
+        system: String,
+        clients: Vec<String>,
+        frame: String,
+    },
+    Bind {
+        system: String,
+        client: String,
+        group: String,
+        user_id: String,
+        extend: String,
+    },
+    Unbind {
+        system: String,
+        client: String,
+        group: String,
+    },
+    Close {
+        system: String,
+        client: String,
+    },
+    Info {
+        system: String,
+        client: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum NodeMessage {
+    Request {
+        id: u64,
+        reply_to: String,
+        op: Op,
+    },
+    Reply {
+        id: u64,
+        result: Result<serde_json::Value, (u16, String)>,
+    },
+}
+
+/// What a node answers to a request: a JSON value, or (HTTP status, message).
+type RemoteResult = Result<serde_json::Value, (u16, String)>;
+
+/// Channel and key names under the prefix.
+struct Keys(String);
+
+impl Keys {
+    fn systems(&self) -> String {
+        format!("{}systems", self.0)
+    }
+    fn nodes(&self) -> String {
+        format!("{}nodes", self.0)
+    }
+    fn alive(&self, node: &str) -> String {
+        format!("{}alive:{node}", self.0)
+    }
+    fn purge_lock(&self, node: &str) -> String {
+        format!("{}purging:{node}", self.0)
+    }
+    fn clients(&self, system: &str) -> String {
+        format!("{}clients:{system}", self.0)
+    }
+    fn members(&self, system: &str, group: &str) -> String {
+        format!("{}members:{system}:{group}", self.0)
+    }
+    fn groups(&self, system: &str) -> String {
+        format!("{}groups:{system}", self.0)
+    }
+    fn client_groups(&self, system: &str, client: &str) -> String {
+        format!("{}client-groups:{system}:{client}", self.0)
+    }
+    fn node_clients(&self, node: &str) -> String {
+        format!("{}node-clients:{node}", self.0)
+    }
+    fn system_channel(&self, system: &str) -> String {
+        format!("{}sys:{system}", self.0)
+    }
+    fn node_channel(&self, node: &str) -> String {
+        format!("{}node:{node}", self.0)
+    }
+}
+
+/// Removes a member and, when the group empties, the group from the system's set, atomically.
+const LEAVE_SCRIPT: &str = r#"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return 1
+"#;
+
+#[derive(Serialize, Deserialize)]
+struct MemberInfo {
+    #[serde(rename = "userId")]
+    user_id: String,
+    extend: String,
+}
+
+/// This node's link to the cluster. Shared by the HTTP handlers (cluster-wide REST calls) and
+/// the background tasks (writer, subscriber, heartbeat, purge).
+pub struct Cluster {
+    node_id: String,
+    keys: Keys,
+    redis: ConnectionManager,
+    registry: Addr<SystemRegistry>,
+    /// Systems known to be registered; systems are never removed, so a hit never goes stale.
+    known_systems: Mutex<HashSet<String>>,
+    /// Requests to other nodes waiting for their reply.
+    pending: Mutex<HashMap<u64, oneshot::Sender<RemoteResult>>>,
+    next_request: AtomicU64,
+    /// Channel subscriptions wanted, applied by the subscriber (also after a reconnect).
+    subscriptions: Mutex<HashSet<String>>,
+    subscribe_tx: mpsc::UnboundedSender<()>,
+    /// Whether Redis answered last time; transitions are logged once.
+    redis_up: AtomicBool,
+    /// A write about local clients was lost (Redis down, or restarted empty): once Redis
+    /// answers again, everything this node holds is written again.
+    dirty: AtomicBool,
+}
+
+/// A fresh node id: 12 hex digits.
+pub fn new_node_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..NODE_ID_LEN].to_owned()
+}
+
+/// The node that owns a clientId made in cluster mode.
+pub fn owner_of(client_id: &str) -> Option<&str> {
+    (client_id.len() == NODE_ID_LEN + 32 && client_id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| &client_id[..NODE_ID_LEN])
+}
+
+fn unavailable(err: redis::RedisError) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the cluster backplane (Redis) is unavailable: {err}; retry later"
+    ))
+}
+
+impl Cluster {
+    /// Connects to Redis and starts this node's background tasks on the current arbiter.
+    /// `events` is the receiving end of the registry's [`EventSink`].
+    pub async fn start(
+        config: &ClusterConfig,
+        node_id: String,
+        registry: Addr<SystemRegistry>,
+        events: mpsc::UnboundedReceiver<Event>,
+    ) -> Result<Arc<Cluster>, redis::RedisError> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1)
+            .set_max_delay(1000);
+        let redis = client
+            .get_connection_manager_with_config(manager_config)
+            .await?;
+        let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
+        let keys = Keys(config.prefix.clone());
+        let mut subscriptions = HashSet::new();
+        subscriptions.insert(keys.node_channel(&node_id));
+        let cluster = Arc::new(Cluster {
+            node_id,
+            keys,
+            redis,
+            registry,
+            known_systems: Mutex::new(HashSet::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            subscriptions: Mutex::new(subscriptions),
+            subscribe_tx,
+            redis_up: AtomicBool::new(true),
+            dirty: AtomicBool::new(false),
+        });
+        cluster.beat().await;
+        actix_web::rt::spawn(cluster.clone().write_events(events));
+        actix_web::rt::spawn(cluster.clone().subscribe_loop(client, subscribe_rx));
+        actix_web::rt::spawn(cluster.clone().heartbeat_loop());
+        log::info!(
+            "cluster mode: node {} on {} (prefix '{}')",
+            cluster.node_id,
+            config.redis_url,
+            cluster.keys.0
+        );
+        Ok(cluster)
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+
+    /// Notes whether Redis answered, logging each change once.
+    fn track<T>(&self, result: redis::RedisResult<T>) -> Result<T, ApiError> {
+        match result {
+            Ok(value) => {
+                if !self.redis_up.swap(true, Ordering::Relaxed) {
+                    log::warn!("Redis is reachable again");
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                if self.redis_up.swap(false, Ordering::Relaxed) {
+                    log::error!(
+                        "Redis is unreachable: {err}; cluster calls answer 503 until it is back"
+                    );
+                }
+                Err(unavailable(err))
+            }
+        }
+    }
+
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        mutex
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Systems
+
+    /// `register`: exactly one of several racing callers wins.
+    pub async fn register(&self, system_id: &str) -> Result<(), ApiError> {
+        let added: i64 = self.track(self.conn().sadd(self.keys.systems(), system_id).await)?;
+        if added == 0 {
+            return Err(m::RegistryError::SystemExists(system_id.to_owned()).into());
+        }
+        self.adopt_system(system_id).await;
+        Ok(())
+    }
+
+    /// Makes sure a system registered anywhere in the cluster is known to the local registry.
+    pub async fn ensure_system(&self, system_id: &str) -> Result<(), ApiError> {
+        if Self::lock(&self.known_systems).contains(system_id) {
+            return Ok(());
+        }
+        let exists: bool =
+            self.track(self.conn().sismember(self.keys.systems(), system_id).await)?;
+        if !exists {
+            return Err(m::RegistryError::UnknownSystem(system_id.to_owned()).into());
+        }
+        self.adopt_system(system_id).await;
+        Ok(())
+    }
+
+    async fn adopt_system(&self, system_id: &str) {
+        // Already there locally is fine: the cluster decided.
+        let _ = self
+            .registry
+            .send(m::Register {
+                system_id: system_id.to_owned(),
+            })
+            .await;
+        Self::lock(&self.known_systems).insert(system_id.to_owned());
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Requests to the node that owns a client
+
+    /// Runs `op` where `client_id` lives: here through the registry, elsewhere through its node.
+    async fn on_owner(&self, client_id: &str, op: Op) -> Result<serde_json::Value, ApiError> {
+        match owner_of(client_id) {
+            Some(owner) if owner == self.node_id => self.execute(op).await,
+            Some(owner) => self.request(owner, op).await,
+            None => Err(not_connected(client_id)),
+        }
+    }
+
+    async fn request(&self, node: &str, op: Op) -> Result<serde_json::Value, ApiError> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        Self::lock(&self.pending).insert(id, tx);
+        let message = NodeMessage::Request {
+            id,
+            reply_to: self.keys.node_channel(&self.node_id),
+            op,
+        };
+        let payload = serde_json::to_string(&message).unwrap_or_default();
+        let receivers: redis::RedisResult<i64> = self
+            .conn()
+            .publish(self.keys.node_channel(node), payload)
+            .await;
+        let receivers = match self.track(receivers) {
+            Ok(n) => n,
+            Err(err) => {
+                Self::lock(&self.pending).remove(&id);
+                return Err(err);
+            }
+        };
+        if receivers == 0 {
+            // Nobody listens for that node: it is gone, and so are its clients.
+            Self::lock(&self.pending).remove(&id);
+            return Err(ApiError::NotFound(
+                "the client's node is not running: it is not connected".into(),
+            ));
+        }
+        match tokio::time::timeout(RPC_TIMEOUT, rx).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err((status, msg)))) => Err(ApiError::from_status(status, msg)),
+            _ => {
+                Self::lock(&self.pending).remove(&id);
+                Err(ApiError::Unavailable(format!(
+                    "node {node} did not answer in time; retry later"
+                )))
+            }
+        }
+    }
+
+    /// Carries out an operation on local clients.
+    async fn execute(&self, op: Op) -> Result<serde_json::Value, ApiError> {
+        let registry = &self.registry;
+        Ok(match op {
+            Op::Send {
+                system,
+                client,
+                frame,
+            } => {
+                registry
+                    .send(m::SendToClient {
+                        system_id: system,
+                        client_id: client,
+                        frame: ByteString::from(frame),
+                    })
+                    .await??;
+                serde_json::Value::Null
+            }
+            Op::SendMany {
+                system,
+                clients,
+                frame,
+            } => {
+                let missing = registry
+                    .send(m::SendToClients {
+                        system_id: system,
+                        client_ids: clients,
+                        frame: ByteString::from(frame),
+                    })
+                    .await??;
+                serde_json::json!(missing)
+            }
+            Op::Bind {
+                system,
+                client,
+                group,
+                user_id,
+                extend,
+            } => {
+                registry
+                    .send(m::BindToGroup {
+                        system_id: system,
+                        client_id: client,
+                        group_name: group,
+                        user_id,
+                        extend,
+                    })
+                    .await??;
+                serde_json::Value::Null
+            }
+            Op::Unbind {
+                system,
+                client,
+                group,
+            } => {
+                registry
+                    .send(m::UnbindFromGroup {
+                        system_id: system,
+                        client_id: client,
+                        group_name: group,
+                    })
+                    .await??;
+                serde_json::Value::Null
+            }
+            Op::Close { system, client } => {
+                registry
+                    .send(m::CloseClient {
+                        system_id: system,
+                        client_id: client,
+                    })
+                    .await??;
+                serde_json::Value::Null
+            }
+            Op::Info { system, client } => {
+                let info = registry
+                    .send(m::GetClientInfo {
+                        system_id: system,
+                        client_id: client,
+                    })
+                    .await??;
+                serde_json::to_value(info).unwrap_or_default()
+            }
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The REST methods, cluster-wide
+
+    pub async fn send_to_client(
+        &self,
+        system: &str,
+        client: String,
+        frame: ByteString,
+    ) -> Result<(), ApiError> {
+        self.ensure_system(system).await?;
+        let op = Op::Send {
+            system: system.into(),
+            client: client.clone(),
+            frame: frame.to_string(),
+        };
+        self.on_owner(&client, op).await.map(drop)
+    }
+
+    pub async fn send_to_clients(
+        &self,
+        system: &str,
+        clients: Vec<String>,
+        frame: ByteString,
+    ) -> Result<Vec<String>, ApiError> {
+        self.ensure_system(system).await?;
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        let mut missing = Vec::new();
+        for client in clients {
+            match owner_of(&client) {
+                Some(owner) => by_node.entry(owner.to_owned()).or_default().push(client),
+                None => missing.push(client),
+            }
+        }
+        for (node, clients) in by_node {
+            let op = Op::SendMany {
+                system: system.into(),
+                clients: clients.clone(),
+                frame: frame.to_string(),
+            };
+            let result = if node == self.node_id {
+                self.execute(op).await
+            } else {
+                self.request(&node, op).await
+            };
+            match result {
+                Ok(value) => {
+                    missing.extend(serde_json::from_value::<Vec<String>>(value).unwrap_or_default())
+                }
+                // A node that is gone has none of them.
+                Err(ApiError::NotFound(_)) => missing.extend(clients),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Delivers to local members, publishes once for the other nodes; returns the cluster-wide
+    /// member count.
+    pub async fn send_to_group(
+        &self,
+        system: &str,
+        group: String,
+        frame: ByteString,
+    ) -> Result<usize, ApiError> {
+        self.ensure_system(system).await?;
+        let count: usize = self.track(self.conn().hlen(self.keys.members(system, &group)).await)?;
+        self.registry
+            .send(m::SendToGroup {
+                system_id: system.into(),
+                group_name: group.clone(),
+                frame: frame.clone(),
+            })
+            .await??;
+        self.publish(system, Some(group), &frame).await?;
+        Ok(count)
+    }
+
+    pub async fn send_to_system(&self, system: &str, frame: ByteString) -> Result<usize, ApiError> {
+        self.ensure_system(system).await?;
+        let count: usize = self.track(self.conn().hlen(self.keys.clients(system)).await)?;
+        self.registry
+            .send(m::SendToSystem {
+                system_id: system.into(),
+                frame: frame.clone(),
+            })
+            .await??;
+        self.publish(system, None, &frame).await?;
+        Ok(count)
+    }
+
+    async fn publish(
+        &self,
+        system: &str,
+        group: Option<String>,
+        frame: &ByteString,
+    ) -> Result<(), ApiError> {
+        let payload = serde_json::to_string(&Published {
+            o: self.node_id.clone(),
+            g: group,
+            f: frame.to_string(),
+        })
+        .unwrap_or_default();
+        let _: i64 = self.track(
+            self.conn()
+                .publish(self.keys.system_channel(system), payload)
+                .await,
+        )?;
+        Ok(())
+    }
+
+    pub async fn bind_to_group(
+        &self,
+        system: &str,
+        client: String,
+        group: String,
+        user_id: String,
+        extend: String,
+    ) -> Result<(), ApiError> {
+        self.ensure_system(system).await?;
+        let op = Op::Bind {
+            system: system.into(),
+            client: client.clone(),
+            group,
+            user_id,
+            extend,
+        };
+        self.on_owner(&client, op).await.map(drop)
+    }
+
+    pub async fn unbind_from_group(
+        &self,
+        system: &str,
+        client: String,
+        group: String,
+    ) -> Result<(), ApiError> {
+        self.ensure_system(system).await?;
+        let op = Op::Unbind {
+            system: system.into(),
+            client: client.clone(),
+            group,
+        };
+        self.on_owner(&client, op).await.map(drop)
+    }
+
+    pub async fn close_client(&self, system: &str, client: String) -> Result<(), ApiError> {
+        self.ensure_system(system).await?;
+        let op = Op::Close {
+            system: system.into(),
+            client: client.clone(),
+        };
+        self.on_owner(&client, op).await.map(drop)
+    }
+
+    pub async fn get_client_info(
+        &self,
+        system: &str,
+        client: String,
+    ) -> Result<ClientInfo, ApiError> {
+        self.ensure_system(system).await?;
+        let op = Op::Info {
+            system: system.into(),
+            client: client.clone(),
+        };
+        match self.on_owner(&client, op).await {
+            Ok(value) => Ok(client_info_from(value, client)),
+            Err(ApiError::NotFound(_)) => Ok(ClientInfo::Offline {
+                online: false,
+                client_id: client,
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn get_online_list(&self, system: &str, group: &str) -> Result<OnlineList, ApiError> {
+        self.ensure_system(system).await?;
+        let members: HashMap<String, String> =
+            self.track(self.conn().hgetall(self.keys.members(system, group)).await)?;
+        let mut clients: Vec<OnlineClient> = members
+            .into_iter()
+            .map(|(client_id, info)| {
+                let info: MemberInfo = serde_json::from_str(&info).unwrap_or(MemberInfo {
+                    user_id: String::new(),
+                    extend: String::new(),
+                });
+                OnlineClient {
+                    client_id,
+                    user_id: info.user_id,
+                    extend: info.extend,
+                }
+            })
+            .collect();
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(OnlineList {
+            count: clients.len(),
+            list: clients.iter().map(|c| c.client_id.clone()).collect(),
+            clients,
+        })
+    }
+
+    pub async fn get_all_groups(
+        &self,
+        system: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
+        self.ensure_system(system).await?;
+        let mut conn = self.conn();
+        let groups: Vec<String> = self.track(conn.smembers(self.keys.groups(system)).await)?;
+        let mut all = std::collections::BTreeMap::new();
+        for group in groups {
+            let mut members: Vec<String> =
+                self.track(conn.hkeys(self.keys.members(system, &group)).await)?;
+            if !members.is_empty() {
+                members.sort();
+                all.insert(group, members);
+            }
+        }
+        Ok(all)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Background tasks
+
+    /// Applies local changes to Redis, in the order they happened.
+    async fn write_events(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<Event>) {
+        while let Some(event) = events.recv().await {
+            // A write lost while Redis is down is not retried one by one: the whole state is
+            // written again once Redis answers (see `heartbeat_loop`).
+            if self.apply(event).await.is_err() {
+                self.dirty.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn apply(&self, event: Event) -> Result<(), ApiError> {
+        let keys = &self.keys;
+        let mut conn = self.conn();
+        match event {
+            Event::Connected {
+                system_id,
+                client_id,
+            } => {
+                // The system is re-added too: after Redis lost its data, the resync restores it.
+                let result: redis::RedisResult<()> = redis::pipe()
+                    .sadd(keys.systems(), &system_id)
+                    .hset(keys.clients(&system_id), &client_id, &self.node_id)
+                    .sadd(
+                        keys.node_clients(&self.node_id),
+                        format!("{system_id}\n{client_id}"),
+                    )
+                    .query_async(&mut conn)
+                    .await;
+                self.track(result)
+            }
+            Event::Gone {
+                system_id,
+                client_id,
+                groups,
+                notice,
+            } => {
+                for group in &groups {
+                    self.leave(&system_id, group, &client_id).await?;
+                    if let Some(notice) = &notice {
+                        self.publish(&system_id, Some(group.clone()), notice)
+                            .await?;
+                    }
+                }
+                let result: redis::RedisResult<()> = redis::pipe()
+                    .hdel(keys.clients(&system_id), &client_id)
+                    .srem(
+                        keys.node_clients(&self.node_id),
+                        format!("{system_id}\n{client_id}"),
+                    )
+                    .del(keys.client_groups(&system_id, &client_id))
+                    .query_async(&mut conn)
+                    .await;
+                self.track(result)
+            }
+            Event::Bound {
+                system_id,
+                client_id,
+                group_name,
+                all_groups,
+                user_id,
+                extend,
+                notice,
+            } => {
+                let info =
+                    serde_json::to_string(&MemberInfo { user_id, extend }).unwrap_or_default();
+                let mut pipe = redis::pipe();
+                for group in &all_groups {
+                    pipe.hset(keys.members(&system_id, group), &client_id, &info);
+                }
+                pipe.sadd(keys.groups(&system_id), &group_name)
+                    .sadd(keys.client_groups(&system_id, &client_id), &group_name);
+                let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+                self.track(result)?;
+                if let Some(notice) = notice {
+                    self.publish(&system_id, Some(group_name), &notice).await?;
+                }
+                Ok(())
+            }
+            Event::Unbound {
+                system_id,
+                client_id,
+                group_name,
+                notice,
+            } => {
+                self.leave(&system_id, &group_name, &client_id).await?;
+                let _: i64 = self.track(
+                    conn.srem(keys.client_groups(&system_id, &client_id), &group_name)
+                        .await,
+                )?;
+                self.publish(&system_id, Some(group_name), &notice).await
+            }
+            Event::Broadcast {
+                system_id,
+                group_name,
+                frame,
+            } => self.publish(&system_id, group_name, &frame).await,
+            Event::SystemActive(system_id) => {
+                Self::lock(&self.subscriptions).insert(keys.system_channel(&system_id));
+                let _ = self.subscribe_tx.send(());
+                Ok(())
+            }
+            Event::SystemIdle(system_id) => {
+                Self::lock(&self.subscriptions).remove(&keys.system_channel(&system_id));
+                let _ = self.subscribe_tx.send(());
+                Ok(())
+            }
+        }
+    }
+
+    async fn leave(&self, system: &str, group: &str, client: &str) -> Result<(), ApiError> {
+        let result: redis::RedisResult<i64> = redis::Script::new(LEAVE_SCRIPT)
+            .key(self.keys.members(system, group))
+            .key(self.keys.groups(system))
+            .arg(client)
+            .arg(group)
+            .invoke_async(&mut self.conn())
+            .await;
+        self.track(result).map(drop)
+    }
+
+    /// Keeps a pub/sub connection subscribed to this node's channel and the systems it serves,
+    /// reconnecting (and resubscribing) by itself when Redis goes away and comes back.
+    async fn subscribe_loop(
+        self: Arc<Self>,
+        client: redis::Client,
+        mut changed: mpsc::UnboundedReceiver<()>,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let pubsub = match client.get_async_pubsub().await {
+                Ok(pubsub) => pubsub,
+                Err(err) => {
+                    log::debug!("Redis pub/sub connection failed: {err}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            let (mut sink, mut stream) = pubsub.split();
+            let mut subscribed: HashSet<String> = HashSet::new();
+            if let Err(err) = self.sync_subscriptions(&mut sink, &mut subscribed).await {
+                log::debug!("subscribing failed: {err}");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            log::info!("Redis pub/sub connected ({} channels)", subscribed.len());
+            backoff = Duration::from_millis(100);
+            loop {
+                tokio::select! {
+                    message = stream.next() => match message {
+                        Some(message) => self.on_message(message),
+                        None => break,
+                    },
+                    Some(()) = changed.recv() => {
+                        if self.sync_subscriptions(&mut sink, &mut subscribed).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            log::error!("Redis pub/sub connection lost; reconnecting");
+            // Redis may come back without what it held about this node: write it again then.
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn sync_subscriptions(
+        &self,
+        sink: &mut redis::aio::PubSubSink,
+        subscribed: &mut HashSet<String>,
+    ) -> redis::RedisResult<()> {
+        let wanted = Self::lock(&self.subscriptions).clone();
+        for channel in wanted.difference(subscribed) {
+            sink.subscribe(channel).await?;
+        }
+        for channel in subscribed.difference(&wanted) {
+            sink.unsubscribe(channel).await?;
+        }
+        *subscribed = wanted;
+        Ok(())
+    }
+
+    fn on_message(self: &Arc<Self>, message: redis::Msg) {
+        let channel = message.get_channel_name().to_owned();
+        let Ok(payload) = message.get_payload::<String>() else {
+            return;
+        };
+        if let Some(system) = channel.strip_prefix(&format!("{}sys:", self.keys.0)) {
+            let Ok(published) = serde_json::from_str::<Published>(&payload) else {
+                return;
+            };
+            if published.o != self.node_id {
+                self.registry.do_send(m::RemoteBroadcast {
+                    system_id: system.to_owned(),
+                    group_name: published.g,
+                    frame: ByteString::from(published.f),
+                });
+            }
+            return;
+        }
+        match serde_json::from_str::<NodeMessage>(&payload) {
+            Ok(NodeMessage::Reply { id, result }) => {
+                if let Some(waiter) = Self::lock(&self.pending).remove(&id) {
+                    let _ = waiter.send(result);
+                }
+            }
+            Ok(NodeMessage::Request { id, reply_to, op }) => {
+                let cluster = self.clone();
+                actix_web::rt::spawn(async move {
+                    let result = cluster.execute(op).await.map_err(|err| {
+                        (
+                            actix_web::ResponseError::status_code(&err).as_u16(),
+                            err.to_string(),
+                        )
+                    });
+                    let reply = serde_json::to_string(&NodeMessage::Reply { id, result })
+                        .unwrap_or_default();
+                    let sent: redis::RedisResult<i64> =
+                        cluster.conn().publish(reply_to, reply).await;
+                    let _ = cluster.track(sent);
+                });
+            }
+            Err(err) => log::debug!("unreadable cluster message: {err}"),
+        }
+    }
+
+    /// Refreshes this node's liveness and purges dead nodes.
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let mut since_purge = Duration::ZERO;
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            if self.beat().await && self.dirty.swap(false, Ordering::Relaxed) {
+                log::info!("writing this node's clients and groups to Redis again");
+                self.registry.do_send(m::ResyncCluster);
+            }
+            since_purge += HEARTBEAT;
+            if since_purge >= PURGE_EVERY {
+                since_purge = Duration::ZERO;
+                let _ = self.purge_dead_nodes().await;
+            }
+        }
+    }
+
+    /// Refreshes the liveness key; true when Redis answered.
+    async fn beat(&self) -> bool {
+        let result: redis::RedisResult<()> = redis::pipe()
+            .set_ex(self.keys.alive(&self.node_id), 1, NODE_TTL.as_secs())
+            .sadd(self.keys.nodes(), &self.node_id)
+            .query_async(&mut self.conn())
+            .await;
+        self.track(result).is_ok()
+    }
+
+    /// Removes the clients of every node whose liveness key expired, with their 1002 notices.
+    /// A lock per dead node makes sure only one survivor purges it.
+    async fn purge_dead_nodes(&self) -> Result<(), ApiError> {
+        let keys = &self.keys;
+        let mut conn = self.conn();
+        let nodes: Vec<String> = self.track(conn.smembers(keys.nodes()).await)?;
+        for node in nodes.into_iter().filter(|n| *n != self.node_id) {
+            let alive: bool = self.track(conn.exists(keys.alive(&node)).await)?;
+            if alive {
+                continue;
+            }
+            let locked: bool = self.track(
+                redis::cmd("SET")
+                    .arg(keys.purge_lock(&node))
+                    .arg(&self.node_id)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(30)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+                    .map(|r| r.is_some()),
+            )?;
+            if !locked {
+                continue;
+            }
+            let clients: Vec<String> = self.track(conn.smembers(keys.node_clients(&node)).await)?;
+            log::warn!("node {node} is dead: purging its {} clients", clients.len());
+            for entry in clients {
+                let Some((system, client)) = entry.split_once('\n') else {
+                    continue;
+                };
+                let groups: Vec<String> =
+                    self.track(conn.smembers(keys.client_groups(system, client)).await)?;
+                for group in groups {
+                    let info: Option<String> =
+                        self.track(conn.hget(keys.members(system, &group), client).await)?;
+                    self.leave(system, &group, client).await?;
+                    let info: MemberInfo = info
+                        .and_then(|i| serde_json::from_str(&i).ok())
+                        .unwrap_or(MemberInfo {
+                            user_id: String::new(),
+                            extend: String::new(),
+                        });
+                    let notice =
+                        crate::protocol::presence_frame(false, client, &info.user_id, &info.extend);
+                    // Published as if from the dead node, so every live node delivers it.
+                    let payload = serde_json::to_string(&Published {
+                        o: node.clone(),
+                        g: Some(group),
+                        f: notice.to_string(),
+                    })
+                    .unwrap_or_default();
+                    let _: i64 =
+                        self.track(conn.publish(keys.system_channel(system), payload).await)?;
+                }
+                let result: redis::RedisResult<()> = redis::pipe()
+                    .hdel(keys.clients(system), client)
+                    .del(keys.client_groups(system, client))
+                    .query_async(&mut conn)
+                    .await;
+                self.track(result)?;
+            }
+            let result: redis::RedisResult<()> = redis::pipe()
+                .del(keys.node_clients(&node))
+                .srem(keys.nodes(), &node)
+                .query_async(&mut conn)
+                .await;
+            self.track(result)?;
+        }
+        Ok(())
+    }
+}
+
+fn not_connected(client_id: &str) -> ApiError {
+    m::RegistryError::UnknownClient(client_id.to_owned()).into()
+}
+
+fn client_info_from(value: serde_json::Value, client_id: String) -> ClientInfo {
+    if value["online"] != serde_json::Value::Bool(true) {
+        return ClientInfo::Offline {
+            online: false,
+            client_id,
+        };
+    }
+    let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+    ClientInfo::Online {
+        online: true,
+        client_id,
+        user_id: text("userId"),
+        extend: text("extend"),
+        groups: value["groups"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        connected_at: value["connectedAt"].as_u64().unwrap_or_default(),
+    }
+}

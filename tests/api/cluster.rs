@@ -1,0 +1,407 @@
+//! Cluster mode against a real Redis: several nodes behave as one server.
+//! Redis: `WSHUB_TEST_REDIS_URL` (default redis://127.0.0.1:6379). Without one the tests skip
+//! with a printed reason; under `CI=true` a missing Redis is a failure.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::helpers::{expect_close, spawn_app_with, ServerProcess, TestApp, WsClient, WAIT};
+
+fn redis_url() -> Option<String> {
+    let url = std::env::var("WSHUB_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let address = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if TcpStream::connect(&address).is_ok() {
+        return Some(url);
+    }
+    let reason = format!("no Redis at {url} (set WSHUB_TEST_REDIS_URL or start redis-server)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {reason}");
+    }
+    eprintln!("SKIPPED cluster test: {reason}");
+    None
+}
+
+fn fresh_prefix() -> String {
+    format!("wshub-test-{}:", wshub::protocol::new_id())
+}
+
+async fn node(redis: &str, prefix: &str) -> TestApp {
+    let (redis, prefix) = (redis.to_owned(), prefix.to_owned());
+    spawn_app_with(move |c| {
+        c.redis_url = Some(redis);
+        c.redis_prefix = prefix;
+    })
+    .await
+}
+
+/// Reads frames until one with `code`, skipping others.
+async fn until_code(client: &mut WsClient, code: i64) -> serde_json::Value {
+    loop {
+        let frame = client.next_json().await;
+        if frame["code"] == code {
+            return frame;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn register_is_cluster_wide_and_atomic() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    let b = node(&redis, &prefix).await;
+    for i in 0..20 {
+        let system = format!("race-{i}");
+        let body = json!({ "systemId": system });
+        let (ra, rb) = futures_util::future::join(
+            a.api("register", "", body.clone()),
+            b.api("register", "", body),
+        )
+        .await;
+        let mut statuses = [ra.status, rb.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "exactly one node wins {system}");
+    }
+    // A node started later knows them: they live in Redis.
+    let c = node(&redis, &prefix).await;
+    c.api("get_all_groups", "race-3", json!({})).await.ok();
+    c.api("get_all_groups", "never-registered", json!({}))
+        .await
+        .err(403, "not registered");
+}
+
+#[actix_web::test]
+async fn every_call_works_for_clients_on_any_node() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    let b = node(&redis, &prefix).await;
+    a.register("s").await;
+    // x lives on b, y on a; every call below goes to the other node.
+    let mut x = b.connect("s").await;
+    let mut y = a.connect("s").await;
+    assert_ne!(&x.id[..12], &y.id[..12], "the clientId names its node");
+
+    let reply = a
+        .api(
+            "send_to_client",
+            "s",
+            json!({"clientId": x.id, "data": "to x"}),
+        )
+        .await
+        .ok();
+    let frame = x.next_json().await;
+    assert_eq!(
+        (frame["messageId"].clone(), frame["data"].clone()),
+        (reply["messageId"].clone(), json!("to x"))
+    );
+
+    a.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": x.id, "groupName": "g", "userId": "xu", "extend": "xe"}),
+    )
+    .await
+    .ok();
+    assert_eq!(until_code(&mut x, 1001).await["sendUserId"], "xu");
+    b.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": y.id, "groupName": "g", "userId": "yu"}),
+    )
+    .await
+    .ok();
+    // Both hear y come online, x through the other node.
+    assert_eq!(until_code(&mut y, 1001).await["sendUserId"], "yu");
+    assert_eq!(until_code(&mut x, 1001).await["sendUserId"], "yu");
+
+    for n in [&a, &b] {
+        let list = n
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await
+            .ok();
+        assert_eq!(list["count"], 2);
+        let clients = list["clients"].as_array().unwrap();
+        assert!(clients.contains(&json!({"clientId": x.id, "userId": "xu", "extend": "xe"})));
+        assert!(clients.contains(&json!({"clientId": y.id, "userId": "yu", "extend": ""})));
+        let mut ids = vec![x.id.clone(), y.id.clone()];
+        ids.sort();
+        assert_eq!(
+            n.api("get_all_groups", "s", json!({})).await.ok(),
+            json!({"g": ids})
+        );
+    }
+
+    // A group message reaches each member exactly once, wherever it is sent from.
+    let sent = b
+        .api(
+            "send_to_group",
+            "s",
+            json!({"groupName": "g", "data": "hello g"}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent["count"], 2);
+    let marker = a
+        .api("send_to_system", "s", json!({"msg": "marker"}))
+        .await
+        .ok();
+    assert_eq!(marker["count"], 2);
+    for client in [&mut x, &mut y] {
+        assert_eq!(client.next_json().await["messageId"], sent["messageId"]);
+        assert_eq!(client.next_json().await["messageId"], marker["messageId"]);
+    }
+
+    let reply = b
+        .api(
+            "send_to_clients",
+            "s",
+            json!({"clientIds": [x.id, y.id, "gone"], "data": 1}),
+        )
+        .await
+        .ok();
+    assert_eq!(reply["missing"], json!(["gone"]));
+    assert_eq!(x.next_json().await["messageId"], reply["messageId"]);
+    assert_eq!(y.next_json().await["messageId"], reply["messageId"]);
+
+    let info = a
+        .api("get_client_info", "s", json!({"clientId": x.id}))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            info["online"].clone(),
+            info["userId"].clone(),
+            info["groups"].clone()
+        ),
+        (json!(true), json!("xu"), json!(["g"]))
+    );
+
+    a.api(
+        "unbind_from_group",
+        "s",
+        json!({"clientId": x.id, "groupName": "g"}),
+    )
+    .await
+    .ok();
+    assert_eq!(until_code(&mut y, 1002).await["sendUserId"], "xu");
+
+    // close_client through the other node: y is closed with 1000 and leaves the group.
+    a.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": x.id, "groupName": "g", "userId": "xu"}),
+    )
+    .await
+    .ok();
+    until_code(&mut y, 1001).await;
+    b.api("close_client", "s", json!({"clientId": y.id}))
+        .await
+        .ok();
+    assert_eq!(
+        u16::from(expect_close(&mut y.conn).await.unwrap().code),
+        1000
+    );
+    assert_eq!(until_code(&mut x, 1002).await["sendUserId"], "yu");
+    let info = b
+        .api("get_client_info", "s", json!({"clientId": y.id}))
+        .await
+        .ok();
+    assert_eq!(info["online"], false);
+
+    // Unknown clients are 404 everywhere, whether the id is malformed or names no live node.
+    let dead_node_id = format!("{}{}", "0".repeat(12), wshub::protocol::new_id());
+    for n in [&a, &b] {
+        for id in ["ghost", dead_node_id.as_str()] {
+            n.api("send_to_client", "s", json!({"clientId": id}))
+                .await
+                .err(404, "not connected");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_killed_node_leaves_no_ghosts() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    a.register("s").await;
+    let b = ServerProcess::start(&["--redis-url", &redis, "--redis-prefix", &prefix], &[]);
+    let mut watcher = a.connect("s").await;
+    a.bind("s", &watcher, "room", "watcher").await;
+    until_code(&mut watcher, 1001).await;
+    // A client of the child node b, bound through a.
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://{}/ws?systemId=s", b.address))
+        .connect()
+        .await
+        .unwrap();
+    let doomed = crate::helpers::next_json(&mut conn).await["data"]["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": doomed, "groupName": "room", "userId": "doomed"}),
+    )
+    .await
+    .ok();
+    assert_eq!(until_code(&mut watcher, 1001).await["sendUserId"], "doomed");
+
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &b.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The purge comes after the node's liveness key expires: wait up to the stated 15 s.
+    let notice = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(15), watcher.conn.next())
+            .await
+            .expect("1002 for the dead node's client within 15 s")
+            .expect("open")
+            .expect("valid");
+        if let awc::ws::Frame::Text(bytes) = frame {
+            let frame: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            if frame["code"] == 1002 {
+                break frame;
+            }
+        }
+    };
+    assert_eq!(notice["sendUserId"], "doomed");
+    eprintln!("dead node purged after {:?}", killed.elapsed());
+    let list = a
+        .api("get_online_list", "s", json!({"groupName": "room"}))
+        .await
+        .ok();
+    assert_eq!(list["list"], json!([watcher.id]));
+    let info = a
+        .api("get_client_info", "s", json!({"clientId": doomed}))
+        .await
+        .ok();
+    assert_eq!(info["online"], false);
+    drop(conn);
+    drop(b);
+}
+
+/// A Redis server of the test's own, on a free port, that it can stop and start.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let mut redis = OwnRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[actix_web::test]
+async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
+    if redis_url().is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let a = node(&url, "outage:").await;
+    a.register("s").await;
+    let mut client = a.connect("s").await;
+    a.bind("s", &client, "g", "u").await;
+    until_code(&mut client, 1001).await;
+
+    redis.kill();
+    let reply = a
+        .api("get_online_list", "s", json!({"groupName": "g"}))
+        .await;
+    reply.err(503, "Redis");
+    // The local client stays connected and still gets direct messages.
+    let direct = a
+        .api(
+            "send_to_client",
+            "s",
+            json!({"clientId": client.id, "data": "still here"}),
+        )
+        .await
+        .ok();
+    assert_eq!(client.next_json().await["messageId"], direct["messageId"]);
+
+    // Redis comes back empty; the node reconnects, resubscribes and writes its state again.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = a
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await;
+        if reply.status == 200 && reply.body["data"]["count"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Group traffic flows through the backplane again.
+    let b = node(&url, "outage:").await;
+    let sent = b
+        .api(
+            "send_to_group",
+            "s",
+            json!({"groupName": "g", "data": "after"}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent["count"], 1);
+    assert_eq!(
+        until_code(&mut client, 0).await["messageId"],
+        sent["messageId"]
+    );
+}
