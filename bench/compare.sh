@@ -4,13 +4,18 @@
 #
 #   bench/compare.sh                      # every scenario, 3 alternating rounds
 #   ROUNDS=1 SCENARIOS="fanout-rate" bench/compare.sh
+#   APPEND=1 SCENARIOS="fanout-rate-2-nodes" bench/compare.sh   # add to the existing results
 #
+# fanout-rate-2-nodes runs two wshub nodes in cluster mode (Redis at $REDIS_URL), both on CPU 0,
+# with the clients spread over both; limitsrv has no cluster mode and is not run for it.
 # limitsrv is built outside the repo from ../shared/reference/limitsrv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-"fanout-rate fanout system unicast idle"}
+ALL_SCENARIOS="fanout-rate fanout system unicast idle fanout-rate-2-nodes"
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 RESULTS=${RESULTS:-bench/results.jsonl}
 LIMITSRV_DIR=${LIMITSRV_DIR:-../shared/reference/limitsrv}
 LIMITSRV_TARGET=${LIMITSRV_TARGET:-/tmp/limitsrv}
@@ -30,8 +35,24 @@ args_for() {
     system) echo "--clients 10000 --messages 30 --inflight 1 --payload 64" ;;
     unicast) echo "--clients 100 --messages 20000 --inflight 32 --payload 64" ;;
     idle) echo "--clients 15000" ;;
+    fanout-rate-2-nodes) echo "--clients 1000 --messages 300 --rate 50 --payload 64" ;;
   esac
 }
+
+# Two cluster nodes on CPU 0; sets NODE_PIDS and NODE_PORTS.
+start_cluster() {
+  local prefix="bench-$RANDOM$RANDOM:"
+  NODE_PIDS=(); NODE_PORTS=("$PORT" "$((PORT + 1))")
+  for port in "${NODE_PORTS[@]}"; do
+    WSHUB_JWT_SECRET=$SECRET RUST_LOG=warn taskset -c 0 target/release/wshub --port "$port" \
+      --redis-url "$REDIS_URL" --redis-prefix "$prefix" >/tmp/bench-node-$port.log 2>&1 &
+    NODE_PIDS+=($!)
+  done
+  for port in "${NODE_PORTS[@]}"; do
+    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+  done
+}
+stop_cluster() { kill "${NODE_PIDS[@]}" 2>/dev/null || true; wait "${NODE_PIDS[@]}" 2>/dev/null || true; }
 
 start() {
   case $1 in
@@ -46,12 +67,28 @@ start() {
   echo "server $1 did not start" >&2; exit 1
 }
 
-stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+stop() {
+  [[ -n ${SERVER_PID:-} ]] || return 0
+  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
 trap stop EXIT
 
-: >"$RESULTS"
+[[ -n ${APPEND:-} ]] || : >"$RESULTS"
 for round in $(seq "$ROUNDS"); do
   for scenario in $SCENARIOS; do
+    if [[ $scenario == fanout-rate-2-nodes ]]; then
+      start_cluster
+      echo "round $round: $scenario against wshub (2 nodes)"
+      # shellcheck disable=SC2046
+      taskset -c 1 "$LOAD" fanout-rate --name "$scenario" --url "http://127.0.0.1:${NODE_PORTS[0]}" \
+        --ws-urls "http://127.0.0.1:${NODE_PORTS[0]},http://127.0.0.1:${NODE_PORTS[1]}" \
+        --token "$TOKEN" --pid "${NODE_PIDS[0]}" --pid "${NODE_PIDS[1]}" --label wshub \
+        --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
+      stop_cluster
+      sleep 0.5
+      continue
+    fi
     # Alternate the order so neither server always runs on a warmer machine.
     if (( round % 2 )); then servers="wshub limitsrv"; else servers="limitsrv wshub"; fi
     for server in $servers; do
@@ -71,7 +108,7 @@ cat >/tmp/bench-notes.md <<NOTES
 ## How these figures were made
 
 \`\`\`sh
-ROUNDS=$ROUNDS SCENARIOS="$SCENARIOS" bench/compare.sh
+bench/compare.sh          # ROUNDS=$ROUNDS
 \`\`\`
 
 which, for each round and scenario, starts the server pinned to CPU 0 and runs the generator on
@@ -84,9 +121,11 @@ taskset -c 1 target/release/deps/load-* SCENARIO --url http://127.0.0.1:$PORT --
 
 with ARGS per scenario:
 
-$(for s in $SCENARIOS; do echo "- \`$s\`: \`$(args_for "$s")\`"; done)
+$(for s in $ALL_SCENARIOS; do echo "- \`$s\`: \`$(args_for "$s")\`"; done)
 
 wshub runs with JWT auth on (every REST call verifies a token); limitsrv has no auth.
+\`fanout-rate-2-nodes\` runs two wshub nodes in cluster mode against Redis, both pinned to CPU 0
+with the clients spread over them, REST to the first; its CPU figure is both nodes together.
 NOTES
-[[ -f bench/notes.md ]] && cat bench/notes.md >>/tmp/bench-notes.md
+if [[ -f bench/notes.md ]]; then echo >>/tmp/bench-notes.md; cat bench/notes.md >>/tmp/bench-notes.md; fi
 "$LOAD" report --input "$RESULTS" --output BENCHMARKS.md --svg bench/latency.svg --notes /tmp/bench-notes.md

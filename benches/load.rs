@@ -58,9 +58,17 @@ struct Opts {
     /// API token (none for servers without auth).
     #[arg(long, env = "WSHUB_TOKEN")]
     token: Option<String>,
-    /// The server's pid, to read its CPU time and RSS from /proc.
+    /// The server's pid, to read its CPU time and RSS from /proc (repeat for several nodes:
+    /// figures are summed).
     #[arg(long)]
-    pid: Option<u32>,
+    pid: Vec<u32>,
+    /// Spread the WebSocket clients over these base URLs (several nodes of a cluster);
+    /// REST calls still go to --url. Default: --url.
+    #[arg(long, value_delimiter = ',')]
+    ws_urls: Vec<String>,
+    /// Name of the scenario in the results (default: the subcommand's).
+    #[arg(long)]
+    name: Option<String>,
     /// Name of the server in the results (wshub, limitsrv, ...).
     #[arg(long, default_value = "wshub")]
     label: String,
@@ -88,6 +96,12 @@ struct Opts {
     /// Concurrent connection attempts while connecting clients.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
+}
+
+impl Opts {
+    fn pids(&self) -> Vec<u32> {
+        self.pid.clone()
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -157,9 +171,16 @@ fn now_nanos() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Server-side readings from /proc
 
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+/// CPU seconds (user + system) the server's processes have used, summed; `None` without pids.
+fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| process_cpu_seconds(*pid)).sum()
+}
+
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -168,8 +189,16 @@ fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
 }
 
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+/// Resident memory of the server's processes, summed; `None` without pids.
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| process_rss_kib(*pid)).sum()
+}
+
+fn process_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -184,6 +213,8 @@ struct Api {
     url: String,
     token: Option<String>,
     system: String,
+    /// Base URLs for WebSocket clients (empty: `url`).
+    ws_bases: Vec<String>,
 }
 
 impl Api {
@@ -197,6 +228,7 @@ impl Api {
             url: o.url.trim_end_matches('/').to_owned(),
             token: o.token.clone(),
             system: format!("bench-{}", now_nanos() % 1_000_000_000),
+            ws_bases: o.ws_urls.clone(),
         }
     }
 
@@ -220,12 +252,23 @@ impl Api {
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 
-    fn ws_url(&self) -> String {
-        format!(
-            "{}/ws?systemId={}",
-            self.url.replacen("http", "ws", 1),
-            self.system
-        )
+    /// The WebSocket URLs clients connect to, round robin.
+    fn ws_urls(&self) -> Vec<String> {
+        let bases = if self.ws_bases.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.ws_bases.clone()
+        };
+        bases
+            .iter()
+            .map(|base| {
+                format!(
+                    "{}/ws?systemId={}",
+                    base.trim_end_matches('/').replacen("http", "ws", 1),
+                    self.system
+                )
+            })
+            .collect()
     }
 }
 
@@ -314,9 +357,9 @@ async fn connect_many(
 ) -> (Vec<String>, f64) {
     let started = Instant::now();
     let mut ids = Vec::with_capacity(n);
-    let url = api.ws_url();
+    let urls = api.ws_urls();
     let mut pending = futures_util::stream::iter(0..n)
-        .map(|_| connect_client(url.clone(), tally.clone()))
+        .map(|i| connect_client(urls[i % urls.len()].clone(), tally.clone()))
         .buffer_unordered(concurrency.max(1));
     while let Some(id) = pending.next().await {
         ids.push(id);
@@ -464,7 +507,7 @@ async fn send_phase(
     rate: Option<f64>,
     expected: u64,
 ) -> Phase {
-    let cpu_before = cpu_seconds(o.pid);
+    let cpu_before = cpu_seconds(&o.pids());
     let started = Instant::now();
     let pad = Rc::new("x".repeat(o.payload));
     send_messages(api, method, Rc::new(targets), count, inflight, rate, pad).await;
@@ -481,7 +524,7 @@ async fn send_phase(
         lost: expected.saturating_sub(delivered),
         elapsed,
         requests_elapsed,
-        cpu: cpu_before.zip(cpu_seconds(o.pid)).map(|(a, b)| b - a),
+        cpu: cpu_before.zip(cpu_seconds(&o.pids())).map(|(a, b)| b - a),
         p50,
         p99,
         max,
@@ -538,11 +581,14 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
         expected,
     )
     .await;
-    let scenario = if rate.is_some() {
-        "fanout-rate"
-    } else {
-        "fanout"
-    };
+    let scenario = o.name.clone().unwrap_or_else(|| {
+        if rate.is_some() {
+            "fanout-rate"
+        } else {
+            "fanout"
+        }
+        .to_owned()
+    });
     json!({
         "scenario": scenario, "server": o.label, "clients": clients, "messages": messages,
         "inflight": inflight, "rate": rate, "payload": o.payload,
@@ -551,7 +597,7 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
         "frames_per_s": phase.delivered as f64 / phase.elapsed.as_secs_f64(),
         "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
         "cpu_s": phase.cpu, "cpu_us_per_frame": phase.cpu.map(|c| c * 1e6 / phase.delivered.max(1) as f64),
-        "rss_kib": rss_kib(o.pid),
+        "rss_kib": rss_kib(&o.pids()),
         "latency_curve": curve(&phase.latencies),
     })
 }
@@ -587,7 +633,7 @@ async fn system(o: Opts) -> Value {
         "frames_per_s": phase.delivered as f64 / phase.elapsed.as_secs_f64(),
         "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
         "cpu_s": phase.cpu, "cpu_us_per_frame": phase.cpu.map(|c| c * 1e6 / phase.delivered.max(1) as f64),
-        "rss_kib": rss_kib(o.pid),
+        "rss_kib": rss_kib(&o.pids()),
     })
 }
 
@@ -604,10 +650,10 @@ async fn idle(o: Opts) -> Value {
         .await;
     let tally = Rc::new(Tally::default());
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    let rss_before = rss_kib(o.pid);
+    let rss_before = rss_kib(&o.pids());
     let (_, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
     settle(&tally, Duration::from_millis(500)).await;
-    let rss_after = rss_kib(o.pid);
+    let rss_after = rss_kib(&o.pids());
     let per_connection = rss_before
         .zip(rss_after)
         .map(|(a, b)| b.saturating_sub(a) as f64 / clients as f64);
@@ -651,7 +697,7 @@ async fn unicast(o: Opts) -> Value {
         "delivered": phase.delivered, "lost": phase.lost,
         "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
         "cpu_s": phase.cpu, "cpu_us_per_request": phase.cpu.map(|c| c * 1e6 / messages.max(1) as f64),
-        "rss_kib": rss_kib(o.pid),
+        "rss_kib": rss_kib(&o.pids()),
     })
 }
 
@@ -726,6 +772,16 @@ const FIGURES: &[(&str, &str, &str, bool)] = &[
     ("fanout-rate", "p99_ms", "p99 latency, ms", false),
     ("fanout-rate", "max_ms", "max latency, ms", false),
     ("fanout-rate", "lost", "lost frames", false),
+    (
+        "fanout-rate-2-nodes",
+        "cpu_us_per_frame",
+        "CPU µs per frame, both nodes",
+        false,
+    ),
+    ("fanout-rate-2-nodes", "p50_ms", "p50 latency, ms", false),
+    ("fanout-rate-2-nodes", "p99_ms", "p99 latency, ms", false),
+    ("fanout-rate-2-nodes", "max_ms", "max latency, ms", false),
+    ("fanout-rate-2-nodes", "lost", "lost frames", false),
     ("system", "frames_per_s", "delivered frames/s", true),
     (
         "system",
