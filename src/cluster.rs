@@ -433,6 +433,17 @@ impl Cluster {
 
     /// Carries out an operation on local clients.
     async fn execute(&self, op: Op) -> Result<serde_json::Value, ApiError> {
+        // The caller checked the system; this node may not have met it yet. A client of another
+        // system is then simply not connected in this one (404), as on a single node.
+        let system = match &op {
+            Op::Send { system, .. }
+            | Op::SendMany { system, .. }
+            | Op::Bind { system, .. }
+            | Op::Unbind { system, .. }
+            | Op::Close { system, .. }
+            | Op::Info { system, .. } => system.clone(),
+        };
+        self.ensure_system(&system).await?;
         let registry = &self.registry;
         Ok(match op {
             Op::Send {
