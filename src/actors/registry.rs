@@ -3,8 +3,9 @@
 //! Every change of state goes through this one actor, so each REST call sees and makes a
 //! consistent change: nothing is half-applied, and a client's group list always matches the
 //! groups' member lists. Fan-out to a group is handed to that group's supervised [`Group`] actor;
-//! pushes to one client or a whole system go straight to the sessions. No handler here awaits a
-//! session.
+//! pushes to one client or a whole system go straight to the sessions' outboxes. No handler here
+//! awaits a session. In cluster mode the registry still holds only this node's clients, and
+//! reports every change to them to the [`crate::cluster`] writer, in order.
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -123,6 +124,30 @@ impl SystemRegistry {
             self.emit(|| Event::SystemIdle(system_id.to_owned()));
         }
         Some(session)
+    }
+
+    /// Pushes a frame to every local client of a system, evicting those that overflow.
+    /// Returns how many clients it went to.
+    fn push_to_system(
+        &mut self,
+        ctx: &mut Context<Self>,
+        system_id: &str,
+        frame: &ByteString,
+    ) -> usize {
+        let Some(tenant) = self.systems.get(system_id) else {
+            return 0;
+        };
+        let overflowed: Vec<String> = tenant
+            .clients
+            .iter()
+            .filter(|(_, client)| client.session.push(frame) == Pushed::Overflowed)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let count = tenant.clients.len();
+        for client_id in overflowed {
+            self.evict_slow(ctx, system_id, &client_id);
+        }
+        count
     }
 
     fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut Tenant> {
@@ -312,18 +337,8 @@ impl Handler<SendToGroup> for SystemRegistry {
 impl Handler<SendToSystem> for SystemRegistry {
     type Result = RegistryResult<usize>;
     fn handle(&mut self, msg: SendToSystem, ctx: &mut Context<Self>) -> Self::Result {
-        let tenant = self.tenant(&msg.system_id)?;
-        let count = tenant.clients.len();
-        let overflowed: Vec<String> = tenant
-            .clients
-            .iter()
-            .filter(|(_, client)| client.session.push(&msg.frame) == Pushed::Overflowed)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for client_id in overflowed {
-            self.evict_slow(ctx, &msg.system_id, &client_id);
-        }
-        Ok(count)
+        self.tenant(&msg.system_id)?;
+        Ok(self.push_to_system(ctx, &msg.system_id, &msg.frame))
     }
 }
 
@@ -660,15 +675,7 @@ impl Handler<RemoteBroadcast> for SystemRegistry {
                 }
             }
             None => {
-                let overflowed: Vec<String> = tenant
-                    .clients
-                    .iter()
-                    .filter(|(_, client)| client.session.push(&msg.frame) == Pushed::Overflowed)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for client_id in overflowed {
-                    self.evict_slow(ctx, &msg.system_id, &client_id);
-                }
+                self.push_to_system(ctx, &msg.system_id, &msg.frame);
             }
         }
     }

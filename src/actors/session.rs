@@ -2,8 +2,8 @@
 //!
 //! Lifecycle: `started()` asks the registry to register it ([`Connect`]); the registry answers by
 //! pushing the welcome frame, or a refusal that closes the socket with 1008. From then on the
-//! session writes whatever [`SessionCommand`] it is sent, pings on a timer and drops a client
-//! that stays silent too long. `stopping()` tells the registry ([`Disconnect`]) whatever the
+//! session writes the frames queued in its outbox (a batch per wake-up), obeys close requests
+//! ([`SessionCommand`]), pings on a timer and drops a client that stays silent too long. `stopping()` tells the registry ([`Disconnect`]) whatever the
 //! cause: close frame, dropped TCP, heartbeat timeout, oversized frame or REST `close_client`.
 //! A session that actix-http drops without stopping it (its connection was shut down under it)
 //! sends the same from `Drop`.
