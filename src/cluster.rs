@@ -592,29 +592,65 @@ impl Cluster {
         frame: ByteString,
     ) -> Result<usize, ApiError> {
         self.ensure_system(system).await?;
-        let count: usize = self.track(self.conn().hlen(self.keys.members(system, &group)).await)?;
+        let count = self
+            .count_and_publish(
+                system,
+                self.keys.members(system, &group),
+                Some(group.clone()),
+                &frame,
+            )
+            .await?;
         self.registry
             .send(m::SendToGroup {
                 system_id: system.into(),
-                group_name: group.clone(),
-                frame: frame.clone(),
+                group_name: group,
+                frame,
             })
             .await??;
-        self.publish(system, Some(group), &frame).await?;
         Ok(count)
     }
 
     pub async fn send_to_system(&self, system: &str, frame: ByteString) -> Result<usize, ApiError> {
         self.ensure_system(system).await?;
-        let count: usize = self.track(self.conn().hlen(self.keys.clients(system)).await)?;
+        let count = self
+            .count_and_publish(system, self.keys.clients(system), None, &frame)
+            .await?;
         self.registry
             .send(m::SendToSystem {
                 system_id: system.into(),
-                frame: frame.clone(),
+                frame,
             })
             .await??;
-        self.publish(system, None, &frame).await?;
         Ok(count)
+    }
+
+    /// Counts the members at `count_key` and publishes the frame for the other nodes, in one
+    /// round trip to Redis.
+    async fn count_and_publish(
+        &self,
+        system: &str,
+        count_key: String,
+        group: Option<String>,
+        frame: &ByteString,
+    ) -> Result<usize, ApiError> {
+        let payload = self.envelope(group, frame);
+        let (count, _receivers): (usize, i64) = self.track(
+            redis::pipe()
+                .hlen(count_key)
+                .publish(self.keys.system_channel(system), payload)
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        Ok(count)
+    }
+
+    fn envelope(&self, group: Option<String>, frame: &ByteString) -> String {
+        serde_json::to_string(&Published {
+            o: self.node_id.clone(),
+            g: group,
+            f: frame.to_string(),
+        })
+        .unwrap_or_default()
     }
 
     async fn publish(
@@ -623,12 +659,7 @@ impl Cluster {
         group: Option<String>,
         frame: &ByteString,
     ) -> Result<(), ApiError> {
-        let payload = serde_json::to_string(&Published {
-            o: self.node_id.clone(),
-            g: group,
-            f: frame.to_string(),
-        })
-        .unwrap_or_default();
+        let payload = self.envelope(group, frame);
         let _: i64 = self.track(
             self.conn()
                 .publish(self.keys.system_channel(system), payload)
