@@ -3,6 +3,7 @@
 //! missing browser is a failure.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,6 +29,17 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver runs in a process group of its own, which its Chromium processes join:
+        // ending the group leaves no browser behind, even when the test failed mid-session.
+        if let Ok(group) = i32::try_from(self.driver.id()) {
+            if group > 1 {
+                // SAFETY: kill(2) with a negative pid signals exactly that process group, the
+                // one created for chromedriver by `process_group(0)` below.
+                unsafe {
+                    libc::kill(-group, libc::SIGKILL);
+                }
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
@@ -54,6 +66,7 @@ pub async fn browser(width: u32, height: u32) -> Option<Browser> {
         .port();
     let driver = Command::new(&chromedriver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
