@@ -73,7 +73,9 @@ pub enum Event {
         groups: Vec<String>,
         notice: Option<ByteString>,
     },
-    /// A client was bound (or re-bound: no notice). Its userId/extend apply to all its groups.
+    /// A client was bound (or re-bound: no notice), or is being written again by a resync:
+    /// carries its whole membership, written as a whole, so one event restores one client.
+    /// The notice (1001), if any, goes to `group_name`.
     Bound {
         system_id: String,
         client_id: String,
@@ -849,8 +851,8 @@ impl Cluster {
                 for group in &all_groups {
                     pipe.hset(keys.members(&system_id, group), &client_id, &info);
                 }
-                pipe.sadd(keys.groups(&system_id), &group_name)
-                    .sadd(keys.client_groups(&system_id, &client_id), &group_name);
+                pipe.sadd(keys.groups(&system_id), &all_groups)
+                    .sadd(keys.client_groups(&system_id, &client_id), &all_groups);
                 let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
                 self.track(result)?;
                 if let Some(notice) = notice {

@@ -696,11 +696,12 @@ impl Handler<ResyncCluster> for SystemRegistry {
                     system_id: system_id.clone(),
                     client_id: client_id.clone(),
                 });
-                for group_name in &client.groups {
+                // One event carries the client's whole membership.
+                if let Some(first_group) = client.groups.first() {
                     let _ = sink.send(Event::Bound {
                         system_id: system_id.clone(),
                         client_id: client_id.clone(),
-                        group_name: group_name.clone(),
+                        group_name: first_group.clone(),
                         all_groups: client.groups.iter().cloned().collect(),
                         user_id: client.user_id.clone(),
                         extend: client.extend.clone(),
