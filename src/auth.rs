@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ApiAuth;
 
-/// The claims wshub reads. Unknown claims are ignored.
+/// The claims wshub mints. Verification reads a token's claims as a JSON map instead, so that
+/// it can refuse what this struct would silently ignore (see [`check_claims`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// Expiry, seconds since the Unix epoch (required).
@@ -20,6 +21,70 @@ pub struct Claims {
     pub user_id: Option<String>,
 }
 
+/// Claims a token may carry: the registered JWT claims and wshub's own. Anything else is
+/// refused, so that a misspelt `systemId` can never turn a scoped token into an admin token.
+const ALLOWED_CLAIMS: [&str; 9] = [
+    "exp", "iat", "nbf", "sub", "iss", "aud", "jti", "systemId", "userId",
+];
+
+/// What a verified token says about its holder.
+#[derive(Debug, PartialEq, Eq)]
+struct VerifiedClaims {
+    system_id: Option<String>,
+    user_id: Option<String>,
+}
+
+/// Refuses unknown claims and a `systemId` / `userId` that is not a string (`systemId` also
+/// not empty): a token must never be wider than its author meant.
+fn check_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<VerifiedClaims, String> {
+    if let Some(unknown) = claims
+        .keys()
+        .find(|k| !ALLOWED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "invalid token: unknown claim '{unknown}' (allowed: {})",
+            ALLOWED_CLAIMS.join(", ")
+        ));
+    }
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!(
+                "invalid token: the '{name}' claim must be a string"
+            )),
+        }
+    };
+    let system_id = text("systemId")?;
+    if system_id.as_deref() == Some("") {
+        return Err("invalid token: the 'systemId' claim must not be empty".into());
+    }
+    Ok(VerifiedClaims {
+        system_id,
+        user_id: text("userId")?,
+    })
+}
+
+/// A JWT library error in plain words.
+fn describe(err: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    let why = match err.kind() {
+        K::InvalidSignature => "the signature does not match this server's secret".into(),
+        K::ExpiredSignature => "it has expired (exp is in the past)".into(),
+        K::ImmatureSignature => "it is not valid yet (nbf is in the future)".into(),
+        K::InvalidAlgorithm | K::MissingAlgorithm | K::InvalidAlgorithmName => {
+            "it must be signed with HS256".into()
+        }
+        K::MissingRequiredClaim(claim) => format!("the '{claim}' claim is missing"),
+        K::InvalidClaimFormat(claim) => format!("the '{claim}' claim has the wrong type"),
+        K::Json(_) => "its claims are not a JSON object with the expected types".into(),
+        _ => "it is not a JWT (three base64url parts separated by dots)".into(),
+    };
+    format!("invalid token: {why}")
+}
+
 /// Who a verified caller is allowed to act for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -29,28 +94,18 @@ pub enum Scope {
     System(String),
 }
 
-impl Scope {
-    pub fn permits(&self, system_id: &str) -> bool {
-        match self {
-            Scope::Admin => true,
-            Scope::System(own) => own == system_id,
-        }
-    }
-}
-
 /// Why a token was refused (all of them are 401).
 #[derive(Debug, derive_more::Display)]
 pub enum TokenError {
     #[display("missing bearer token: send 'Authorization: Bearer <JWT>'")]
     Missing,
-    #[display("invalid token: {_0}")]
+    #[display("{_0}")]
     Invalid(String),
 }
 
 /// Verifies and mints tokens with one secret.
 pub struct Authenticator {
     mode: ApiAuth,
-    encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
 }
@@ -64,10 +119,12 @@ impl Authenticator {
         // included, fails validation.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        // wshub names no audience of its own; an `aud` claim is allowed and not interpreted.
+        validation.validate_aud = false;
         validation.leeway = 5;
         Authenticator {
             mode,
-            encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
         }
@@ -77,15 +134,33 @@ impl Authenticator {
         self.mode
     }
 
+    /// Verifies the signature, `exp`/`nbf`, the header and the claims of a token.
+    fn decode(&self, token: &str) -> Result<VerifiedClaims, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| describe(&e))?;
+        if header.crit.is_some() {
+            return Err(
+                "invalid token: it has a 'crit' header, naming extensions this server does not \
+                 implement"
+                    .into(),
+            );
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &self.decoding,
+            &self.validation,
+        )
+        .map_err(|e| describe(&e))?;
+        check_claims(&data.claims)
+    }
+
     /// Checks a bearer token (`None`: no Authorization header) and returns the caller's scope.
     pub fn verify(&self, token: Option<&str>) -> Result<Scope, TokenError> {
         if self.mode == ApiAuth::None {
             return Ok(Scope::Admin);
         }
         let token = token.ok_or(TokenError::Missing)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        Ok(match data.claims.system_id {
+        let claims = self.decode(token).map_err(TokenError::Invalid)?;
+        Ok(match claims.system_id {
             Some(system) => Scope::System(system),
             None => Scope::Admin,
         })
@@ -101,9 +176,9 @@ impl Authenticator {
         let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
             "a client token is required: connect to /ws?systemId=...&token=<JWT>".to_owned()
         })?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| format!("invalid client token: {e}"))?
-            .claims;
+        let claims = self
+            .decode(token)
+            .map_err(|e| e.replacen("invalid token", "invalid client token", 1))?;
         match claims.system_id.as_deref() {
             Some(own) if own == system_id => Ok(claims.user_id),
             Some(own) => Err(format!(
@@ -111,11 +186,6 @@ impl Authenticator {
             )),
             None => Err("client token has no systemId claim".to_owned()),
         }
-    }
-
-    /// A token for `system` (or an admin token) valid for `ttl` from now.
-    pub fn mint(&self, system: Option<&str>, ttl: Duration) -> String {
-        mint(&self.encoding, system, ttl)
     }
 }
 
@@ -144,4 +214,43 @@ pub fn random_secret() -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: serde_json::Value) -> Result<VerifiedClaims, String> {
+        check_claims(value.as_object().expect("an object"))
+    }
+
+    #[test]
+    fn a_misspelt_or_null_system_claim_never_widens_a_token() {
+        for bad in [
+            json!({"exp": 1, "systemId": null}),
+            json!({"exp": 1, "systemId": ""}),
+            json!({"exp": 1, "systemId": 7}),
+            json!({"exp": 1, "systemid": "s"}),
+            json!({"exp": 1, "system_id": "s"}),
+            json!({"exp": 1, "userId": ["x"]}),
+        ] {
+            assert!(claims(bad.clone()).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn registered_claims_and_wshubs_own_are_accepted() {
+        let ok = claims(
+            json!({"exp": 1, "iat": 0, "nbf": 0, "sub": "a", "iss": "b", "aud": "c",
+            "jti": "d", "systemId": "s", "userId": "u"}),
+        );
+        assert_eq!(
+            ok,
+            Ok(VerifiedClaims {
+                system_id: Some("s".into()),
+                user_id: Some("u".into())
+            })
+        );
+    }
 }

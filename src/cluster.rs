@@ -12,6 +12,8 @@
 //! | `groups:{system}` (set) | groups with members | the owning node |
 //! | `client-groups:{system}:{clientId}` (set) | a client's groups | the owning node |
 //! | `node-clients:{node}` (set of `system\nclientId`) | a node's clients, for the purge | the owning node |
+//! | `epoch` (string), `settling` (key with TTL) | the generation of Redis's data, see below | the first node to find it missing, or one that reconnects |
+//! | `synced:{node}` (key with TTL) | the generation a node has rewritten its state for | each node |
 //! | channel `sys:{system}` | group and system broadcasts, notices | any node, once per message |
 //! | channel `node:{node}` | requests for a node's clients, and replies | any node |
 //!
@@ -20,7 +22,21 @@
 //! the broadcasts of systems it serves; a broadcast is published once whatever the group size,
 //! and every node delivers it to its own members of the group. Writes to Redis about local
 //! clients go through one ordered queue ([`Event`]), so a bind is never overtaken by the
-//! disconnect that follows it.
+//! disconnect that follows it; a REST call that changed membership is answered only once its
+//! write is done (a barrier in that queue), so another node reads it at once.
+//!
+//! **Readiness.** After Redis comes back (empty or not) every node must resubscribe and write
+//! its clients and groups again before the cluster's answers are true. The `epoch` key names
+//! the generation of Redis's data: a node that reconnects to Redis sets a new one (and a short
+//! `settling` period, so every live node is seen), each node rewrites its state for the
+//! current epoch and says so in `synced:{node}`, and a node is *ready* once every live node is
+//! synced to it. Calls that depend on the cluster's state answer 503 until then, and each of
+//! them checks the epoch in the same Redis round trip (a script), so a restart between two
+//! heartbeats is noticed at once instead of giving a false 404 or a false count.
+//!
+//! **Admission.** A WebSocket is upgraded only once this node is subscribed to its system's
+//! channel and the client is written to Redis, so it is addressable from every node as soon
+//! as it has its welcome frame.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,6 +64,13 @@ const NODE_TTL: Duration = Duration::from_secs(5);
 const PURGE_EVERY: Duration = Duration::from_secs(2);
 /// How long a request to another node may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a handshake waits for this node to subscribe to a system's channel.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a new epoch is set by a node that reconnected, how long before any node may be
+/// ready: every live node beats (and so is seen) within it.
+const SETTLE: Duration = Duration::from_millis(2500);
+/// Heartbeat period while this node is not ready: recovery is noticed quickly.
+const NOT_READY_BEAT: Duration = Duration::from_millis(200);
 /// Length of a node id (hex); client ids are the node id followed by 32 hex digits.
 pub const NODE_ID_LEN: usize = 12;
 
@@ -91,15 +114,9 @@ pub enum Event {
         group_name: String,
         notice: ByteString,
     },
-    /// A broadcast made here, for the members on other nodes.
-    Broadcast {
-        system_id: String,
-        group_name: Option<String>,
-        frame: ByteString,
-    },
-    /// This node's first client of a system connected, or its last left.
-    SystemActive(String),
-    SystemIdle(String),
+    /// Answered once every event before it has been written: true if none of those writes
+    /// was lost (Redis down), in which case the node will write everything again.
+    Barrier(oneshot::Sender<bool>),
 }
 
 /// Where the registry sends [`Event`]s.
@@ -182,6 +199,15 @@ impl Keys {
     fn alive(&self, node: &str) -> String {
         format!("{}alive:{node}", self.0)
     }
+    fn epoch(&self) -> String {
+        format!("{}epoch", self.0)
+    }
+    fn settling(&self) -> String {
+        format!("{}settling", self.0)
+    }
+    fn synced(&self, node: &str) -> String {
+        format!("{}synced:{node}", self.0)
+    }
     fn purge_lock(&self, node: &str) -> String {
         format!("{}purging:{node}", self.0)
     }
@@ -215,6 +241,82 @@ if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) en
 return 1
 "#;
 
+/// Returns the current epoch, making one (`ARGV[1]`) if there is none; a node that knows
+/// other nodes may have lost state asks for a settling period of `ARGV[2]` ms (0: none).
+const EPOCH_SCRIPT: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return epoch end
+redis.call('SET', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+return ARGV[1]
+"#;
+
+/// Starts a new epoch whatever the current one: every node must write its state again.
+const NEW_EPOCH_SCRIPT: &str = r#"
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return 1
+"#;
+
+/// The epoch guard every state-dependent call runs first: `-1` when Redis no longer holds
+/// the epoch the caller was ready for (it restarted, or a node is resynchronising).
+macro_rules! guarded {
+    ($body:literal) => {
+        concat!(
+            "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n",
+            $body
+        )
+    };
+}
+
+/// KEYS: epoch, a hash to count. ARGV: epoch, channel, payload. The member count, after
+/// publishing.
+const COUNT_AND_PUBLISH_SCRIPT: &str = guarded!(
+    "local n = redis.call('HLEN', KEYS[2])\nredis.call('PUBLISH', ARGV[2], ARGV[3])\nreturn n"
+);
+/// KEYS: epoch. ARGV: epoch, channel, payload. How many nodes received it.
+const PUBLISH_SCRIPT: &str = guarded!("return redis.call('PUBLISH', ARGV[2], ARGV[3])");
+/// KEYS: epoch, systems. ARGV: epoch, systemId. 1 if added, 0 if it existed.
+const REGISTER_SCRIPT: &str = guarded!("return redis.call('SADD', KEYS[2], ARGV[2])");
+/// KEYS: epoch, systems, clients:{system}, node-clients:{node}. ARGV: epoch, systemId,
+/// clientId, node, node-clients entry.
+const ADMIT_SCRIPT: &str = guarded!(
+    "redis.call('SADD', KEYS[2], ARGV[2])\nredis.call('HSET', KEYS[3], ARGV[3], ARGV[4])\nredis.call('SADD', KEYS[4], ARGV[5])\nreturn 1"
+);
+
+/// The channel subscriptions a node wants and those Redis has confirmed.
+#[derive(Default)]
+struct Subscriptions {
+    /// Channel → how many holders want it ([`SystemLease`]s; the node channel holds one for
+    /// good).
+    wanted: HashMap<String, usize>,
+    /// Channels the pub/sub connection is subscribed to now. A channel leaves this set before
+    /// its UNSUBSCRIBE is sent, so a holder that finds it here is really subscribed.
+    confirmed: HashSet<String>,
+    /// Whether the pub/sub connection is up.
+    connected: bool,
+}
+
+/// Keeps this node subscribed to a system's channel while held: a session holds one for its
+/// whole life, so broadcasts from other nodes reach it.
+pub struct SystemLease {
+    cluster: Arc<Cluster>,
+    channel: String,
+}
+
+impl Drop for SystemLease {
+    fn drop(&mut self) {
+        let mut subs = Cluster::lock(&self.cluster.subscriptions);
+        if let Some(count) = subs.wanted.get_mut(&self.channel) {
+            *count -= 1;
+            if *count == 0 {
+                subs.wanted.remove(&self.channel);
+                let _ = self.cluster.subscribe_tx.send(());
+            }
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct MemberInfo {
     #[serde(rename = "userId")]
@@ -234,14 +336,28 @@ pub struct Cluster {
     /// Requests to other nodes waiting for their reply.
     pending: Mutex<HashMap<u64, oneshot::Sender<RemoteResult>>>,
     next_request: AtomicU64,
-    /// Channel subscriptions wanted, applied by the subscriber (also after a reconnect).
-    subscriptions: Mutex<HashSet<String>>,
+    /// Channel subscriptions wanted and confirmed, applied by the subscriber task (also after
+    /// a reconnect); `subscribe_tx` wakes it, `subscriptions_changed` tells waiters it synced.
+    subscriptions: Mutex<Subscriptions>,
     subscribe_tx: mpsc::UnboundedSender<()>,
+    subscriptions_changed: tokio::sync::watch::Sender<u64>,
+    /// Where the registry's events go: the cluster adds barriers to the same queue.
+    events: EventSink,
     /// Whether Redis answered last time; transitions are logged once.
     redis_up: AtomicBool,
     /// A write about local clients was lost (Redis down, or restarted empty): once Redis
     /// answers again, everything this node holds is written again.
     dirty: AtomicBool,
+    /// The epoch this node has rewritten its state for (heartbeat task; cleared when the
+    /// pub/sub connection drops).
+    synced_epoch: Mutex<Option<String>>,
+    /// The epoch every live node was seen synced to: state-dependent calls run while Redis
+    /// still holds it, and answer 503 while this is `None` (heartbeat task).
+    ready_epoch: Mutex<Option<String>>,
+    /// Wakes the heartbeat task early (the pub/sub connection came back, an epoch changed).
+    wake_heartbeat: tokio::sync::Notify,
+    /// This node has been synced to some epoch before (so it was part of a cluster).
+    has_synced: AtomicBool,
 }
 
 /// A fresh node id: 12 hex digits.
@@ -268,6 +384,7 @@ impl Cluster {
         config: &ClusterConfig,
         node_id: String,
         registry: Addr<SystemRegistry>,
+        event_sink: EventSink,
         events: mpsc::UnboundedReceiver<Event>,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
@@ -281,8 +398,8 @@ impl Cluster {
             .await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let keys = Keys(config.prefix.clone());
-        let mut subscriptions = HashSet::new();
-        subscriptions.insert(keys.node_channel(&node_id));
+        let mut subscriptions = Subscriptions::default();
+        subscriptions.wanted.insert(keys.node_channel(&node_id), 1);
         let cluster = Arc::new(Cluster {
             node_id,
             keys,
@@ -293,13 +410,25 @@ impl Cluster {
             next_request: AtomicU64::new(1),
             subscriptions: Mutex::new(subscriptions),
             subscribe_tx,
+            subscriptions_changed: tokio::sync::watch::Sender::new(0),
+            events: event_sink,
             redis_up: AtomicBool::new(true),
             dirty: AtomicBool::new(false),
+            synced_epoch: Mutex::new(None),
+            ready_epoch: Mutex::new(None),
+            wake_heartbeat: tokio::sync::Notify::new(),
+            has_synced: AtomicBool::new(false),
         });
-        cluster.beat().await;
+        // Fail fast when Redis is not there at all.
+        let _: String = redis::cmd("PING").query_async(&mut cluster.conn()).await?;
         actix_web::rt::spawn(cluster.clone().write_events(events));
         actix_web::rt::spawn(cluster.clone().subscribe_loop(client, subscribe_rx));
         actix_web::rt::spawn(cluster.clone().heartbeat_loop());
+        // Serve once this node counts as synced, so its first clients are reachable at once.
+        let started = tokio::time::Instant::now();
+        while cluster.ready_epoch().is_none() && started.elapsed() < NODE_TTL {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         log::info!(
             "cluster mode: node {} on {} (prefix '{}')",
             cluster.node_id,
@@ -346,9 +475,149 @@ impl Cluster {
     // -----------------------------------------------------------------------------------------
     // Systems
 
+    // -----------------------------------------------------------------------------------------
+    // Readiness
+
+    fn ready_epoch(&self) -> Option<String> {
+        Self::lock(&self.ready_epoch).clone()
+    }
+
+    /// The epoch to run a state-dependent call against, or 503 while the cluster resyncs.
+    fn check_ready(&self) -> Result<String, ApiError> {
+        self.ready_epoch().ok_or_else(not_ready)
+    }
+
+    /// Runs one of the guarded scripts; a `-1` (Redis holds another epoch) is a 503 and makes
+    /// this node re-check its readiness at once.
+    async fn run_guarded(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[&str],
+    ) -> Result<i64, ApiError> {
+        let epoch = self.check_ready()?;
+        let mut invocation = script.key(self.keys.epoch());
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(&epoch);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let result: i64 = self.track(invocation.invoke_async(&mut self.conn()).await)?;
+        if result < 0 {
+            self.lost_epoch(&epoch);
+            return Err(not_ready());
+        }
+        Ok(result)
+    }
+
+    /// Redis no longer holds `epoch`: not ready until every node has synced again.
+    fn lost_epoch(&self, epoch: &str) {
+        let mut ready = Self::lock(&self.ready_epoch);
+        if ready.as_deref() == Some(epoch) {
+            *ready = None;
+            log::warn!("Redis's data changed generation: resynchronising the cluster");
+        }
+        drop(ready);
+        self.wake_heartbeat.notify_one();
+    }
+
+    /// Checks that a read made in the same pipeline saw the epoch this node is ready for.
+    fn same_epoch(&self, expected: &str, seen: Option<String>) -> Result<(), ApiError> {
+        if seen.as_deref() == Some(expected) {
+            Ok(())
+        } else {
+            self.lost_epoch(expected);
+            Err(not_ready())
+        }
+    }
+
+    /// Waits until every change to local clients queued so far is written to Redis: a REST
+    /// call that changed membership is answered after that, so every node reads it.
+    async fn written(&self) -> Result<(), ApiError> {
+        let (tx, rx) = oneshot::channel();
+        if self.events.send(Event::Barrier(tx)).is_err() {
+            return Err(not_ready());
+        }
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(ApiError::Unavailable(
+                "the change was made on this node but could not be written to the cluster \
+                 backplane (Redis); it will be written once Redis answers"
+                    .into(),
+            )),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Admission of a WebSocket client
+
+    /// Makes sure this node is subscribed to `system_id`'s channel for as long as the returned
+    /// lease is held, waiting for Redis to confirm the subscription.
+    pub async fn lease_system(self: &Arc<Self>, system_id: &str) -> Result<SystemLease, ApiError> {
+        let channel = self.keys.system_channel(system_id);
+        let mut changed = self.subscriptions_changed.subscribe();
+        let confirmed = {
+            let mut subs = Self::lock(&self.subscriptions);
+            *subs.wanted.entry(channel.clone()).or_insert(0) += 1;
+            subs.confirmed.contains(&channel)
+        };
+        let lease = SystemLease {
+            cluster: self.clone(),
+            channel: channel.clone(),
+        };
+        if confirmed {
+            return Ok(lease);
+        }
+        let _ = self.subscribe_tx.send(());
+        let wait = async {
+            while changed.changed().await.is_ok() {
+                if Self::lock(&self.subscriptions).confirmed.contains(&channel) {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, wait).await {
+            Ok(true) => Ok(lease),
+            _ => Err(ApiError::Unavailable(
+                "could not subscribe to the system's channel on the cluster backplane (Redis); \
+                 retry later"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Writes a new client to Redis before its welcome frame, so every node can reach it.
+    pub async fn admit_client(&self, system_id: &str, client_id: &str) -> Result<(), ApiError> {
+        let keys = &self.keys;
+        let entry = format!("{system_id}\n{client_id}");
+        static ADMIT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(ADMIT_SCRIPT));
+        self.run_guarded(
+            &ADMIT,
+            &[
+                keys.systems(),
+                keys.clients(system_id),
+                keys.node_clients(&self.node_id),
+            ],
+            &[system_id, client_id, &self.node_id, &entry],
+        )
+        .await
+        .map(drop)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Systems
+
     /// `register`: exactly one of several racing callers wins.
     pub async fn register(&self, system_id: &str) -> Result<(), ApiError> {
-        let added: i64 = self.track(self.conn().sadd(self.keys.systems(), system_id).await)?;
+        static REGISTER: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(REGISTER_SCRIPT));
+        let added = self
+            .run_guarded(&REGISTER, &[self.keys.systems()], &[system_id])
+            .await?;
         if added == 0 {
             return Err(m::RegistryError::SystemExists(system_id.to_owned()).into());
         }
@@ -361,8 +630,16 @@ impl Cluster {
         if Self::lock(&self.known_systems).contains(system_id) {
             return Ok(());
         }
-        let exists: bool =
-            self.track(self.conn().sismember(self.keys.systems(), system_id).await)?;
+        let epoch = self.check_ready()?;
+        let (seen, exists): (Option<String>, bool) = self.track(
+            redis::pipe()
+                .get(self.keys.epoch())
+                .sismember(self.keys.systems(), system_id)
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        // After a restart, "not there" may only mean "not written back yet".
+        self.same_epoch(&epoch, seen)?;
         if !exists {
             return Err(m::RegistryError::UnknownSystem(system_id.to_owned()).into());
         }
@@ -403,11 +680,13 @@ impl Cluster {
             op,
         };
         let payload = serde_json::to_string(&message).unwrap_or_default();
-        let receivers: redis::RedisResult<i64> = self
-            .conn()
-            .publish(self.keys.node_channel(node), payload)
+        static PUBLISH: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(PUBLISH_SCRIPT));
+        // Guarded: while any node resyncs, "nobody listens" may be a node not yet resubscribed.
+        let receivers = self
+            .run_guarded(&PUBLISH, &[], &[&self.keys.node_channel(node), &payload])
             .await;
-        let receivers = match self.track(receivers) {
+        let receivers = match receivers {
             Ok(n) => n,
             Err(err) => {
                 Self::lock(&self.pending).remove(&id);
@@ -492,6 +771,7 @@ impl Cluster {
                         extend,
                     })
                     .await??;
+                self.written().await?;
                 serde_json::Value::Null
             }
             Op::Unbind {
@@ -506,6 +786,7 @@ impl Cluster {
                         group_name: group,
                     })
                     .await??;
+                self.written().await?;
                 serde_json::Value::Null
             }
             Op::Close { system, client } => {
@@ -515,6 +796,7 @@ impl Cluster {
                         client_id: client,
                     })
                     .await??;
+                self.written().await?;
                 serde_json::Value::Null
             }
             Op::Info { system, client } => {
@@ -627,7 +909,8 @@ impl Cluster {
     }
 
     /// Counts the members at `count_key` and publishes the frame for the other nodes, in one
-    /// round trip to Redis.
+    /// round trip to Redis, guarded by the epoch so the count is never that of a half-rebuilt
+    /// Redis.
     async fn count_and_publish(
         &self,
         system: &str,
@@ -635,15 +918,17 @@ impl Cluster {
         group: Option<String>,
         frame: &ByteString,
     ) -> Result<usize, ApiError> {
+        static COUNT_AND_PUBLISH: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(COUNT_AND_PUBLISH_SCRIPT));
         let payload = self.envelope(group, frame);
-        let (count, _receivers): (usize, i64) = self.track(
-            redis::pipe()
-                .hlen(count_key)
-                .publish(self.keys.system_channel(system), payload)
-                .query_async(&mut self.conn())
-                .await,
-        )?;
-        Ok(count)
+        let count = self
+            .run_guarded(
+                &COUNT_AND_PUBLISH,
+                &[count_key],
+                &[&self.keys.system_channel(system), &payload],
+            )
+            .await?;
+        Ok(count as usize)
     }
 
     fn envelope(&self, group: Option<String>, frame: &ByteString) -> String {
@@ -735,8 +1020,15 @@ impl Cluster {
 
     pub async fn get_online_list(&self, system: &str, group: &str) -> Result<OnlineList, ApiError> {
         self.ensure_system(system).await?;
-        let members: HashMap<String, String> =
-            self.track(self.conn().hgetall(self.keys.members(system, group)).await)?;
+        let epoch = self.check_ready()?;
+        let (seen, members): (Option<String>, HashMap<String, String>) = self.track(
+            redis::pipe()
+                .get(self.keys.epoch())
+                .hgetall(self.keys.members(system, group))
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        self.same_epoch(&epoch, seen)?;
         let mut clients: Vec<OnlineClient> = members
             .into_iter()
             .map(|(client_id, info)| {
@@ -764,12 +1056,24 @@ impl Cluster {
         system: &str,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
         self.ensure_system(system).await?;
+        let epoch = self.check_ready()?;
         let mut conn = self.conn();
         let groups: Vec<String> = self.track(conn.smembers(self.keys.groups(system)).await)?;
+        let mut pipe = redis::pipe();
+        for group in &groups {
+            pipe.hkeys(self.keys.members(system, group));
+        }
+        // Checked after the reads: a restart between them shows here.
+        pipe.get(self.keys.epoch());
+        let mut replies: Vec<redis::Value> = self.track(pipe.query_async(&mut conn).await)?;
+        let seen = replies
+            .pop()
+            .and_then(|v| redis::from_redis_value::<Option<String>>(&v).ok())
+            .flatten();
+        self.same_epoch(&epoch, seen)?;
         let mut all = std::collections::BTreeMap::new();
-        for group in groups {
-            let mut members: Vec<String> =
-                self.track(conn.hkeys(self.keys.members(system, &group)).await)?;
+        for (group, members) in groups.into_iter().zip(replies) {
+            let mut members: Vec<String> = redis::from_redis_value(&members).unwrap_or_default();
             if !members.is_empty() {
                 members.sort();
                 all.insert(group, members);
@@ -873,19 +1177,8 @@ impl Cluster {
                 )?;
                 self.publish(&system_id, Some(group_name), &notice).await
             }
-            Event::Broadcast {
-                system_id,
-                group_name,
-                frame,
-            } => self.publish(&system_id, group_name, &frame).await,
-            Event::SystemActive(system_id) => {
-                Self::lock(&self.subscriptions).insert(keys.system_channel(&system_id));
-                let _ = self.subscribe_tx.send(());
-                Ok(())
-            }
-            Event::SystemIdle(system_id) => {
-                Self::lock(&self.subscriptions).remove(&keys.system_channel(&system_id));
-                let _ = self.subscribe_tx.send(());
+            Event::Barrier(done) => {
+                let _ = done.send(!self.dirty.load(Ordering::Relaxed));
                 Ok(())
             }
         }
@@ -903,20 +1196,23 @@ impl Cluster {
     }
 
     /// Keeps a pub/sub connection subscribed to this node's channel and the systems it serves,
-    /// reconnecting (and resubscribing) by itself when Redis goes away and comes back.
+    /// reconnecting (and resubscribing) by itself when Redis goes away and comes back. A node
+    /// that reconnects starts a new epoch: it missed what was published meanwhile, and Redis
+    /// may have lost what every node wrote.
     async fn subscribe_loop(
         self: Arc<Self>,
         client: redis::Client,
         mut changed: mpsc::UnboundedReceiver<()>,
     ) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Duration::from_millis(50);
+        let mut reconnecting = false;
         loop {
             let pubsub = match client.get_async_pubsub().await {
                 Ok(pubsub) => pubsub,
                 Err(err) => {
                     log::debug!("Redis pub/sub connection failed: {err}");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
                     continue;
                 }
             };
@@ -927,8 +1223,13 @@ impl Cluster {
                 tokio::time::sleep(backoff).await;
                 continue;
             }
+            if reconnecting && self.start_new_epoch().await.is_err() {
+                continue;
+            }
+            Self::lock(&self.subscriptions).connected = true;
+            self.wake_heartbeat.notify_one();
             log::info!("Redis pub/sub connected ({} channels)", subscribed.len());
-            backoff = Duration::from_millis(100);
+            backoff = Duration::from_millis(50);
             loop {
                 tokio::select! {
                     message = stream.next() => match message {
@@ -943,9 +1244,27 @@ impl Cluster {
                 }
             }
             log::error!("Redis pub/sub connection lost; reconnecting");
-            // Redis may come back without what it held about this node: write it again then.
-            self.dirty.store(true, Ordering::Relaxed);
+            reconnecting = true;
+            {
+                let mut subs = Self::lock(&self.subscriptions);
+                subs.connected = false;
+                subs.confirmed.clear();
+            }
+            *Self::lock(&self.synced_epoch) = None;
+            *Self::lock(&self.ready_epoch) = None;
         }
+    }
+
+    /// Starts a new epoch (see the module docs) with a settling period.
+    async fn start_new_epoch(&self) -> Result<(), ApiError> {
+        let result: redis::RedisResult<i64> = redis::Script::new(NEW_EPOCH_SCRIPT)
+            .key(self.keys.epoch())
+            .key(self.keys.settling())
+            .arg(crate::protocol::new_id())
+            .arg(SETTLE.as_millis() as u64)
+            .invoke_async(&mut self.conn())
+            .await;
+        self.track(result).map(drop)
     }
 
     async fn sync_subscriptions(
@@ -953,15 +1272,45 @@ impl Cluster {
         sink: &mut redis::aio::PubSubSink,
         subscribed: &mut HashSet<String>,
     ) -> redis::RedisResult<()> {
-        let wanted = Self::lock(&self.subscriptions).clone();
-        for channel in wanted.difference(subscribed) {
-            sink.subscribe(channel).await?;
+        let (to_add, to_remove) = {
+            let mut subs = Self::lock(&self.subscriptions);
+            let wanted: HashSet<String> = subs.wanted.keys().cloned().collect();
+            let to_remove: Vec<String> = subscribed.difference(&wanted).cloned().collect();
+            // Unconfirmed before the UNSUBSCRIBE goes out, under the lock that leases take.
+            for channel in &to_remove {
+                subs.confirmed.remove(channel);
+            }
+            let to_add: Vec<String> = wanted.difference(subscribed).cloned().collect();
+            (to_add, to_remove)
+        };
+        for channel in to_add {
+            sink.subscribe(&channel).await?;
+            subscribed.insert(channel);
         }
-        for channel in subscribed.difference(&wanted) {
-            sink.unsubscribe(channel).await?;
+        for channel in to_remove {
+            sink.unsubscribe(&channel).await?;
+            subscribed.remove(&channel);
         }
-        *subscribed = wanted;
+        {
+            let mut subs = Self::lock(&self.subscriptions);
+            let Subscriptions {
+                wanted, confirmed, ..
+            } = &mut *subs;
+            confirmed.extend(
+                subscribed
+                    .iter()
+                    .filter(|channel| wanted.contains_key(*channel))
+                    .cloned(),
+            );
+        }
+        self.subscriptions_changed.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Whether every channel wanted is confirmed (after a reconnect: resubscribed).
+    fn fully_subscribed(&self) -> bool {
+        let subs = Self::lock(&self.subscriptions);
+        subs.connected && subs.wanted.keys().all(|c| subs.confirmed.contains(c))
     }
 
     fn on_message(self: &Arc<Self>, message: redis::Msg) {
@@ -1008,31 +1357,114 @@ impl Cluster {
         }
     }
 
-    /// Refreshes this node's liveness and purges dead nodes.
+    /// Refreshes this node's liveness, keeps its state written for the current epoch, decides
+    /// readiness, and purges dead nodes.
     async fn heartbeat_loop(self: Arc<Self>) {
-        let mut since_purge = Duration::ZERO;
+        let mut last_purge = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(HEARTBEAT).await;
-            if self.beat().await && self.dirty.swap(false, Ordering::Relaxed) {
-                log::info!("writing this node's clients and groups to Redis again");
-                self.registry.do_send(m::ResyncCluster);
+            if let Err(err) = self.beat().await {
+                log::debug!("heartbeat: {err}");
+                *Self::lock(&self.ready_epoch) = None;
             }
-            since_purge += HEARTBEAT;
-            if since_purge >= PURGE_EVERY {
-                since_purge = Duration::ZERO;
+            if self.ready_epoch().is_some() && last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = tokio::time::Instant::now();
                 let _ = self.purge_dead_nodes().await;
             }
+            let period = if self.ready_epoch().is_some() {
+                HEARTBEAT
+            } else {
+                NOT_READY_BEAT
+            };
+            let _ = tokio::time::timeout(period, self.wake_heartbeat.notified()).await;
         }
     }
 
-    /// Refreshes the liveness key; true when Redis answered.
-    async fn beat(&self) -> bool {
-        let result: redis::RedisResult<()> = redis::pipe()
-            .set_ex(self.keys.alive(&self.node_id), 1, NODE_TTL.as_secs())
-            .sadd(self.keys.nodes(), &self.node_id)
-            .query_async(&mut self.conn())
-            .await;
-        self.track(result).is_ok()
+    /// One heartbeat; see the module docs on readiness.
+    async fn beat(&self) -> Result<(), ApiError> {
+        let keys = &self.keys;
+        let mut conn = self.conn();
+        // A node that has been part of a cluster asks for a settling period if it must create
+        // the epoch: Redis then lost everything, other nodes included.
+        let settle = if self.synced_epoch_is_set_or_was() {
+            SETTLE
+        } else {
+            Duration::ZERO
+        };
+        let epoch: String = self.track(
+            redis::Script::new(EPOCH_SCRIPT)
+                .key(keys.epoch())
+                .key(keys.settling())
+                .arg(crate::protocol::new_id())
+                .arg(settle.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await,
+        )?;
+        let synced = Self::lock(&self.synced_epoch).as_deref() == Some(epoch.as_str());
+        if !synced || self.dirty.load(Ordering::Relaxed) {
+            if !self.fully_subscribed() {
+                return Err(not_ready());
+            }
+            self.rewrite_state().await?;
+            if !self.fully_subscribed() {
+                return Err(not_ready());
+            }
+            *Self::lock(&self.synced_epoch) = Some(epoch.clone());
+            self.has_synced.store(true, Ordering::Relaxed);
+        }
+        let ttl = NODE_TTL.as_secs();
+        let (settling, nodes): (bool, Vec<String>) = self.track(
+            redis::pipe()
+                .set_ex(keys.alive(&self.node_id), 1, ttl)
+                .ignore()
+                .sadd(keys.nodes(), &self.node_id)
+                .ignore()
+                .set_ex(keys.synced(&self.node_id), &epoch, ttl)
+                .ignore()
+                .exists(keys.settling())
+                .smembers(keys.nodes())
+                .query_async(&mut conn)
+                .await,
+        )?;
+        let mut ready = !settling;
+        if ready {
+            let mut pipe = redis::pipe();
+            for node in &nodes {
+                pipe.exists(keys.alive(node)).get(keys.synced(node));
+            }
+            let states: Vec<(bool, Option<String>)> =
+                self.track(pipe.query_async(&mut conn).await)?;
+            ready = states
+                .iter()
+                .all(|(alive, synced)| !alive || synced.as_deref() == Some(epoch.as_str()));
+        }
+        let mut ready_epoch = Self::lock(&self.ready_epoch);
+        if ready && ready_epoch.is_none() {
+            log::info!("cluster ready (epoch {epoch}, {} nodes)", nodes.len());
+        }
+        *ready_epoch = ready.then_some(epoch);
+        Ok(())
+    }
+
+    fn synced_epoch_is_set_or_was(&self) -> bool {
+        self.has_synced.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything this node holds again: the systems it knows, its clients and their
+    /// groups; returns once the writer has applied it all.
+    async fn rewrite_state(&self) -> Result<(), ApiError> {
+        if !self.has_synced.load(Ordering::Relaxed) {
+            // A node that has never been synced holds nothing yet (and its registry may not
+            // run until the server does).
+            return Ok(());
+        }
+        log::info!("writing this node's systems, clients and groups to Redis");
+        self.dirty.store(false, Ordering::Relaxed);
+        let systems: Vec<String> = Self::lock(&self.known_systems).iter().cloned().collect();
+        if !systems.is_empty() {
+            let _: i64 = self.track(self.conn().sadd(self.keys.systems(), systems).await)?;
+        }
+        self.registry.send(m::ResyncCluster).await?;
+        self.written().await
     }
 
     /// Removes the clients of every node whose liveness key expired, with their 1002 notices.
@@ -1106,6 +1538,14 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+fn not_ready() -> ApiError {
+    ApiError::Unavailable(
+        "the cluster is resynchronising with its backplane (Redis came back or a node \
+         reconnected); retry shortly"
+            .into(),
+    )
 }
 
 fn not_connected(client_id: &str) -> ApiError {

@@ -50,6 +50,9 @@ pub struct Limits {
     pub max_connections_per_system: Option<usize>,
     /// Bytes of frames that may wait for one client before it is closed as a slow consumer.
     pub max_outbound_queue: usize,
+    /// Largest frame a push may encode to, all fields included (413 over it). Never more than
+    /// `max_outbound_queue`, so any accepted frame fits an empty queue.
+    pub max_push_size: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             max_connections: default_max_connections(),
             max_connections_per_system: None,
             max_outbound_queue: 1024 * 1024,
+            max_push_size: 256 * 1024,
         }
     }
 }
@@ -122,6 +126,12 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel.
     pub redis_prefix: String,
+    /// Browser origins allowed to open `/ws` (empty: any) and, with `--api-auth none`, to call
+    /// `/api` (empty: none).
+    pub allowed_origins: Vec<String>,
+    /// With `--api-auth none`, `Host` names `/api` answers besides IP addresses and
+    /// `localhost` (a defence against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -142,7 +152,37 @@ impl Default for Config {
             slow_close_grace: Duration::from_secs(2),
             redis_url: None,
             redis_prefix: "wshub:".into(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    /// Checks settings that only make sense together, before anything starts. Fixes what can
+    /// be fixed safely (a `max_connections` above what the open-file limit allows is clamped,
+    /// with a warning, since connections over it would hang in `accept` instead of getting
+    /// 503) and refuses the rest with a message naming the flags.
+    pub fn validate(&mut self) -> Result<(), String> {
+        let limits = &mut self.limits;
+        if limits.max_push_size > limits.max_outbound_queue {
+            return Err(format!(
+                "--max-push-size ({}) is larger than --max-outbound-queue ({}): a frame that size \
+                 could never be queued for any client; lower the first or raise the second",
+                limits.max_push_size, limits.max_outbound_queue
+            ));
+        }
+        let allowed = default_max_connections();
+        if limits.max_connections > allowed {
+            log::warn!(
+                "--max-connections {} is more than the open-file limit allows ({allowed}, the \
+                 soft limit less {RESERVED_DESCRIPTORS} for listeners, REST and Redis): using \
+                 {allowed}; raise `ulimit -n` to allow more",
+                limits.max_connections
+            );
+            limits.max_connections = allowed;
+        }
+        Ok(())
     }
 }
 
@@ -239,6 +279,10 @@ pub struct ServeArgs {
     /// Bytes of frames that may wait for one client before it is closed with 4008.
     #[arg(long, env = "WSHUB_MAX_OUTBOUND_QUEUE", default_value_t = 1024 * 1024)]
     pub max_outbound_queue: usize,
+    /// Largest frame a push may encode to, all fields included (413 over it); at most
+    /// --max-outbound-queue.
+    #[arg(long, env = "WSHUB_MAX_PUSH_SIZE", default_value_t = 256 * 1024)]
+    pub max_push_size: usize,
     /// WebSocket client authentication: none, or jwt (/ws?token=<JWT> with a systemId claim).
     #[arg(long, env = "WSHUB_CLIENT_AUTH", value_enum, default_value = "none")]
     pub client_auth: ClientAuth,
@@ -254,6 +298,23 @@ pub struct ServeArgs {
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     #[arg(long, env = "WSHUB_REDIS_PREFIX", default_value = "wshub:")]
     pub redis_prefix: String,
+    /// Comma-separated browser origins (scheme://host[:port]) allowed to open /ws [default:
+    /// any]; with --api-auth none, the only origins allowed to call /api [default: none].
+    #[arg(long, env = "WSHUB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Comma-separated host names that /api answers with --api-auth none, besides IP
+    /// addresses and localhost (against DNS rebinding).
+    #[arg(long, env = "WSHUB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// A comma-separated flag's items, trimmed, without empty ones.
+fn clean_list(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|item| item.trim().trim_end_matches('/').to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -287,12 +348,15 @@ impl From<ServeArgs> for Config {
                 max_connections: args.max_connections.unwrap_or_else(default_max_connections),
                 max_connections_per_system: args.max_connections_per_system,
                 max_outbound_queue: args.max_outbound_queue,
+                max_push_size: args.max_push_size,
             },
             client_auth: args.client_auth,
             shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
             slow_close_grace: Duration::from_secs_f64(args.slow_close_grace),
             redis_url: args.redis_url.filter(|s| !s.is_empty()),
             redis_prefix: args.redis_prefix,
+            allowed_origins: clean_list(args.allowed_origins),
+            allowed_hosts: clean_list(args.allowed_hosts),
         }
     }
 }

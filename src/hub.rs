@@ -31,6 +31,10 @@ pub struct Settings {
     pub limits: Limits,
     pub client_auth: ClientAuth,
     pub shutdown_grace: Duration,
+    /// Origins allowed in browser requests; see [`Config::allowed_origins`].
+    pub allowed_origins: Vec<String>,
+    /// See [`Config::allowed_hosts`].
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Cheap to clone: every field is shared.
@@ -102,6 +106,8 @@ impl Hub {
                 limits: config.limits.clone(),
                 client_auth: config.client_auth,
                 shutdown_grace: config.shutdown_grace,
+                allowed_origins: config.allowed_origins.clone(),
+                allowed_hosts: config.allowed_hosts.clone(),
             }),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
             gate: Arc::new(ConnectionGate::new(

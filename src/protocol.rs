@@ -73,6 +73,62 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), OverLimit> {
     }
 }
 
+/// Which characters a name may hold; see socket.md, "Names".
+#[derive(Debug, Clone, Copy)]
+enum Charset {
+    /// `systemId`: printable ASCII (it travels in the `SystemId` header), spaces only inside.
+    HeaderSafe,
+    /// `groupName`, `userId`, `sendUserId`: any Unicode but control characters, no whitespace
+    /// at either end.
+    Text,
+}
+
+fn check_chars(field: &str, value: &str, charset: Charset) -> Result<(), OverLimit> {
+    let trimmed = value.trim() != value;
+    let (bad_char, rule): (fn(char) -> bool, &str) = match charset {
+        Charset::HeaderSafe => (
+            |c| !(' '..='~').contains(&c),
+            "printable ASCII (space to '~'), with no space at either end",
+        ),
+        Charset::Text => (
+            char::is_control,
+            "free of control characters, with no whitespace at either end",
+        ),
+    };
+    if trimmed || value.chars().any(bad_char) {
+        Err(OverLimit::Field(format!("{field}: must be {rule}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Length and characters of a name.
+fn check_name(field: &str, value: &str, max: usize, charset: Charset) -> Result<(), OverLimit> {
+    check_len(field, value, max)?;
+    check_chars(field, value, charset)
+}
+
+/// Checks a `systemId` wherever it is chosen (`register`), with the reason in plain words.
+pub fn check_system_id(value: &str, limits: &Limits) -> Result<(), String> {
+    match check_name(
+        "systemId",
+        value,
+        limits.max_system_id_len,
+        Charset::HeaderSafe,
+    ) {
+        Ok(()) => Ok(()),
+        Err(OverLimit::Field(msg) | OverLimit::Data(msg)) => Err(msg),
+    }
+}
+
+/// Checks a `userId` (a bind's, or a client token's claim).
+pub fn check_user_id(field: &str, value: &str, limits: &Limits) -> Result<(), String> {
+    match check_name(field, value, limits.max_user_id_len, Charset::Text) {
+        Ok(()) => Ok(()),
+        Err(OverLimit::Field(msg) | OverLimit::Data(msg)) => Err(msg),
+    }
+}
+
 fn check_data(data: &RawValue, limits: &Limits) -> Result<(), OverLimit> {
     let max = limits.max_data_size;
     if data.get().len() > max {
@@ -363,21 +419,22 @@ pub enum ClientInfo {
 }
 
 fn check_message(message: MessageRef<'_>, limits: &Limits) -> Result<(), OverLimit> {
-    check_len("sendUserId", message.send_user_id, limits.max_user_id_len)?;
+    check_user_id("sendUserId", message.send_user_id, limits).map_err(OverLimit::Field)?;
     check_data(message.data, limits)
 }
 
 fn check_group(group_name: &Name, limits: &Limits) -> Result<(), OverLimit> {
-    check_len("groupName", group_name.as_str(), limits.max_group_name_len)
+    check_name(
+        "groupName",
+        group_name.as_str(),
+        limits.max_group_name_len,
+        Charset::Text,
+    )
 }
 
 impl CheckLimits for RegisterRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_len(
-            "systemId",
-            self.system_id.as_str(),
-            limits.max_system_id_len,
-        )
+        check_system_id(self.system_id.as_str(), limits).map_err(OverLimit::Field)
     }
 }
 
@@ -418,7 +475,7 @@ impl CheckLimits for SendToSystemRequest {
 impl CheckLimits for BindToGroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
         check_group(&self.group_name, limits)?;
-        check_len("userId", &self.user_id, limits.max_user_id_len)?;
+        check_user_id("userId", &self.user_id, limits).map_err(OverLimit::Field)?;
         check_len("extend", &self.extend, limits.max_extend_len)
     }
 }
@@ -445,5 +502,31 @@ impl CheckLimits for ClientRequest {
 impl CheckLimits for EmptyRequest {
     fn check_limits(&self, _: &Limits) -> Result<(), OverLimit> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_control_characters_or_outer_spaces_are_refused() {
+        let limits = Limits::default();
+        for bad in ["", " s", "s ", "a\nb", "a\u{7}b", "é"] {
+            let checked = check_system_id(bad, &limits);
+            assert!(
+                bad.is_empty() || checked.is_err(),
+                "{bad:?} accepted as systemId"
+            );
+        }
+        assert!(check_system_id("my system-1_x.y", &limits).is_ok());
+        for bad in [" ann", "ann\t", "a\u{0}b", "a\u{85}b"] {
+            assert!(
+                check_user_id("userId", bad, &limits).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(check_user_id("userId", "", &limits).is_ok());
+        assert!(check_user_id("userId", "Zoë 🚀 ann", &limits).is_ok());
     }
 }

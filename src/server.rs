@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 
 use crate::cluster::{new_node_id, Cluster, ClusterConfig};
@@ -23,7 +24,10 @@ impl Application {
     /// Binds the listener, connects to Redis in cluster mode and prepares the registry; the
     /// server runs once [`run_until_stopped`](Self::run_until_stopped) is awaited. Call inside
     /// an actix system.
-    pub async fn build(config: Config) -> std::io::Result<Application> {
+    pub async fn build(mut config: Config) -> std::io::Result<Application> {
+        config
+            .validate()
+            .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let address = listener.local_addr()?;
         let (events, events_rx) = match config.redis_url {
@@ -33,8 +37,10 @@ impl Application {
             }
             None => (None, None),
         };
-        let (mut hub, registry) = Hub::deferred(&config, events);
-        if let (Some(redis_url), Some(events_rx)) = (&config.redis_url, events_rx) {
+        let (mut hub, registry) = Hub::deferred(&config, events.clone());
+        if let (Some(redis_url), Some(events), Some(events_rx)) =
+            (&config.redis_url, events, events_rx)
+        {
             let cluster_config = ClusterConfig {
                 redis_url: redis_url.clone(),
                 prefix: config.redis_prefix.clone(),
@@ -43,6 +49,7 @@ impl Application {
                 &cluster_config,
                 new_node_id(),
                 hub.registry.clone(),
+                events,
                 events_rx,
             )
             .await
@@ -62,6 +69,12 @@ impl Application {
                 registry.start_here();
             }
             App::new()
+                // No page of wshub's is meant to be framed (clickjacking the console).
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Content-Security-Policy", "frame-ancestors 'none'")),
+                )
                 .configure(http::configure(app_hub.clone()))
                 .app_data(manual.clone())
                 .route("/", web::get().to(console::index))

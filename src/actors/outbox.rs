@@ -94,6 +94,27 @@ impl Outbox {
         !self.closing.swap(true, Ordering::AcqRel)
     }
 
+    /// Stops reading from a client that broke the rules: actix-http would otherwise keep
+    /// reading (and discarding) whatever it streams after the session closed. Writing is left
+    /// open so the close frame still goes out.
+    pub fn stop_reading(&self) {
+        self.shut_down(libc::SHUT_RD);
+    }
+
+    fn shut_down(&self, how: libc::c_int) {
+        let Ok(socket) = self.socket.lock() else {
+            return;
+        };
+        if let Some(fd) = *socket {
+            // SAFETY: `fd` is the connection's socket and is still open: the session clears it
+            // (under this lock) before actix-http closes the descriptor, so it cannot have been
+            // reused. shutdown() only changes the socket's state; it does not close the fd.
+            unsafe {
+                libc::shutdown(fd, how);
+            }
+        }
+    }
+
     /// Called from the session's `Drop`: the descriptor is about to be closed by actix-http.
     pub fn forget_socket(&self) {
         if let Ok(mut socket) = self.socket.lock() {
@@ -184,16 +205,6 @@ impl SessionHandle {
     /// pending write then fails, actix-http drops the connection, and with it the actor and its
     /// queue.
     pub fn shut_down_socket(&self) {
-        let Ok(socket) = self.outbox.socket.lock() else {
-            return;
-        };
-        if let Some(fd) = *socket {
-            // SAFETY: `fd` is the connection's socket and is still open: the session clears it
-            // (under this lock) before actix-http closes the descriptor, so it cannot have been
-            // reused. shutdown() only changes the socket's state; it does not close the fd.
-            unsafe {
-                libc::shutdown(fd, libc::SHUT_RDWR);
-            }
-        }
+        self.outbox.shut_down(libc::SHUT_RDWR);
     }
 }

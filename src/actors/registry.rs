@@ -108,21 +108,16 @@ impl SystemRegistry {
         }
     }
 
-    /// Removes a client, telling the cluster (with the 1002 notice its groups got) and, if it
-    /// was this node's last client of the system, that the system no longer needs its channel.
+    /// Removes a client, telling the cluster (with the 1002 notice its groups got).
     fn remove_client(&mut self, system_id: &str, client_id: &str) -> Option<SessionHandle> {
         let tenant = self.systems.get_mut(system_id)?;
         let (session, groups, notice) = tenant.remove_client(client_id)?;
-        let now_idle = tenant.clients.is_empty();
         self.emit(|| Event::Gone {
             system_id: system_id.to_owned(),
             client_id: client_id.to_owned(),
             groups,
             notice,
         });
-        if now_idle {
-            self.emit(|| Event::SystemIdle(system_id.to_owned()));
-        }
         Some(session)
     }
 
@@ -213,7 +208,17 @@ fn now_millis() -> u64 {
 impl Handler<Connect> for SystemRegistry {
     type Result = ();
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        let cluster = self.settings.cluster.clone();
         let refuse = |reason: String| {
+            // In cluster mode the handshake wrote the client to Redis already: take it back.
+            if let (Some(sink), Some(system_id)) = (&cluster, &msg.system_id) {
+                let _ = sink.send(Event::Gone {
+                    system_id: system_id.clone(),
+                    client_id: msg.client_id.clone(),
+                    groups: Vec::new(),
+                    notice: None,
+                });
+            }
             msg.session.command(SessionCommand::Close {
                 kind: CloseKind::Refused,
                 frame: Some(protocol::refusal_frame(&reason)),
@@ -233,10 +238,9 @@ impl Handler<Connect> for SystemRegistry {
             return;
         };
         log::debug!("client {} connected to system '{system_id}'", msg.client_id);
-        let first_here = tenant.clients.is_empty();
         // Pushed before any other frame can be addressed to this client: the welcome is first.
+        // (In cluster mode the handshake has written the client to Redis already.)
         msg.session.push(&protocol::welcome_frame(&msg.client_id));
-        let client_id = msg.client_id.clone();
         tenant.clients.insert(
             msg.client_id,
             Client {
@@ -247,13 +251,6 @@ impl Handler<Connect> for SystemRegistry {
                 connected_at: now_millis(),
             },
         );
-        if first_here {
-            self.emit(|| Event::SystemActive(system_id.to_owned()));
-        }
-        self.emit(|| Event::Connected {
-            system_id: system_id.to_owned(),
-            client_id: client_id.clone(),
-        });
     }
 }
 
@@ -688,9 +685,6 @@ impl Handler<ResyncCluster> for SystemRegistry {
             return;
         };
         for (system_id, tenant) in &self.systems {
-            if !tenant.clients.is_empty() {
-                let _ = sink.send(Event::SystemActive(system_id.clone()));
-            }
             for (client_id, client) in &tenant.clients {
                 let _ = sink.send(Event::Connected {
                     system_id: system_id.clone(),

@@ -17,8 +17,24 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 use super::messages::{CloseKind, Connect, Disconnect, SessionCommand};
 use super::outbox::{Outbox, OutboxStream, SessionHandle};
 use super::registry::SystemRegistry;
+use crate::cluster::SystemLease;
+use crate::http::frame_guard::Oversize;
 use crate::hub::ConnectionPermit;
 use crate::metrics::{self, Metrics};
+
+/// Longest close reason: a close frame is a control frame (125 bytes at most) and its first
+/// two bytes are the code. Longer reasons are cut at a character boundary; the refusal text
+/// frame sent before a 1008 carries the whole reason.
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// `reason` cut to at most [`MAX_CLOSE_REASON`] bytes, on a UTF-8 character boundary.
+pub fn close_reason_text(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
 
 /// Heartbeat settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +70,18 @@ pub struct WsSession {
     /// When the client last sent anything (a pong or any frame).
     last_heard: Instant,
     outbox: Arc<Outbox>,
-    /// Keeps the connection counted until the session is dropped.
-    _permit: ConnectionPermit,
+    /// Set by the connection's frame guard when a client frame passed the size limit.
+    oversize: Oversize,
+    /// Released when the session is dropped.
+    _held: Held,
+}
+
+/// What a connection holds for as long as its session lives.
+pub struct Held {
+    /// Keeps the connection counted at the gate.
+    pub permit: ConnectionPermit,
+    /// Cluster mode: keeps this node subscribed to the system's channel.
+    pub cluster_lease: Option<SystemLease>,
 }
 
 impl WsSession {
@@ -64,8 +90,8 @@ impl WsSession {
         admission: Admission,
         registry: Addr<SystemRegistry>,
         heartbeat: Heartbeat,
-        outbox: Arc<Outbox>,
-        permit: ConnectionPermit,
+        (outbox, oversize): (Arc<Outbox>, Oversize),
+        held: Held,
     ) -> Self {
         WsSession {
             client_id,
@@ -75,7 +101,8 @@ impl WsSession {
             heartbeat,
             last_heard: Instant::now(),
             outbox,
-            _permit: permit,
+            oversize,
+            _held: held,
         }
     }
 
@@ -87,7 +114,7 @@ impl WsSession {
         self.outbox.start_closing();
         ctx.close(Some(CloseReason {
             code,
-            description: Some(reason.to_owned()),
+            description: Some(close_reason_text(reason)),
         }));
         ctx.stop();
     }
@@ -105,6 +132,12 @@ impl WsSession {
             }
             ctx.ping(b"");
         });
+    }
+
+    fn close_too_big(&self, ctx: &mut WebsocketContext<Self>) {
+        self.metrics().client_closed(metrics::CloseReason::TooBig);
+        self.outbox.stop_reading();
+        self.close(ctx, CloseCode::Size, "frame too big");
     }
 
     fn refuse(&self, ctx: &mut WebsocketContext<Self>, reason: &str) {
@@ -237,14 +270,27 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Err(ws::ProtocolError::Overflow) => {
-                self.metrics().client_closed(metrics::CloseReason::TooBig);
-                self.close(ctx, CloseCode::Size, "frame too big");
-            }
+            Err(ws::ProtocolError::Overflow) => self.close_too_big(ctx),
+            Err(_) if self.oversize.is_set() => self.close_too_big(ctx),
             Err(err) => {
                 log::debug!("client {}: protocol error: {err}", self.client_id);
+                self.outbox.stop_reading();
                 self.close(ctx, CloseCode::Protocol, "protocol error");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{close_reason_text, MAX_CLOSE_REASON};
+
+    #[test]
+    fn close_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(close_reason_text("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason_text(&long);
+        assert!(cut.len() <= MAX_CLOSE_REASON);
+        assert_eq!(cut, "é".repeat(MAX_CLOSE_REASON / 2));
     }
 }

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, Handler, HttpResponse, Resource, Responder, ResponseError, Scope};
+use bytestring::ByteString;
 use serde::Serialize;
 
 use super::extract::{Body, Caller, SystemCaller};
@@ -94,6 +96,15 @@ async fn observe(
     } else {
         next.call(req).await?.map_into_boxed_body()
     };
+    let mut response = response;
+    if hub.is_shutting_down() {
+        // The connection is not kept for another call the server would have to refuse or
+        // cut off when its workers stop: each call that arrives still gets its answer.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     let status = response.status();
     let metrics = &hub.metrics;
     metrics
@@ -131,6 +142,21 @@ async fn unknown_method(req: actix_web::HttpRequest) -> Result<HttpResponse, Api
     )))
 }
 
+/// Serializes a push once, refusing (413) a frame larger than `--max-push-size`, which is what
+/// keeps every frame within what a client's outbound queue accepts.
+fn encode(hub: &Hub, message_id: &str, message: p::MessageRef<'_>) -> Result<ByteString, ApiError> {
+    let frame = p::push_frame(message_id, message);
+    let max = hub.settings.limits.max_push_size;
+    if frame.len() > max {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the message encodes to a frame of {} bytes, over the limit of {max} bytes \
+             (--max-push-size); shorten msg or data",
+            frame.len()
+        )));
+    }
+    Ok(frame)
+}
+
 async fn register(
     hub: web::Data<Hub>,
     caller: Caller,
@@ -148,7 +174,7 @@ async fn send_to_client(
     Body(body): Body<p::SendToClientRequest>,
 ) -> ApiResult<p::MessageIdReply> {
     let message_id = p::new_id();
-    let frame = p::push_frame(&message_id, body.message());
+    let frame = encode(&hub, &message_id, body.message())?;
     let client_id = body.client_id.into_inner();
     hub.send_to_client(caller.system_id, client_id, frame)
         .await?;
@@ -161,7 +187,7 @@ async fn send_to_clients(
     Body(body): Body<p::SendToClientsRequest>,
 ) -> ApiResult<p::SendToClientsReply> {
     let message_id = p::new_id();
-    let frame = p::push_frame(&message_id, body.message());
+    let frame = encode(&hub, &message_id, body.message())?;
     let client_ids = body
         .client_ids
         .into_iter()
@@ -182,7 +208,7 @@ async fn send_to_group(
     Body(body): Body<p::SendToGroupRequest>,
 ) -> ApiResult<p::CountReply> {
     let message_id = p::new_id();
-    let frame = p::push_frame(&message_id, body.message());
+    let frame = encode(&hub, &message_id, body.message())?;
     let group_name = body.group_name.into_inner();
     let count = hub
         .send_to_group(caller.system_id, group_name, frame)
@@ -196,7 +222,7 @@ async fn send_to_system(
     Body(body): Body<p::SendToSystemRequest>,
 ) -> ApiResult<p::CountReply> {
     let message_id = p::new_id();
-    let frame = p::push_frame(&message_id, body.message());
+    let frame = encode(&hub, &message_id, body.message())?;
     let count = hub.send_to_system(caller.system_id, frame).await?;
     Ok(Success(p::CountReply { message_id, count }))
 }

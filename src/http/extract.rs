@@ -6,13 +6,14 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use actix_web::error::PayloadError;
-use actix_web::http::header::Header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
+use actix_web_httpauth::headers::authorization::{Bearer, Scheme};
 use serde::de::DeserializeOwned;
 
 use super::Hub;
 use crate::auth::Scope;
+use crate::config::ApiAuth;
 use crate::error::ApiError;
 use crate::protocol::{CheckLimits, OverLimit};
 
@@ -33,18 +34,13 @@ pub struct Caller {
 impl Caller {
     fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
         let hub = hub(req)?;
-        let token = match req.headers().get(actix_web::http::header::AUTHORIZATION) {
-            None => None,
-            Some(_) => Some(
-                Authorization::<Bearer>::parse(req)
-                    .map_err(|_| {
-                        ApiError::Unauthorized(
-                            "malformed Authorization header: expected 'Bearer <JWT>'".into(),
-                        )
-                    })?
-                    .into_scheme(),
-            ),
-        };
+        if hub.auth.mode() == ApiAuth::None {
+            // Without tokens, nothing but these checks stops a web page the operator's browser
+            // visits from calling the API (CSRF), or a DNS-rebinding page from reaching it.
+            check_origin(req, &hub.settings.allowed_origins, "call /api")?;
+            check_host(req, &hub.settings.allowed_hosts)?;
+        }
+        let token = bearer_token(req)?;
         let scope = hub
             .auth
             .verify(token.as_ref().map(Bearer::token))
@@ -69,6 +65,66 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Caller::extract(req))
     }
+}
+
+/// The bearer token of a request, if it has an `Authorization` header. The scheme is matched
+/// without regard to case (RFC 7235); actix-web-httpauth's parser wants "Bearer" exactly, so
+/// the header is given to it with the scheme spelt that way.
+fn bearer_token(req: &HttpRequest) -> Result<Option<Bearer>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed =
+        || ApiError::Unauthorized("malformed Authorization header: expected 'Bearer <JWT>'".into());
+    let text = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(malformed());
+    }
+    let canonical =
+        HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| malformed())?;
+    Bearer::parse(&canonical).map(Some).map_err(|_| malformed())
+}
+
+/// Refuses (403) a browser request whose `Origin` is not listed. A request with no `Origin`
+/// is not from a browser page and passes. `allowed` empty: every origin is refused.
+pub fn check_origin(req: &HttpRequest, allowed: &[String], what: &str) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("(unreadable)");
+    if allowed
+        .iter()
+        .any(|listed| listed.eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "origin '{origin}' may not {what}: list it in --allowed-origins"
+    )))
+}
+
+/// With `--api-auth none`: refuses (403) a `Host` that is neither an IP address, `localhost`,
+/// nor listed in `--allowed-hosts`, so a page on a rebinding DNS name cannot reach the API.
+fn check_host(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(host) = req.headers().get(header::HOST) else {
+        return Ok(());
+    };
+    let host = host.to_str().unwrap_or_default();
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+    let listed = allowed.iter().any(|h| h.eq_ignore_ascii_case(name));
+    if is_ip || name.eq_ignore_ascii_case("localhost") || listed {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "host '{name}' is not allowed with --api-auth none: use an IP address or localhost, \
+         or list it in --allowed-hosts"
+    )))
 }
 
 /// A verified caller allowed to act on the system named in the `SystemId` header. Whether that

@@ -8,6 +8,7 @@ pub mod api;
 pub mod console;
 pub mod docs;
 pub mod extract;
+pub mod frame_guard;
 pub mod ws;
 
 use actix_web::web;

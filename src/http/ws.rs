@@ -9,10 +9,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
 
-use super::extract::SYSTEM_ID_HEADER;
+use super::extract::{check_origin, SYSTEM_ID_HEADER};
+use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
 use crate::actors::outbox::Outbox;
-use crate::actors::session::{Admission, WsSession};
+use crate::actors::session::{Admission, Held, WsSession};
 use crate::config::ClientAuth;
 use crate::error::ApiError;
 
@@ -79,7 +80,16 @@ fn admission(hub: &Hub, system_id: Option<String>, token: Option<&str>) -> Admis
     let user_id = match hub.settings.client_auth {
         ClientAuth::None => None,
         ClientAuth::Jwt => match hub.auth.verify_client(token, &system_id) {
-            Ok(user_id) => user_id,
+            Ok(user_id) => {
+                // The claim is the client's userId: it obeys the same rules as a bind's.
+                if let Some(user_id) = &user_id {
+                    let limits = &hub.settings.limits;
+                    if let Err(reason) = crate::protocol::check_user_id("userId", user_id, limits) {
+                        return Admission::Refuse(format!("client token's {reason}"));
+                    }
+                }
+                user_id
+            }
             Err(reason) => return Admission::Refuse(reason),
         },
     };
@@ -97,33 +107,63 @@ pub async fn connect(
     if hub.is_shutting_down() {
         return Err(ApiError::Unavailable("the server is shutting down".into()).into());
     }
-    let (system_id, token) = parse_request(&req);
-    if let (Some(cluster), Some(system_id)) = (&hub.cluster, &system_id) {
-        // Systems registered on another node become known here; an unknown one is refused by
-        // the registry as usual, Redis being down is a 503.
-        if let Err(ApiError::Unavailable(msg)) = cluster.ensure_system(system_id).await {
-            return Err(ApiError::Unavailable(msg).into());
-        }
+    if !hub.settings.allowed_origins.is_empty() {
+        check_origin(&req, &hub.settings.allowed_origins, "open /ws")?;
     }
+    let (system_id, token) = parse_request(&req);
     let permit = hub
         .gate
         .admit(system_id.as_deref())
         .map_err(|refusal| ApiError::Unavailable(refusal.to_string()))?;
+    // A request that cannot be upgraded is refused before anything is written anywhere.
+    if let Err(err) = ws::handshake(&req) {
+        return Err(err.into());
+    }
+    let admission = admission(&hub, system_id, token.as_deref());
+    let client_id = hub.new_client_id();
+    let mut cluster_lease = None;
+    if let (
+        Some(cluster),
+        Admission::Connect {
+            system_id: Some(system_id),
+            ..
+        },
+    ) = (&hub.cluster, &admission)
+    {
+        // Systems registered on another node become known here; an unknown one is refused by
+        // the registry as usual. Before the upgrade, this node subscribes to the system's
+        // channel and writes the client to Redis, so the client is reachable from every node
+        // once it has its welcome frame; Redis being unreachable (or resyncing) is a 503.
+        match cluster.ensure_system(system_id).await {
+            Err(ApiError::Unavailable(msg)) => return Err(ApiError::Unavailable(msg).into()),
+            Err(_) => {}
+            Ok(()) => {
+                cluster_lease = Some(cluster.lease_system(system_id).await?);
+                cluster.admit_client(system_id, &client_id).await?;
+            }
+        }
+    }
     let socket = req.conn_data::<ConnectionSocket>().map(|s| s.0);
+    let oversize = Oversize::default();
     let outbox = Outbox::new(
         hub.settings.limits.max_outbound_queue,
         socket,
         hub.metrics.clone(),
     );
     let session = WsSession::new(
-        hub.new_client_id(),
-        admission(&hub, system_id, token.as_deref()),
+        client_id,
+        admission,
         hub.registry.clone(),
         hub.settings.heartbeat,
-        outbox,
-        permit,
+        (outbox, oversize.clone()),
+        Held {
+            permit,
+            cluster_lease,
+        },
     );
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(hub.settings.max_frame_size)
+    let max_frame_size = hub.settings.max_frame_size;
+    let guarded = FrameGuard::new(stream, max_frame_size, oversize);
+    ws::WsResponseBuilder::new(session, &req, guarded)
+        .frame_size(max_frame_size)
         .start()
 }

@@ -363,28 +363,10 @@ impl Drop for OwnRedis {
 
 #[actix_web::test]
 async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
-    if redis_url().is_none() {
+    let Some(mut redis) = own_redis_or_skip() else {
         return;
-    }
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let reason = "the redis-server binary is not installed (apt-get install redis-server)";
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but {reason}"
-        );
-        eprintln!("SKIPPED Redis outage test: {reason}");
-        return;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = OwnRedis::start(port);
+    };
+    let port = redis.port;
     let url = format!("redis://127.0.0.1:{port}");
     let a = node(&url, "outage:").await;
     a.register("s").await;
@@ -436,4 +418,193 @@ async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
         until_code(&mut client, 0).await["messageId"],
         sent["messageId"]
     );
+}
+
+/// A client is addressable from every node as soon as it has its welcome frame, and a change
+/// answered by one node is seen by the next call on another.
+#[actix_web::test]
+async fn every_node_sees_a_client_and_its_groups_as_soon_as_the_reply_is_given() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    let b = node(&redis, &prefix).await;
+    a.register("s").await;
+    for attempt in 0..40 {
+        let mut client = b.connect("s").await;
+        let sent = a
+            .api("send_to_system", "s", json!({"data": attempt}))
+            .await
+            .ok();
+        assert_eq!(sent["count"], 1, "attempt {attempt}");
+        assert_eq!(
+            until_code(&mut client, 0).await["messageId"],
+            sent["messageId"]
+        );
+        b.api(
+            "bind_to_group",
+            "s",
+            json!({"clientId": client.id, "groupName": "g"}),
+        )
+        .await
+        .ok();
+        let list = a
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await
+            .ok();
+        assert_eq!(list["list"], json!([client.id]), "attempt {attempt}");
+        a.api("close_client", "s", json!({"clientId": client.id}))
+            .await
+            .ok();
+        let list = b
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await
+            .ok();
+        assert_eq!(list["count"], 0, "attempt {attempt}");
+    }
+}
+
+fn own_redis_or_skip() -> Option<OwnRedis> {
+    redis_url()?;
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let reason = "the redis-server binary is not installed (apt-get install redis-server)";
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but {reason}"
+        );
+        eprintln!("SKIPPED Redis outage test: {reason}");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Some(OwnRedis::start(port))
+}
+
+/// Redis restarted empty under traffic: until every node has written its state back, calls
+/// answer 503; never a false 404, a short online list, or a count that differs from what was
+/// delivered. While Redis is down, handshakes are refused with 503 before the upgrade.
+#[actix_web::test]
+async fn after_redis_restarts_empty_no_node_answers_wrongly() {
+    let Some(mut redis) = own_redis_or_skip() else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let a = node(&url, "restart:").await;
+    let b = node(&url, "restart:").await;
+    a.register("s").await;
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let client = on.connect("s").await;
+        on.api(
+            "bind_to_group",
+            "s",
+            json!({"clientId": client.id, "groupName": "g", "userId": format!("u{i}")}),
+        )
+        .await
+        .ok();
+        clients.push(client);
+    }
+    let on_b = clients[1].id.clone();
+    let mut delivered_ids = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+    let started = Instant::now();
+    let mut restarted = false;
+    let mut refused_handshake = false;
+    let mut healthy_since: Option<Instant> = None;
+    loop {
+        let elapsed = started.elapsed();
+        if !restarted && elapsed > Duration::from_millis(300) {
+            redis.kill();
+            // While Redis is down, a new client is refused before the upgrade.
+            let refused = awc::Client::new()
+                .ws(a.ws_url("?systemId=s"))
+                .connect()
+                .await;
+            match refused {
+                Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                    assert_eq!(status.as_u16(), 503);
+                    refused_handshake = true;
+                }
+                other => panic!("handshake during the outage: {:?}", other.map(|_| ())),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            redis.restart();
+            restarted = true;
+        }
+        let sent = a
+            .api("send_to_group", "s", json!({"groupName": "g", "data": "x"}))
+            .await;
+        let list = b
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await;
+        let direct = a
+            .api(
+                "send_to_client",
+                "s",
+                json!({"clientId": on_b, "data": "d"}),
+            )
+            .await;
+        let mut healthy = true;
+        for reply in [&sent, &list, &direct] {
+            assert!(
+                reply.status == 200 || reply.status == 503,
+                "a wrong answer instead of 503: {reply:?}"
+            );
+            healthy &= reply.status == 200;
+        }
+        if sent.status == 200 {
+            assert_eq!(sent.body["data"]["count"], 10, "{sent:?}");
+            delivered_ids.push(sent.body["data"]["messageId"].clone());
+        }
+        if list.status == 200 {
+            assert_eq!(list.body["data"]["count"], 10, "{list:?}");
+        }
+        *outcomes
+            .entry(if healthy { "ok" } else { "503" })
+            .or_default() += 1;
+        match (restarted && healthy, healthy_since) {
+            (true, None) => healthy_since = Some(Instant::now()),
+            (false, _) => healthy_since = None,
+            _ => {}
+        }
+        if healthy_since.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never recovered: {outcomes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused_handshake);
+    eprintln!("restart under traffic: {outcomes:?}");
+    // Every send answered 200 with count 10 reached all 10 clients.
+    let marker = a
+        .api(
+            "send_to_group",
+            "s",
+            json!({"groupName": "g", "msg": "marker"}),
+        )
+        .await
+        .ok();
+    for client in &mut clients {
+        let mut received = Vec::new();
+        loop {
+            let frame = client.next_json().await;
+            if frame["messageId"] == marker["messageId"] {
+                break;
+            }
+            received.push(frame["messageId"].clone());
+        }
+        for id in &delivered_ids {
+            assert!(received.contains(id), "{} missed {id}", client.id);
+        }
+    }
 }

@@ -243,3 +243,107 @@ async fn random_handshakes_get_a_welcome_or_a_clean_refusal() {
     }
     app.connect("s").await;
 }
+
+/// One frame a client might send: real or lying header fields, any payload.
+#[derive(Debug, Clone)]
+struct ClientFrameCase {
+    fin: bool,
+    opcode: u8,
+    masked: bool,
+    /// The length the header announces; may differ from the payload sent.
+    declared: u64,
+    payload: Vec<u8>,
+}
+
+fn client_frame_case() -> impl Strategy<Value = ClientFrameCase> {
+    let declared = prop_oneof![
+        Just(None),
+        (0u64..20_000).prop_map(Some),
+        prop::sample::select(vec![
+            126u64,
+            127,
+            65_535,
+            65_536,
+            1 << 32,
+            1 << 40,
+            u64::MAX >> 1
+        ])
+        .prop_map(Some),
+    ];
+    (
+        any::<bool>(),
+        prop_oneof![
+            Just(0u8),
+            Just(1),
+            Just(2),
+            Just(8),
+            Just(9),
+            Just(10),
+            0u8..16
+        ],
+        prop::bool::weighted(0.9),
+        declared,
+        prop::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|(fin, opcode, masked, declared, payload)| ClientFrameCase {
+            fin,
+            opcode,
+            masked,
+            declared: declared.unwrap_or(payload.len() as u64),
+            payload,
+        })
+}
+
+fn encode_case(case: &ClientFrameCase) -> Vec<u8> {
+    let mut bytes = crate::raw_ws::frame_header(case.fin, case.opcode, case.declared);
+    if !case.masked {
+        // Drop the mask bit and key: an unmasked client frame is a protocol error.
+        bytes[1] &= 0x7f;
+        bytes.truncate(bytes.len() - 4);
+    }
+    bytes.extend_from_slice(&case.payload);
+    bytes
+}
+
+#[actix_web::test]
+async fn random_client_frames_end_in_a_clean_close_or_nothing_and_never_hurt_the_server() {
+    let app = spawn_app_with(|_| {}).await;
+    app.register("s").await;
+    let address = format!("127.0.0.1:{}", app.port);
+    let strategy = prop::collection::vec(client_frame_case(), 1..6);
+    let mut runner = TestRunner::deterministic();
+    let mut codes = std::collections::BTreeMap::new();
+    for _ in 0..150 {
+        let frames = strategy.new_tree(&mut runner).unwrap().current();
+        let mut stream = crate::raw_ws::handshake(&address, "systemId=s", &[]).await;
+        let welcome = crate::raw_ws::read_frame(&mut stream)
+            .await
+            .expect("welcome");
+        assert_eq!(welcome.opcode, 1);
+        let bytes: Vec<u8> = frames.iter().flat_map(encode_case).collect();
+        use tokio::io::AsyncWriteExt;
+        let _ = stream.write_all(&bytes).await;
+        // Whatever comes back within a moment: pongs, a close frame, or nothing yet.
+        let outcome = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+            while let Some(frame) = crate::raw_ws::read_frame(&mut stream).await {
+                if frame.opcode == 8 {
+                    return Some(frame.close_code());
+                }
+            }
+            None
+        })
+        .await;
+        if let Ok(Some(code)) = outcome {
+            assert!(
+                matches!(code, None | Some(1000..=1003 | 1007..=1009)),
+                "{frames:?} → close {code:?}"
+            );
+            *codes.entry(code).or_insert(0) += 1;
+        }
+        drop(stream);
+        assert_invariants(&app, &frames).await;
+    }
+    eprintln!("client frame fuzz close codes: {codes:?}");
+    app.wait_for_stats(|s| s.clients == 0).await;
+    app.connect("s").await;
+}

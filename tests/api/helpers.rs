@@ -320,19 +320,34 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     /// `host:port` it listens on, read from its log.
     pub address: String,
+    /// What it logged before it said where it listens.
+    pub log: Vec<String>,
 }
 
 impl ServerProcess {
     /// Starts `wshub --port 0 --workers 1 <args>` with [`SECRET`] (unless `env` overrides) and
     /// waits for the address in its log; the rest of the log is drained on a thread.
     pub fn start(args: &[&str], env: &[(&str, Option<&str>)]) -> ServerProcess {
+        Self::start_with_log_level(args, env, "warn,wshub::server=info")
+    }
+
+    /// Like [`start`](Self::start) with every warning kept in [`log`](Self::log).
+    pub fn start_logging(args: &[&str], env: &[(&str, Option<&str>)]) -> ServerProcess {
+        Self::start_with_log_level(args, env, "info")
+    }
+
+    fn start_with_log_level(
+        args: &[&str],
+        env: &[(&str, Option<&str>)],
+        level: &str,
+    ) -> ServerProcess {
         use std::io::{BufRead, BufReader};
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wshub"));
         command
             .args(["--port", "0", "--workers", "1"])
             .args(args)
             .env("WSHUB_JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn,wshub::server=info")
+            .env("RUST_LOG", level)
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null());
         for (key, value) in env {
@@ -356,7 +371,11 @@ impl ServerProcess {
             lines.push(line);
         };
         std::thread::spawn(move || for _ in log.lines() {});
-        ServerProcess { child, address }
+        ServerProcess {
+            child,
+            address,
+            log: lines,
+        }
     }
 }
 
@@ -365,4 +384,11 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `prefix` followed by a number no other call in this process returned.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }

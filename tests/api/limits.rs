@@ -214,3 +214,82 @@ async fn connections_per_system_are_limited() {
         "{body}"
     );
 }
+
+#[actix_web::test]
+async fn a_push_whose_whole_frame_is_over_max_push_size_is_413_and_reaches_no_one() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let mut a = app.connect("s").await;
+    let mut b = app.connect("s").await;
+    app.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": a.id, "groupName": "g"}),
+    )
+    .await
+    .ok();
+    a.next_json().await;
+    // msg has no limit of its own: the encoded frame (all fields) is what is limited.
+    let huge_msg = "m".repeat(1_048_000);
+    for method in [
+        "send_to_client",
+        "send_to_clients",
+        "send_to_group",
+        "send_to_system",
+    ] {
+        let body =
+            json!({"clientId": a.id, "clientIds": [a.id], "groupName": "g", "msg": huge_msg});
+        app.api(method, "s", body)
+            .await
+            .err(413, "over the limit of 262144 bytes (--max-push-size)");
+    }
+    // Just under the limit goes through to both clients, who stay connected.
+    let fits = "m".repeat(262_144 - 200);
+    let reply = app
+        .api("send_to_system", "s", json!({"msg": fits}))
+        .await
+        .ok();
+    assert_eq!(reply["count"], 2);
+    for client in [&mut a, &mut b] {
+        assert_eq!(
+            client.next_json().await["msg"].as_str().unwrap().len(),
+            fits.len()
+        );
+    }
+    crate::helpers::assert_next_is_marker(&app, "s", &mut [&mut a, &mut b]).await;
+}
+
+#[test]
+fn a_push_limit_larger_than_the_outbound_queue_refuses_to_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wshub"))
+        .args([
+            "--port",
+            "0",
+            "--max-push-size",
+            "2000000",
+            "--max-outbound-queue",
+            "1000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--max-push-size (2000000) is larger than --max-outbound-queue (1000000)"),
+        "{stderr}"
+    );
+}
+
+#[actix_web::test]
+async fn max_connections_above_the_open_file_limit_is_clamped_with_a_warning() {
+    let server =
+        crate::helpers::ServerProcess::start_logging(&["--max-connections", "100000000"], &[]);
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|line| line.contains("more than the open-file limit allows")),
+        "{:?}",
+        server.log
+    );
+}

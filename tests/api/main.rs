@@ -1,6 +1,7 @@
 //! Integration tests: each starts a real wshub on a free port and talks to it over real sockets.
 
 mod auth;
+mod auth_strict;
 mod browser;
 mod churn;
 mod cleanup;
@@ -10,12 +11,14 @@ mod cluster;
 mod delivery;
 mod embed;
 mod fuzz;
+mod hardening;
 mod helpers;
 mod isolation;
 mod limits;
 mod metrics;
 mod pages;
 mod presence;
+mod raw_ws;
 mod rest;
 mod shutdown;
 mod slow;

@@ -166,7 +166,11 @@ async fn wrong_http_method_is_405_and_unknown_method_404() {
 
 #[actix_web::test]
 async fn body_over_the_limit_is_413() {
-    let app = crate::helpers::spawn_app_with(|c| c.limits.max_data_size = 2 << 20).await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.limits.max_data_size = 2 << 20;
+        c.limits.max_push_size = c.limits.max_outbound_queue;
+    })
+    .await;
     app.register("s").await;
     let data = "x".repeat(1024 * 1024 + 1);
     app.api("send_to_system", "s", json!({ "data": data }))

@@ -76,3 +76,65 @@ fn sigterm_closes_clients_with_1001_and_exits_0() {
         assert!(exit.success(), "exit status {exit:?}");
     });
 }
+
+#[test]
+fn sigterm_with_calls_in_flight_answers_every_call_it_received() {
+    let server = ServerProcess::start(&["--shutdown-grace", "5"], &[]);
+    let address = server.address.clone();
+    let pid = server.child.id();
+    actix_web::rt::System::new().block_on(async move {
+        let token = mint(None, 600);
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let address = address.clone();
+                let token = token.clone();
+                actix_web::rt::spawn(async move {
+                    let http = awc::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .finish();
+                    let (mut answered, mut refused, mut broken) = (0, 0, Vec::new());
+                    loop {
+                        let reply = http
+                            .post(format!("http://{address}/api/register"))
+                            .insert_header(("Authorization", format!("Bearer {token}")))
+                            .send_json(&json!({"systemId": crate::helpers::unique("s")}))
+                            .await;
+                        match reply {
+                            Ok(reply) => {
+                                let status = reply.status().as_u16();
+                                assert!(status == 200 || status == 503, "{status}");
+                                answered += 1;
+                            }
+                            // The listener is closed: nothing was received.
+                            Err(awc::error::SendRequestError::Connect(_)) => {
+                                refused += 1;
+                                if refused > 3 {
+                                    break;
+                                }
+                            }
+                            Err(err) => broken.push(err.to_string()),
+                        }
+                    }
+                    (answered, broken)
+                })
+            })
+            .collect();
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut answered = 0;
+        for caller in callers {
+            let (n, broken) = caller.await.unwrap();
+            answered += n;
+            assert!(
+                broken.is_empty(),
+                "calls cut off instead of answered: {broken:?}"
+            );
+        }
+        assert!(answered > 8, "the callers did get answers: {answered}");
+    });
+    drop(server);
+}

@@ -140,6 +140,8 @@ async fn one_client_that_stops_reading_does_not_hold_up_its_group() {
 async fn a_client_that_never_reads_again_is_cut_off_and_freed() {
     let app = spawn_app_with(|c| {
         c.limits.max_outbound_queue = 64 * 1024;
+        // A push may not be larger than the queue it must fit in.
+        c.limits.max_push_size = 16 * 1024;
         c.slow_close_grace = Duration::from_millis(200);
     })
     .await;

@@ -1,0 +1,133 @@
+//! What an attacker with nothing but network access to `/ws` tries: frames whose headers lie
+//! about their size, endless fragments, floods, reasons too long for a close frame. Each runs
+//! against the real binary so its memory can be read from outside.
+
+use serde_json::json;
+
+use crate::helpers::{ServerProcess, SECRET};
+use crate::raw_ws::{client_frame, flood, frame_header, handshake, read_frame, rss_bytes};
+
+const MIB: usize = 1 << 20;
+
+/// A release-like server process with one registered system, "h".
+async fn server_with_system() -> ServerProcess {
+    let server = ServerProcess::start(&[], &[]);
+    let token = crate::helpers::mint(None, 600);
+    let reply = awc::Client::new()
+        .post(format!("http://{}/api/register", server.address))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send_body(json!({"systemId": "h"}).to_string())
+        .await
+        .expect("register sent");
+    assert_eq!(reply.status(), 200);
+    let _ = SECRET;
+    server
+}
+
+/// RSS growth allowed while a connection is attacked: far below what the attack sends.
+const RSS_SLACK: u64 = 48 * MIB as u64;
+
+#[actix_web::test]
+async fn a_frame_header_announcing_a_terabyte_is_closed_with_1009_before_its_payload() {
+    let server = server_with_system().await;
+    let pid = server.child.id();
+    let before = rss_bytes(pid);
+    let stream = handshake(&server.address, "systemId=h", &[]).await;
+    let (written, code) = flood(
+        stream,
+        &frame_header(true, 2, 1 << 40),
+        &vec![0u8; 64 * 1024],
+        300 * MIB,
+    )
+    .await;
+    assert_eq!(code, Some(1009), "after {written} bytes");
+    let after = rss_bytes(pid);
+    assert!(
+        after < before + RSS_SLACK,
+        "RSS grew from {before} to {after} bytes"
+    );
+    assert!(
+        written < 100 * MIB,
+        "the server kept reading: {written} bytes"
+    );
+}
+
+#[actix_web::test]
+async fn endless_fragments_are_closed_with_1009_once_the_message_passes_the_limit() {
+    let server = server_with_system().await;
+    let pid = server.child.id();
+    let before = rss_bytes(pid);
+    let stream = handshake(&server.address, "systemId=h", &[]).await;
+    let fragment = vec![b'x'; 8000];
+    let (written, code) = flood(
+        stream,
+        &client_frame(false, 1, &fragment),
+        &client_frame(false, 0, &fragment),
+        300 * MIB,
+    )
+    .await;
+    assert_eq!(code, Some(1009), "after {written} bytes");
+    assert!(rss_bytes(pid) < before + RSS_SLACK);
+    assert!(
+        written < 100 * MIB,
+        "the server kept reading: {written} bytes"
+    );
+}
+
+#[actix_web::test]
+async fn a_flood_of_small_frames_is_read_at_the_servers_pace_with_bounded_memory() {
+    use tokio::io::AsyncWriteExt;
+    let server = server_with_system().await;
+    let pid = server.child.id();
+    let mut stream = handshake(&server.address, "systemId=h", &[]).await;
+    let welcome = read_frame(&mut stream).await.expect("welcome");
+    assert_eq!(welcome.opcode, 1);
+    let before = rss_bytes(pid);
+    let frame = client_frame(true, 1, &[b'{'; 100]);
+    let batch: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * 2000)
+        .collect();
+    let mut written = 0;
+    while written < 64 * MIB {
+        stream
+            .write_all(&batch)
+            .await
+            .expect("the server keeps reading");
+        written += batch.len();
+    }
+    assert!(rss_bytes(pid) < before + RSS_SLACK);
+    // Still connected and answering: a ping gets its pong.
+    stream
+        .write_all(&client_frame(true, 9, b"still-there"))
+        .await
+        .unwrap();
+    loop {
+        let frame = tokio::time::timeout(crate::helpers::WAIT, read_frame(&mut stream))
+            .await
+            .expect("pong in time")
+            .expect("connection open");
+        if frame.opcode == 10 {
+            assert_eq!(frame.payload, b"still-there");
+            break;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_refusal_reason_longer_than_a_close_frame_holds_is_cut_and_sent_whole_as_text() {
+    let server = ServerProcess::start(&[], &[]);
+    let system = "s".repeat(120);
+    let mut stream = handshake(&server.address, &format!("systemId={system}"), &[]).await;
+    let refusal = read_frame(&mut stream).await.expect("refusal frame");
+    assert_eq!(refusal.opcode, 1);
+    let text: serde_json::Value = serde_json::from_slice(&refusal.payload).unwrap();
+    assert_eq!(text["code"], -1001);
+    assert!(text["msg"].as_str().unwrap().contains(&system), "{text}");
+    let close = read_frame(&mut stream).await.expect("close frame");
+    assert_eq!(close.close_code(), Some(1008));
+    assert!(close.payload.len() <= 125, "{} bytes", close.payload.len());
+    assert!(std::str::from_utf8(&close.payload[2..]).is_ok());
+}
