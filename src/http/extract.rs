@@ -37,8 +37,12 @@ impl Caller {
         if hub.auth.mode() == ApiAuth::None {
             // Without tokens, nothing but these checks stops a web page the operator's browser
             // visits from calling the API (CSRF), or a DNS-rebinding page from reaching it.
-            check_origin(req, &hub.settings.allowed_origins, "call /api")?;
+            // The console's own calls are same-origin; the Host check keeps a rebinding page
+            // from passing as same-origin under its own name.
             check_host(req, &hub.settings.allowed_hosts)?;
+            if !is_same_origin(req) {
+                check_origin(req, &hub.settings.allowed_origins, "call /api")?;
+            }
         }
         let token = bearer_token(req)?;
         let scope = hub
@@ -102,6 +106,22 @@ pub fn check_origin(req: &HttpRequest, allowed: &[String], what: &str) -> Result
     Err(ApiError::Forbidden(format!(
         "origin '{origin}' may not {what}: list it in --allowed-origins"
     )))
+}
+
+/// Whether the request's `Origin` is the server's own (`http(s)://` + its `Host`).
+fn is_same_origin(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    else {
+        return false;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
 }
 
 /// With `--api-auth none`: refuses (403) a `Host` that is neither an IP address, `localhost`,

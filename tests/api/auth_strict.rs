@@ -250,6 +250,24 @@ async fn with_auth_off_cross_origin_and_rebinding_requests_are_403() {
         403
     );
     assert_eq!(post_without_auth(&app, &[("Origin", "null")]).await, 403);
+    // The console's own calls are same-origin.
+    let own = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        post_without_auth(&app, &[("Origin", &own), ("Host", &host("127.0.0.1"))]).await,
+        200
+    );
+    // A rebinding page is "same-origin" under its own name, and refused for that name.
+    assert_eq!(
+        post_without_auth(
+            &app,
+            &[
+                ("Origin", &format!("http://evil.example:{port}")),
+                ("Host", &host("evil.example"))
+            ]
+        )
+        .await,
+        403
+    );
     assert_eq!(
         post_without_auth(&app, &[("Host", &host("evil.example"))]).await,
         403
