@@ -725,6 +725,11 @@ impl Cluster {
             | Op::Info { system, .. } => system.clone(),
         };
         self.ensure_system(&system).await?;
+        if matches!(op, Op::Bind { .. } | Op::Unbind { .. } | Op::Close { .. }) {
+            // These change what Redis holds: refused up front while it cannot be written,
+            // rather than changed here and reported as failed.
+            self.check_ready()?;
+        }
         let registry = &self.registry;
         Ok(match op {
             Op::Send {
