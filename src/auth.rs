@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ApiAuth;
 
 /// The claims wshub mints. Verification reads a token's claims as a JSON map instead, so that
-/// it can refuse what this struct would silently ignore (see [`check_claims`]).
+/// it can refuse what this struct would silently ignore (unknown claims, a null `systemId`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// Expiry, seconds since the Unix epoch (required).

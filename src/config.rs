@@ -298,8 +298,9 @@ pub struct ServeArgs {
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     #[arg(long, env = "WSHUB_REDIS_PREFIX", default_value = "wshub:")]
     pub redis_prefix: String,
-    /// Comma-separated browser origins (scheme://host[:port]) allowed to open /ws [default:
-    /// any]; with --api-auth none, the only origins allowed to call /api [default: none].
+    /// Comma-separated browser origins (scheme://host, with :port if not the default) allowed
+    /// to open /ws [default: any]; with --api-auth none, the only origins allowed to call /api
+    /// [default: none].
     #[arg(long, env = "WSHUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Comma-separated host names that /api answers with --api-auth none, besides IP

@@ -14,6 +14,8 @@
 //!   [`actors::registry::SystemRegistry`] owning systems, clients and groups, and a supervised
 //!   [`actors::group::Group`] per group doing the fan-out; all messages in [`actors::messages`].
 //! - [`hub`]: [`Hub`], the handle the HTTP layer holds (registry address, settings, auth).
+//! - [`gate`]: the connection gate, which counts WebSocket connections and refuses those over
+//!   the limits before the upgrade.
 //! - [`http`]: the endpoints — `/ws`, `/api/*` ([`http::configure`] mounts them in any actix-web
 //!   app), the console and `/healthz`. [`error`] turns failures into the JSON envelope.
 //! - [`cluster`]: cluster mode over Redis (`--redis-url`).
@@ -41,6 +43,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod hub;
 pub mod metrics;

@@ -18,8 +18,8 @@ use super::messages::{CloseKind, Connect, Disconnect, SessionCommand};
 use super::outbox::{Outbox, OutboxStream, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::cluster::SystemLease;
+use crate::gate::ConnectionPermit;
 use crate::http::frame_guard::Oversize;
-use crate::hub::ConnectionPermit;
 use crate::metrics::{self, Metrics};
 
 /// Longest close reason: a close frame is a control frame (125 bytes at most) and its first
