@@ -234,53 +234,71 @@ impl Keys {
     }
 }
 
+/// A Lua script, hashed once: calls run it by its SHA (redis-rs loads it again after a Redis
+/// restart on its own).
+type Script = std::sync::LazyLock<redis::Script>;
+
 /// Removes a member and, when the group empties, the group from the system's set, atomically.
-const LEAVE_SCRIPT: &str = r#"
+static LEAVE: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 return 1
-"#;
+"#,
+    )
+});
 
 /// Returns the current epoch, making one (`ARGV[1]`) if there is none; a node that knows
 /// other nodes may have lost state asks for a settling period of `ARGV[2]` ms (0: none).
-const EPOCH_SCRIPT: &str = r#"
+static EPOCH: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
 local epoch = redis.call('GET', KEYS[1])
 if epoch then return epoch end
 redis.call('SET', KEYS[1], ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
 return ARGV[1]
-"#;
+"#,
+    )
+});
 
 /// Starts a new epoch whatever the current one: every node must write its state again.
-const NEW_EPOCH_SCRIPT: &str = r#"
+static NEW_EPOCH: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return 1
-"#;
+"#,
+    )
+});
 
 /// The epoch guard every state-dependent call runs first: `-1` when Redis no longer holds
 /// the epoch the caller was ready for (it restarted, or a node is resynchronising).
 macro_rules! guarded {
     ($body:literal) => {
-        concat!(
-            "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n",
-            $body
-        )
+        Script::new(|| {
+            redis::Script::new(concat!(
+                "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n",
+                $body
+            ))
+        })
     };
 }
 
 /// KEYS: epoch, a hash to count. ARGV: epoch, channel, payload. The member count, after
 /// publishing.
-const COUNT_AND_PUBLISH_SCRIPT: &str = guarded!(
+static COUNT_AND_PUBLISH: Script = guarded!(
     "local n = redis.call('HLEN', KEYS[2])\nredis.call('PUBLISH', ARGV[2], ARGV[3])\nreturn n"
 );
 /// KEYS: epoch. ARGV: epoch, channel, payload. How many nodes received it.
-const PUBLISH_SCRIPT: &str = guarded!("return redis.call('PUBLISH', ARGV[2], ARGV[3])");
+static PUBLISH: Script = guarded!("return redis.call('PUBLISH', ARGV[2], ARGV[3])");
 /// KEYS: epoch, systems. ARGV: epoch, systemId. 1 if added, 0 if it existed.
-const REGISTER_SCRIPT: &str = guarded!("return redis.call('SADD', KEYS[2], ARGV[2])");
+static REGISTER: Script = guarded!("return redis.call('SADD', KEYS[2], ARGV[2])");
 /// KEYS: epoch, systems, clients:{system}, node-clients:{node}. ARGV: epoch, systemId,
 /// clientId, node, node-clients entry.
-const ADMIT_SCRIPT: &str = guarded!(
+static ADMIT: Script = guarded!(
     "redis.call('SADD', KEYS[2], ARGV[2])\nredis.call('HSET', KEYS[3], ARGV[3], ARGV[4])\nredis.call('SADD', KEYS[4], ARGV[5])\nreturn 1"
 );
 
@@ -352,8 +370,9 @@ pub struct Cluster {
     /// pub/sub connection drops).
     synced_epoch: Mutex<Option<String>>,
     /// The epoch every live node was seen synced to: state-dependent calls run while Redis
-    /// still holds it, and answer 503 while this is `None` (heartbeat task).
-    ready_epoch: Mutex<Option<String>>,
+    /// still holds it, and answer 503 while this is `None` (heartbeat task; a watch so that
+    /// start-up can wait for it).
+    ready_epoch: tokio::sync::watch::Sender<Option<String>>,
     /// Wakes the heartbeat task early (the pub/sub connection came back, an epoch changed).
     wake_heartbeat: tokio::sync::Notify,
     /// This node has been synced to some epoch before (so it was part of a cluster).
@@ -415,7 +434,7 @@ impl Cluster {
             redis_up: AtomicBool::new(true),
             dirty: AtomicBool::new(false),
             synced_epoch: Mutex::new(None),
-            ready_epoch: Mutex::new(None),
+            ready_epoch: tokio::sync::watch::Sender::new(None),
             wake_heartbeat: tokio::sync::Notify::new(),
             has_synced: AtomicBool::new(false),
         });
@@ -425,10 +444,8 @@ impl Cluster {
         actix_web::rt::spawn(cluster.clone().subscribe_loop(client, subscribe_rx));
         actix_web::rt::spawn(cluster.clone().heartbeat_loop());
         // Serve once this node counts as synced, so its first clients are reachable at once.
-        let started = tokio::time::Instant::now();
-        while cluster.ready_epoch().is_none() && started.elapsed() < NODE_TTL {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut ready = cluster.ready_epoch.subscribe();
+        let _ = tokio::time::timeout(NODE_TTL, ready.wait_for(Option::is_some)).await;
         log::info!(
             "cluster mode: node {} on {} (prefix '{}')",
             cluster.node_id,
@@ -473,13 +490,18 @@ impl Cluster {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Systems
-
-    // -----------------------------------------------------------------------------------------
     // Readiness
 
     fn ready_epoch(&self) -> Option<String> {
-        Self::lock(&self.ready_epoch).clone()
+        self.ready_epoch.borrow().clone()
+    }
+
+    fn set_ready_epoch(&self, epoch: Option<String>) {
+        self.ready_epoch.send_if_modified(|ready| {
+            let changed = *ready != epoch;
+            *ready = epoch;
+            changed
+        });
     }
 
     /// The epoch to run a state-dependent call against, or 503 while the cluster resyncs.
@@ -514,12 +536,16 @@ impl Cluster {
 
     /// Redis no longer holds `epoch`: not ready until every node has synced again.
     fn lost_epoch(&self, epoch: &str) {
-        let mut ready = Self::lock(&self.ready_epoch);
-        if ready.as_deref() == Some(epoch) {
-            *ready = None;
+        let lost = self.ready_epoch.send_if_modified(|ready| {
+            let lost = ready.as_deref() == Some(epoch);
+            if lost {
+                *ready = None;
+            }
+            lost
+        });
+        if lost {
             log::warn!("Redis's data changed generation: resynchronising the cluster");
         }
-        drop(ready);
         self.wake_heartbeat.notify_one();
     }
 
@@ -593,8 +619,6 @@ impl Cluster {
     pub async fn admit_client(&self, system_id: &str, client_id: &str) -> Result<(), ApiError> {
         let keys = &self.keys;
         let entry = format!("{system_id}\n{client_id}");
-        static ADMIT: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(ADMIT_SCRIPT));
         self.run_guarded(
             &ADMIT,
             &[
@@ -613,8 +637,6 @@ impl Cluster {
 
     /// `register`: exactly one of several racing callers wins.
     pub async fn register(&self, system_id: &str) -> Result<(), ApiError> {
-        static REGISTER: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(REGISTER_SCRIPT));
         let added = self
             .run_guarded(&REGISTER, &[self.keys.systems()], &[system_id])
             .await?;
@@ -680,8 +702,6 @@ impl Cluster {
             op,
         };
         let payload = serde_json::to_string(&message).unwrap_or_default();
-        static PUBLISH: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(PUBLISH_SCRIPT));
         // Guarded: while any node resyncs, "nobody listens" may be a node not yet resubscribed.
         let receivers = self
             .run_guarded(&PUBLISH, &[], &[&self.keys.node_channel(node), &payload])
@@ -923,8 +943,6 @@ impl Cluster {
         group: Option<String>,
         frame: &ByteString,
     ) -> Result<usize, ApiError> {
-        static COUNT_AND_PUBLISH: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(COUNT_AND_PUBLISH_SCRIPT));
         let payload = self.envelope(group, frame);
         let count = self
             .run_guarded(
@@ -1190,7 +1208,7 @@ impl Cluster {
     }
 
     async fn leave(&self, system: &str, group: &str, client: &str) -> Result<(), ApiError> {
-        let result: redis::RedisResult<i64> = redis::Script::new(LEAVE_SCRIPT)
+        let result: redis::RedisResult<i64> = LEAVE
             .key(self.keys.members(system, group))
             .key(self.keys.groups(system))
             .arg(client)
@@ -1256,13 +1274,13 @@ impl Cluster {
                 subs.confirmed.clear();
             }
             *Self::lock(&self.synced_epoch) = None;
-            *Self::lock(&self.ready_epoch) = None;
+            self.set_ready_epoch(None);
         }
     }
 
     /// Starts a new epoch (see the module docs) with a settling period.
     async fn start_new_epoch(&self) -> Result<(), ApiError> {
-        let result: redis::RedisResult<i64> = redis::Script::new(NEW_EPOCH_SCRIPT)
+        let result: redis::RedisResult<i64> = NEW_EPOCH
             .key(self.keys.epoch())
             .key(self.keys.settling())
             .arg(crate::protocol::new_id())
@@ -1369,7 +1387,7 @@ impl Cluster {
         loop {
             if let Err(err) = self.beat().await {
                 log::debug!("heartbeat: {err}");
-                *Self::lock(&self.ready_epoch) = None;
+                self.set_ready_epoch(None);
             }
             if self.ready_epoch().is_some() && last_purge.elapsed() >= PURGE_EVERY {
                 last_purge = tokio::time::Instant::now();
@@ -1390,13 +1408,13 @@ impl Cluster {
         let mut conn = self.conn();
         // A node that has been part of a cluster asks for a settling period if it must create
         // the epoch: Redis then lost everything, other nodes included.
-        let settle = if self.synced_epoch_is_set_or_was() {
+        let settle = if self.has_synced.load(Ordering::Relaxed) {
             SETTLE
         } else {
             Duration::ZERO
         };
         let epoch: String = self.track(
-            redis::Script::new(EPOCH_SCRIPT)
+            EPOCH
                 .key(keys.epoch())
                 .key(keys.settling())
                 .arg(crate::protocol::new_id())
@@ -1442,16 +1460,11 @@ impl Cluster {
                 .iter()
                 .all(|(alive, synced)| !alive || synced.as_deref() == Some(epoch.as_str()));
         }
-        let mut ready_epoch = Self::lock(&self.ready_epoch);
-        if ready && ready_epoch.is_none() {
+        if ready && self.ready_epoch().is_none() {
             log::info!("cluster ready (epoch {epoch}, {} nodes)", nodes.len());
         }
-        *ready_epoch = ready.then_some(epoch);
+        self.set_ready_epoch(ready.then_some(epoch));
         Ok(())
-    }
-
-    fn synced_epoch_is_set_or_was(&self) -> bool {
-        self.has_synced.load(Ordering::Relaxed)
     }
 
     /// Writes everything this node holds again: the systems it knows, its clients and their

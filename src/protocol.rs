@@ -50,11 +50,13 @@ impl Name {
 }
 
 /// A request over one of the size limits.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, derive_more::Display)]
 pub enum OverLimit {
-    /// A field too long, a list too long (400).
+    /// A field too long, a list too long, a name with characters it may not hold (400).
+    #[display("{_0}")]
     Field(String),
     /// `data` too large (413).
+    #[display("{_0}")]
     Data(String),
 }
 
@@ -108,25 +110,19 @@ fn check_name(field: &str, value: &str, max: usize, charset: Charset) -> Result<
     check_chars(field, value, charset)
 }
 
-/// Checks a `systemId` wherever it is chosen (`register`), with the reason in plain words.
-pub fn check_system_id(value: &str, limits: &Limits) -> Result<(), String> {
-    match check_name(
+/// Checks a `systemId` wherever it is chosen (`register`).
+pub fn check_system_id(value: &str, limits: &Limits) -> Result<(), OverLimit> {
+    check_name(
         "systemId",
         value,
         limits.max_system_id_len,
         Charset::HeaderSafe,
-    ) {
-        Ok(()) => Ok(()),
-        Err(OverLimit::Field(msg) | OverLimit::Data(msg)) => Err(msg),
-    }
+    )
 }
 
-/// Checks a `userId` (a bind's, or a client token's claim).
-pub fn check_user_id(field: &str, value: &str, limits: &Limits) -> Result<(), String> {
-    match check_name(field, value, limits.max_user_id_len, Charset::Text) {
-        Ok(()) => Ok(()),
-        Err(OverLimit::Field(msg) | OverLimit::Data(msg)) => Err(msg),
-    }
+/// Checks a `userId` (a bind's, or a client token's claim) or a `sendUserId`.
+pub fn check_user_id(field: &str, value: &str, limits: &Limits) -> Result<(), OverLimit> {
+    check_name(field, value, limits.max_user_id_len, Charset::Text)
 }
 
 fn check_data(data: &RawValue, limits: &Limits) -> Result<(), OverLimit> {
@@ -419,7 +415,7 @@ pub enum ClientInfo {
 }
 
 fn check_message(message: MessageRef<'_>, limits: &Limits) -> Result<(), OverLimit> {
-    check_user_id("sendUserId", message.send_user_id, limits).map_err(OverLimit::Field)?;
+    check_user_id("sendUserId", message.send_user_id, limits)?;
     check_data(message.data, limits)
 }
 
@@ -434,7 +430,7 @@ fn check_group(group_name: &Name, limits: &Limits) -> Result<(), OverLimit> {
 
 impl CheckLimits for RegisterRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_system_id(self.system_id.as_str(), limits).map_err(OverLimit::Field)
+        check_system_id(self.system_id.as_str(), limits)
     }
 }
 
@@ -475,7 +471,7 @@ impl CheckLimits for SendToSystemRequest {
 impl CheckLimits for BindToGroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
         check_group(&self.group_name, limits)?;
-        check_user_id("userId", &self.user_id, limits).map_err(OverLimit::Field)?;
+        check_user_id("userId", &self.user_id, limits)?;
         check_len("extend", &self.extend, limits.max_extend_len)
     }
 }

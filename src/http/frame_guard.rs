@@ -119,6 +119,11 @@ impl FrameLimiter {
         Ok(used)
     }
 
+    /// True between frames.
+    fn at_frame_start(&self) -> bool {
+        matches!(self.position, Position::Header { len: 0, .. })
+    }
+
     fn end_frame(&mut self) {
         self.position = Position::Header {
             header: [0; MAX_HEADER],
@@ -237,13 +242,6 @@ where
                 Poll::Ready(Some(Err(PayloadError::Overflow)))
             }
         }
-    }
-}
-
-impl FrameLimiter {
-    /// True between frames.
-    fn at_frame_start(&self) -> bool {
-        matches!(self.position, Position::Header { len: 0, .. })
     }
 }
 
