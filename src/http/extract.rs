@@ -37,12 +37,10 @@ impl Caller {
         if hub.auth.mode() == ApiAuth::None {
             // Without tokens, nothing but these checks stops a web page the operator's browser
             // visits from calling the API (CSRF), or a DNS-rebinding page from reaching it.
-            // The console's own calls are same-origin; the Host check keeps a rebinding page
-            // from passing as same-origin under its own name.
+            // The Host check also keeps a rebinding page from passing as same-origin under its
+            // own name.
             check_host(req, &hub.settings.allowed_hosts)?;
-            if !is_same_origin(req) {
-                check_origin(req, &hub.settings.allowed_origins, "call /api")?;
-            }
+            check_origin(req, &hub.settings.allowed_origins, "call /api")?;
         }
         let token = bearer_token(req)?;
         let scope = hub
@@ -90,12 +88,16 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<Bearer>, ApiError> {
     Bearer::parse(&canonical).map(Some).map_err(|_| malformed())
 }
 
-/// Refuses (403) a browser request whose `Origin` is not listed. A request with no `Origin`
-/// is not from a browser page and passes. `allowed` empty: every origin is refused.
+/// Refuses (403) a browser request whose `Origin` is neither listed nor the server's own (the
+/// bundled console). A request with no `Origin` is not from a browser page and passes.
+/// `allowed` empty: every other origin is refused.
 pub fn check_origin(req: &HttpRequest, allowed: &[String], what: &str) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };
+    if is_same_origin(req) {
+        return Ok(());
+    }
     let origin = origin.to_str().unwrap_or("(unreadable)");
     if allowed
         .iter()

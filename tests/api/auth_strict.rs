@@ -304,8 +304,14 @@ async fn ws_checks_origin_only_when_allowed_origins_is_set() {
         .connect()
         .await;
     assert!(allowed.is_ok());
-    // Non-browser clients send no Origin and are let in.
+    // Non-browser clients send no Origin and are let in, and so is the console's own page.
     strict.connect("s").await;
+    let console = awc::Client::new()
+        .ws(strict.ws_url("?systemId=s"))
+        .origin(format!("http://127.0.0.1:{}", strict.port).as_str())
+        .connect()
+        .await;
+    assert!(console.is_ok());
 }
 
 #[actix_web::test]
