@@ -4,6 +4,7 @@
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
@@ -145,11 +146,21 @@ impl Application {
     }
 }
 
-/// Closes every client with 1001, then stops the server gracefully (in-flight calls finish, the
-/// rest is cut at the grace period).
+/// The longest the listener stays open after shutdown begins; see [`graceful_shutdown`].
+const DRAIN_BEFORE_CLOSE: Duration = Duration::from_millis(500);
+
+/// Closes every client with 1001, drains, then stops the server gracefully (in-flight calls
+/// finish, the rest is cut at the grace period).
+///
+/// Why the drain: once shutdown begins every REST answer carries `Connection: close`. When the
+/// server stops, actix closes each kept-alive connection that is idle at that instant, and a
+/// call the backend writes on it at the same instant finds it closed. Keeping the listener open
+/// a moment first lets every connection in use take one more call, answered 503 with
+/// `Connection: close`, so a busy backend reconnects and is refused instead of cut off.
 pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
     let closed = hub.shut_down_clients().await;
     log::info!("shutting down: closed {closed} clients with 1001");
+    actix_web::rt::time::sleep(DRAIN_BEFORE_CLOSE.min(hub.settings.shutdown_grace / 4)).await;
     handle.stop(true).await;
 }
 

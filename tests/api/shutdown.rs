@@ -5,8 +5,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use crate::helpers::{expect_close, mint, next_json, spawn_app, ServerProcess};
+use crate::helpers::{expect_close, mint, next_json, spawn_app, ServerProcess, WAIT};
 
 #[actix_web::test]
 async fn shutting_down_refuses_new_work_and_closes_clients_with_1001() {
@@ -77,6 +79,70 @@ fn sigterm_closes_clients_with_1001_and_exits_0() {
     });
 }
 
+/// How one call on a raw HTTP/1.1 connection ended.
+enum CallEnd {
+    /// A whole response: its status, and whether the server asked to close the connection.
+    Answered { status: u16, close: bool },
+    /// The connection failed before a single byte of a response came back.
+    NoReply(String),
+    /// The connection failed partway through a response.
+    Partial(String),
+}
+
+/// One `POST /api/register` on `stream`, read to the end of its body.
+async fn register_call(stream: &mut TcpStream, address: &str, token: &str) -> CallEnd {
+    let body = json!({"systemId": crate::helpers::unique("s")}).to_string();
+    let request = format!(
+        "POST /api/register HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if let Err(err) = stream.write_all(request.as_bytes()).await {
+        return CallEnd::NoReply(err.to_string());
+    }
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) if response.is_empty() => return CallEnd::NoReply("closed".into()),
+            Err(err) if response.is_empty() => return CallEnd::NoReply(err.to_string()),
+            Ok(0) => return CallEnd::Partial("closed inside the head".into()),
+            Err(err) => return CallEnd::Partial(err.to_string()),
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    while response.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) => return CallEnd::Partial("closed inside the body".into()),
+            Err(err) => return CallEnd::Partial(err.to_string()),
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let close = head.contains("\r\nconnection: close");
+    CallEnd::Answered { status, close }
+}
+
+/// Callers loop on keep-alive connections while the server gets SIGTERM. Every call the server
+/// took in is answered (200 before, 503 with `Connection: close` after), none is cut off.
+///
+/// One thing no server can answer: a connection the kernel completed into the listener's backlog
+/// just before the listener closed. Its request was never handed to wshub, and the kernel resets
+/// it. The test tells those apart from a cut-off call by where they happen: only on a fresh
+/// connection that never got a reply, never on one the server had already answered on.
 #[test]
 fn sigterm_with_calls_in_flight_answers_every_call_it_received() {
     let server = ServerProcess::start(&["--shutdown-grace", "5"], &[]);
@@ -89,37 +155,48 @@ fn sigterm_with_calls_in_flight_answers_every_call_it_received() {
                 let address = address.clone();
                 let token = token.clone();
                 actix_web::rt::spawn(async move {
-                    let http = awc::Client::builder()
-                        .timeout(Duration::from_secs(10))
-                        .finish();
-                    let (mut answered, mut refused, mut broken) = (0, 0, Vec::new());
-                    loop {
-                        let reply = http
-                            .post(format!("http://{address}/api/register"))
-                            .insert_header(("Authorization", format!("Bearer {token}")))
-                            .send_json(&json!({"systemId": crate::helpers::unique("s")}))
-                            .await;
-                        match reply {
-                            Ok(reply) => {
-                                let status = reply.status().as_u16();
+                    let (mut answered, mut refused) = (0, 0);
+                    let mut unreceived = Vec::new();
+                    let mut broken = Vec::new();
+                    // The open connection, and whether it has carried an answer already.
+                    let mut connection: Option<(TcpStream, bool)> = None;
+                    while refused <= 3 {
+                        let (mut stream, reused) = match connection.take() {
+                            Some(open) => open,
+                            None => match TcpStream::connect(&address).await {
+                                Ok(stream) => (stream, false),
+                                // The listener is closed: nothing was received.
+                                Err(_) => {
+                                    refused += 1;
+                                    continue;
+                                }
+                            },
+                        };
+                        let ended = tokio::time::timeout(
+                            WAIT,
+                            register_call(&mut stream, &address, &token),
+                        )
+                        .await
+                        .unwrap_or_else(|_| CallEnd::Partial("no answer in time".into()));
+                        match ended {
+                            CallEnd::Answered { status, close } => {
                                 assert!(status == 200 || status == 503, "{status}");
                                 answered += 1;
-                            }
-                            // The listener is closed: nothing was received.
-                            Err(awc::error::SendRequestError::Connect(_)) => {
-                                refused += 1;
-                                if refused > 3 {
-                                    break;
+                                if !close {
+                                    connection = Some((stream, true));
                                 }
                             }
-                            Err(err) => broken.push(err.to_string()),
+                            CallEnd::NoReply(_) if !reused => unreceived.push(Instant::now()),
+                            CallEnd::NoReply(err) => broken.push(format!("kept-alive: {err}")),
+                            CallEnd::Partial(err) => broken.push(format!("partial: {err}")),
                         }
                     }
-                    (answered, broken)
+                    (answered, unreceived, broken)
                 })
             })
             .collect();
         actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let signalled = Instant::now();
         let status = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
@@ -127,11 +204,16 @@ fn sigterm_with_calls_in_flight_answers_every_call_it_received() {
         assert!(status.success());
         let mut answered = 0;
         for caller in callers {
-            let (n, broken) = caller.await.unwrap();
+            let (n, unreceived, broken) = caller.await.unwrap();
             answered += n;
             assert!(
                 broken.is_empty(),
                 "calls cut off instead of answered: {broken:?}"
+            );
+            // Only as the listener closed, never while the server was serving.
+            assert!(
+                unreceived.iter().all(|at| *at > signalled),
+                "a fresh connection was reset before SIGTERM"
             );
         }
         assert!(answered > 8, "the callers did get answers: {answered}");
