@@ -51,8 +51,10 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::actors::events::{Event, EventSink};
 use crate::actors::messages as m;
 use crate::actors::registry::SystemRegistry;
+use crate::backplane::{Backplane, Lease, Reply};
 use crate::error::ApiError;
 use crate::protocol::{ClientInfo, OnlineClient, OnlineList};
 
@@ -82,46 +84,6 @@ pub struct ClusterConfig {
     pub prefix: String,
 }
 
-/// A change to local clients that Redis must learn, in order.
-#[derive(Debug)]
-pub enum Event {
-    Connected {
-        system_id: String,
-        client_id: String,
-    },
-    /// A client left (any reason). `notice` (1002) goes to each of its groups.
-    Gone {
-        system_id: String,
-        client_id: String,
-        groups: Vec<String>,
-        notice: Option<ByteString>,
-    },
-    /// A client was bound (or re-bound: no notice), or is being written again by a resync:
-    /// carries its whole membership, written as a whole, so one event restores one client.
-    /// The notice (1001), if any, goes to `group_name`.
-    Bound {
-        system_id: String,
-        client_id: String,
-        group_name: String,
-        all_groups: Vec<String>,
-        user_id: String,
-        extend: String,
-        notice: Option<ByteString>,
-    },
-    Unbound {
-        system_id: String,
-        client_id: String,
-        group_name: String,
-        notice: ByteString,
-    },
-    /// Answered once every event before it has been written: true if none of those writes
-    /// was lost (Redis down), in which case the node will write everything again.
-    Barrier(oneshot::Sender<bool>),
-}
-
-/// Where the registry sends [`Event`]s.
-pub type EventSink = mpsc::UnboundedSender<Event>;
-
 /// A broadcast on a `sys:` channel.
 #[derive(Serialize, Deserialize)]
 struct Published {
@@ -133,40 +95,30 @@ struct Published {
     f: String,
 }
 
-/// An operation on a client, carried to the node that owns it.
+/// An operation on a client, carried to the node that owns it: the very command the owner's
+/// registry handles, so the wire form is the command's own serde form.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", content = "cmd", rename_all = "snake_case")]
 enum Op {
-    Send {
-        system: String,
-        client: String,
-        frame: String,
-    },
-    SendMany {
-        system: String,
-        clients: Vec<String>,
-        frame: String,
-    },
-    Bind {
-        system: String,
-        client: String,
-        group: String,
-        user_id: String,
-        extend: String,
-    },
-    Unbind {
-        system: String,
-        client: String,
-        group: String,
-    },
-    Close {
-        system: String,
-        client: String,
-    },
-    Info {
-        system: String,
-        client: String,
-    },
+    Send(m::SendToClient),
+    SendMany(m::SendToClients),
+    Bind(m::BindToGroup),
+    Unbind(m::UnbindFromGroup),
+    Close(m::CloseClient),
+    Info(m::GetClientInfo),
+}
+
+impl Op {
+    fn system_id(&self) -> &str {
+        match self {
+            Op::Send(cmd) => &cmd.system_id,
+            Op::SendMany(cmd) => &cmd.system_id,
+            Op::Bind(cmd) => &cmd.system_id,
+            Op::Unbind(cmd) => &cmd.system_id,
+            Op::Close(cmd) => &cmd.system_id,
+            Op::Info(cmd) => &cmd.system_id,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -318,18 +270,19 @@ struct Subscriptions {
 /// Keeps this node subscribed to a system's channel while held: a session holds one for its
 /// whole life, so broadcasts from other nodes reach it.
 pub struct SystemLease {
-    cluster: Arc<Cluster>,
+    subscriptions: Arc<Mutex<Subscriptions>>,
+    subscribe_tx: mpsc::UnboundedSender<()>,
     channel: String,
 }
 
 impl Drop for SystemLease {
     fn drop(&mut self) {
-        let mut subs = Cluster::lock(&self.cluster.subscriptions);
+        let mut subs = Cluster::lock(&self.subscriptions);
         if let Some(count) = subs.wanted.get_mut(&self.channel) {
             *count -= 1;
             if *count == 0 {
                 subs.wanted.remove(&self.channel);
-                let _ = self.cluster.subscribe_tx.send(());
+                let _ = self.subscribe_tx.send(());
             }
         }
     }
@@ -356,7 +309,7 @@ pub struct Cluster {
     next_request: AtomicU64,
     /// Channel subscriptions wanted and confirmed, applied by the subscriber task (also after
     /// a reconnect); `subscribe_tx` wakes it, `subscriptions_changed` tells waiters it synced.
-    subscriptions: Mutex<Subscriptions>,
+    subscriptions: Arc<Mutex<Subscriptions>>,
     subscribe_tx: mpsc::UnboundedSender<()>,
     subscriptions_changed: tokio::sync::watch::Sender<u64>,
     /// Where the registry's events go: the cluster adds barriers to the same queue.
@@ -427,7 +380,7 @@ impl Cluster {
             known_systems: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
-            subscriptions: Mutex::new(subscriptions),
+            subscriptions: Arc::new(Mutex::new(subscriptions)),
             subscribe_tx,
             subscriptions_changed: tokio::sync::watch::Sender::new(0),
             events: event_sink,
@@ -581,7 +534,7 @@ impl Cluster {
 
     /// Makes sure this node is subscribed to `system_id`'s channel for as long as the returned
     /// lease is held, waiting for Redis to confirm the subscription.
-    pub async fn lease_system(self: &Arc<Self>, system_id: &str) -> Result<SystemLease, ApiError> {
+    async fn lease_system(&self, system_id: &str) -> Result<SystemLease, ApiError> {
         let channel = self.keys.system_channel(system_id);
         let mut changed = self.subscriptions_changed.subscribe();
         let confirmed = {
@@ -590,7 +543,8 @@ impl Cluster {
             subs.confirmed.contains(&channel)
         };
         let lease = SystemLease {
-            cluster: self.clone(),
+            subscriptions: self.subscriptions.clone(),
+            subscribe_tx: self.subscribe_tx.clone(),
             channel: channel.clone(),
         };
         if confirmed {
@@ -616,7 +570,7 @@ impl Cluster {
     }
 
     /// Writes a new client to Redis before its welcome frame, so every node can reach it.
-    pub async fn admit_client(&self, system_id: &str, client_id: &str) -> Result<(), ApiError> {
+    async fn admit_client(&self, system_id: &str, client_id: &str) -> Result<(), ApiError> {
         let keys = &self.keys;
         let entry = format!("{system_id}\n{client_id}");
         self.run_guarded(
@@ -636,7 +590,7 @@ impl Cluster {
     // Systems
 
     /// `register`: exactly one of several racing callers wins.
-    pub async fn register(&self, system_id: &str) -> Result<(), ApiError> {
+    async fn register_system(&self, system_id: &str) -> Result<(), ApiError> {
         let added = self
             .run_guarded(&REGISTER, &[self.keys.systems()], &[system_id])
             .await?;
@@ -685,6 +639,7 @@ impl Cluster {
 
     /// Runs `op` where `client_id` lives: here through the registry, elsewhere through its node.
     async fn on_owner(&self, client_id: &str, op: Op) -> Result<serde_json::Value, ApiError> {
+        self.ensure_system(op.system_id()).await?;
         match owner_of(client_id) {
             Some(owner) if owner == self.node_id => self.execute(op).await,
             Some(owner) => self.request(owner, op).await,
@@ -732,206 +687,44 @@ impl Cluster {
         }
     }
 
-    /// Carries out an operation on local clients.
+    /// Carries out an operation on local clients: the command goes to this node's registry.
     async fn execute(&self, op: Op) -> Result<serde_json::Value, ApiError> {
         // The caller checked the system; this node may not have met it yet. A client of another
         // system is then simply not connected in this one (404), as on a single node.
-        let system = match &op {
-            Op::Send { system, .. }
-            | Op::SendMany { system, .. }
-            | Op::Bind { system, .. }
-            | Op::Unbind { system, .. }
-            | Op::Close { system, .. }
-            | Op::Info { system, .. } => system.clone(),
-        };
-        self.ensure_system(&system).await?;
-        if matches!(op, Op::Bind { .. } | Op::Unbind { .. } | Op::Close { .. }) {
+        self.ensure_system(op.system_id()).await?;
+        let changes_membership = matches!(op, Op::Bind(_) | Op::Unbind(_) | Op::Close(_));
+        if changes_membership {
             // These change what Redis holds: refused up front while it cannot be written,
             // rather than changed here and reported as failed.
             self.check_ready()?;
         }
-        let registry = &self.registry;
-        Ok(match op {
-            Op::Send {
-                system,
-                client,
-                frame,
-            } => {
-                registry
-                    .send(m::SendToClient {
-                        system_id: system,
-                        client_id: client,
-                        frame: ByteString::from(frame),
-                    })
-                    .await??;
-                serde_json::Value::Null
-            }
-            Op::SendMany {
-                system,
-                clients,
-                frame,
-            } => {
-                let missing = registry
-                    .send(m::SendToClients {
-                        system_id: system,
-                        client_ids: clients,
-                        frame: ByteString::from(frame),
-                    })
-                    .await??;
-                serde_json::json!(missing)
-            }
-            Op::Bind {
-                system,
-                client,
-                group,
-                user_id,
-                extend,
-            } => {
-                registry
-                    .send(m::BindToGroup {
-                        system_id: system,
-                        client_id: client,
-                        group_name: group,
-                        user_id,
-                        extend,
-                    })
-                    .await??;
-                self.written().await?;
-                serde_json::Value::Null
-            }
-            Op::Unbind {
-                system,
-                client,
-                group,
-            } => {
-                registry
-                    .send(m::UnbindFromGroup {
-                        system_id: system,
-                        client_id: client,
-                        group_name: group,
-                    })
-                    .await??;
-                self.written().await?;
-                serde_json::Value::Null
-            }
-            Op::Close { system, client } => {
-                registry
-                    .send(m::CloseClient {
-                        system_id: system,
-                        client_id: client,
-                    })
-                    .await??;
-                self.written().await?;
-                serde_json::Value::Null
-            }
-            Op::Info { system, client } => {
-                let info = registry
-                    .send(m::GetClientInfo {
-                        system_id: system,
-                        client_id: client,
-                    })
-                    .await??;
-                serde_json::to_value(info).unwrap_or_default()
-            }
-        })
+        let value = match op {
+            Op::Send(cmd) => serde_json::to_value(self.local(cmd).await?),
+            Op::SendMany(cmd) => serde_json::to_value(self.local(cmd).await?),
+            Op::Info(cmd) => serde_json::to_value(self.local(cmd).await?),
+            Op::Bind(cmd) => serde_json::to_value(self.local(cmd).await?),
+            Op::Unbind(cmd) => serde_json::to_value(self.local(cmd).await?),
+            Op::Close(cmd) => serde_json::to_value(self.local(cmd).await?),
+        };
+        if changes_membership {
+            // Answered once Redis has the change, so every node reads it at once.
+            self.written().await?;
+        }
+        Ok(value.unwrap_or_default())
+    }
+
+    /// Runs a command in this node's registry.
+    async fn local<M, T>(&self, cmd: M) -> Result<T, ApiError>
+    where
+        M: actix::Message<Result = m::RegistryResult<T>> + Send + 'static,
+        T: Send + 'static,
+        SystemRegistry: actix::Handler<M>,
+    {
+        Ok(self.registry.send(cmd).await??)
     }
 
     // -----------------------------------------------------------------------------------------
-    // The REST methods, cluster-wide
-
-    pub async fn send_to_client(
-        &self,
-        system: &str,
-        client: String,
-        frame: ByteString,
-    ) -> Result<(), ApiError> {
-        self.ensure_system(system).await?;
-        let op = Op::Send {
-            system: system.into(),
-            client: client.clone(),
-            frame: frame.to_string(),
-        };
-        self.on_owner(&client, op).await.map(drop)
-    }
-
-    pub async fn send_to_clients(
-        &self,
-        system: &str,
-        clients: Vec<String>,
-        frame: ByteString,
-    ) -> Result<Vec<String>, ApiError> {
-        self.ensure_system(system).await?;
-        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
-        let mut missing = Vec::new();
-        for client in clients {
-            match owner_of(&client) {
-                Some(owner) => by_node.entry(owner.to_owned()).or_default().push(client),
-                None => missing.push(client),
-            }
-        }
-        for (node, clients) in by_node {
-            let op = Op::SendMany {
-                system: system.into(),
-                clients: clients.clone(),
-                frame: frame.to_string(),
-            };
-            let result = if node == self.node_id {
-                self.execute(op).await
-            } else {
-                self.request(&node, op).await
-            };
-            match result {
-                Ok(value) => {
-                    missing.extend(serde_json::from_value::<Vec<String>>(value).unwrap_or_default())
-                }
-                // A node that is gone has none of them.
-                Err(ApiError::NotFound(_)) => missing.extend(clients),
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(missing)
-    }
-
-    /// Delivers to local members, publishes once for the other nodes; returns the cluster-wide
-    /// member count.
-    pub async fn send_to_group(
-        &self,
-        system: &str,
-        group: String,
-        frame: ByteString,
-    ) -> Result<usize, ApiError> {
-        self.ensure_system(system).await?;
-        let count = self
-            .count_and_publish(
-                system,
-                self.keys.members(system, &group),
-                Some(group.clone()),
-                &frame,
-            )
-            .await?;
-        self.registry
-            .send(m::SendToGroup {
-                system_id: system.into(),
-                group_name: group,
-                frame,
-            })
-            .await??;
-        Ok(count)
-    }
-
-    pub async fn send_to_system(&self, system: &str, frame: ByteString) -> Result<usize, ApiError> {
-        self.ensure_system(system).await?;
-        let count = self
-            .count_and_publish(system, self.keys.clients(system), None, &frame)
-            .await?;
-        self.registry
-            .send(m::SendToSystem {
-                system_id: system.into(),
-                frame,
-            })
-            .await??;
-        Ok(count)
-    }
+    // Broadcast helpers
 
     /// Counts the members at `count_key` and publishes the frame for the other nodes, in one
     /// round trip to Redis, guarded by the epoch so the count is never that of a half-rebuilt
@@ -978,70 +771,7 @@ impl Cluster {
         Ok(())
     }
 
-    pub async fn bind_to_group(
-        &self,
-        system: &str,
-        client: String,
-        group: String,
-        user_id: String,
-        extend: String,
-    ) -> Result<(), ApiError> {
-        self.ensure_system(system).await?;
-        let op = Op::Bind {
-            system: system.into(),
-            client: client.clone(),
-            group,
-            user_id,
-            extend,
-        };
-        self.on_owner(&client, op).await.map(drop)
-    }
-
-    pub async fn unbind_from_group(
-        &self,
-        system: &str,
-        client: String,
-        group: String,
-    ) -> Result<(), ApiError> {
-        self.ensure_system(system).await?;
-        let op = Op::Unbind {
-            system: system.into(),
-            client: client.clone(),
-            group,
-        };
-        self.on_owner(&client, op).await.map(drop)
-    }
-
-    pub async fn close_client(&self, system: &str, client: String) -> Result<(), ApiError> {
-        self.ensure_system(system).await?;
-        let op = Op::Close {
-            system: system.into(),
-            client: client.clone(),
-        };
-        self.on_owner(&client, op).await.map(drop)
-    }
-
-    pub async fn get_client_info(
-        &self,
-        system: &str,
-        client: String,
-    ) -> Result<ClientInfo, ApiError> {
-        self.ensure_system(system).await?;
-        let op = Op::Info {
-            system: system.into(),
-            client: client.clone(),
-        };
-        match self.on_owner(&client, op).await {
-            Ok(value) => Ok(client_info_from(value, client)),
-            Err(ApiError::NotFound(_)) => Ok(ClientInfo::Offline {
-                online: false,
-                client_id: client,
-            }),
-            Err(err) => Err(err),
-        }
-    }
-
-    pub async fn get_online_list(&self, system: &str, group: &str) -> Result<OnlineList, ApiError> {
+    async fn online_list(&self, system: &str, group: &str) -> Result<OnlineList, ApiError> {
         self.ensure_system(system).await?;
         let epoch = self.check_ready()?;
         let (seen, members): (Option<String>, HashMap<String, String>) = self.track(
@@ -1074,7 +804,7 @@ impl Cluster {
         })
     }
 
-    pub async fn get_all_groups(
+    async fn all_groups(
         &self,
         system: &str,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
@@ -1564,6 +1294,156 @@ fn not_ready() -> ApiError {
          reconnected); retry shortly"
             .into(),
     )
+}
+
+/// The cluster as the [`Backplane`]: see the module docs for where each operation goes.
+impl Backplane for Cluster {
+    fn new_client_id(&self) -> String {
+        format!("{}{}", self.node_id, crate::protocol::new_id())
+    }
+
+    fn admit<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease> {
+        Box::pin(async move {
+            // Systems registered on another node become known here; an unknown one is refused
+            // by the registry as usual. This node subscribes to the system's channel and
+            // writes the client to Redis, so the client is reachable from every node once it
+            // has its welcome frame; Redis being unreachable (or resyncing) is a 503.
+            match self.ensure_system(system_id).await {
+                Err(err @ ApiError::Unavailable(_)) => Err(err),
+                Err(_) => Ok(Lease::none()),
+                Ok(()) => {
+                    let lease = self.lease_system(system_id).await?;
+                    self.admit_client(system_id, client_id).await?;
+                    Ok(Lease::holding(lease))
+                }
+            }
+        })
+    }
+
+    fn register(&self, cmd: m::Register) -> Reply<'_, ()> {
+        Box::pin(async move { self.register_system(&cmd.system_id).await })
+    }
+
+    fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()> {
+        Box::pin(async move {
+            let client = cmd.client_id.clone();
+            self.on_owner(&client, Op::Send(cmd)).await.map(drop)
+        })
+    }
+
+    fn send_to_clients(&self, cmd: m::SendToClients) -> Reply<'_, Vec<String>> {
+        Box::pin(async move {
+            self.ensure_system(&cmd.system_id).await?;
+            let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+            let mut missing = Vec::new();
+            for client in cmd.client_ids {
+                match owner_of(&client) {
+                    Some(owner) => by_node.entry(owner.to_owned()).or_default().push(client),
+                    None => missing.push(client),
+                }
+            }
+            for (node, clients) in by_node {
+                let op = Op::SendMany(m::SendToClients {
+                    system_id: cmd.system_id.clone(),
+                    client_ids: clients.clone(),
+                    frame: cmd.frame.clone(),
+                });
+                let result = if node == self.node_id {
+                    self.execute(op).await
+                } else {
+                    self.request(&node, op).await
+                };
+                match result {
+                    Ok(value) => missing
+                        .extend(serde_json::from_value::<Vec<String>>(value).unwrap_or_default()),
+                    // A node that is gone has none of them.
+                    Err(ApiError::NotFound(_)) => missing.extend(clients),
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(missing)
+        })
+    }
+
+    /// Publishes once for the other nodes, delivers to local members; resolves to the
+    /// cluster-wide member count.
+    fn send_to_group(&self, cmd: m::SendToGroup) -> Reply<'_, usize> {
+        Box::pin(async move {
+            self.ensure_system(&cmd.system_id).await?;
+            let count = self
+                .count_and_publish(
+                    &cmd.system_id,
+                    self.keys.members(&cmd.system_id, &cmd.group_name),
+                    Some(cmd.group_name.clone()),
+                    &cmd.frame,
+                )
+                .await?;
+            self.local(cmd).await?;
+            Ok(count)
+        })
+    }
+
+    fn send_to_system(&self, cmd: m::SendToSystem) -> Reply<'_, usize> {
+        Box::pin(async move {
+            self.ensure_system(&cmd.system_id).await?;
+            let count = self
+                .count_and_publish(
+                    &cmd.system_id,
+                    self.keys.clients(&cmd.system_id),
+                    None,
+                    &cmd.frame,
+                )
+                .await?;
+            self.local(cmd).await?;
+            Ok(count)
+        })
+    }
+
+    fn bind_to_group(&self, cmd: m::BindToGroup) -> Reply<'_, ()> {
+        Box::pin(async move {
+            let client = cmd.client_id.clone();
+            self.on_owner(&client, Op::Bind(cmd)).await.map(drop)
+        })
+    }
+
+    fn unbind_from_group(&self, cmd: m::UnbindFromGroup) -> Reply<'_, ()> {
+        Box::pin(async move {
+            let client = cmd.client_id.clone();
+            self.on_owner(&client, Op::Unbind(cmd)).await.map(drop)
+        })
+    }
+
+    fn get_online_list(&self, cmd: m::GetOnlineList) -> Reply<'_, OnlineList> {
+        Box::pin(async move { self.online_list(&cmd.system_id, &cmd.group_name).await })
+    }
+
+    fn get_all_groups(
+        &self,
+        cmd: m::GetAllGroups,
+    ) -> Reply<'_, std::collections::BTreeMap<String, Vec<String>>> {
+        Box::pin(async move { self.all_groups(&cmd.system_id).await })
+    }
+
+    fn close_client(&self, cmd: m::CloseClient) -> Reply<'_, ()> {
+        Box::pin(async move {
+            let client = cmd.client_id.clone();
+            self.on_owner(&client, Op::Close(cmd)).await.map(drop)
+        })
+    }
+
+    fn get_client_info(&self, cmd: m::GetClientInfo) -> Reply<'_, ClientInfo> {
+        Box::pin(async move {
+            let client = cmd.client_id.clone();
+            match self.on_owner(&client, Op::Info(cmd)).await {
+                Ok(value) => Ok(client_info_from(value, client)),
+                Err(ApiError::NotFound(_)) => Ok(ClientInfo::Offline {
+                    online: false,
+                    client_id: client,
+                }),
+                Err(err) => Err(err),
+            }
+        })
+    }
 }
 
 fn not_connected(client_id: &str) -> ApiError {

@@ -1,6 +1,7 @@
 //! [`Hub`]: the handle to a running wshub core that the HTTP layer (or a host application)
-//! holds: the registry's address, the settings, the token verifier, the metrics and the
-//! connection gate ([`crate::gate`]).
+//! holds: the registry's address, the backplane every REST operation goes through
+//! ([`crate::backplane`]), the settings, the token verifier, the metrics and the connection gate
+//! ([`crate::gate`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,19 +9,17 @@ use std::time::Duration;
 
 use actix::dev::channel::{self, AddressReceiver};
 use actix::{Addr, Context};
-use bytestring::ByteString;
 
-use crate::actors::messages as m;
+use crate::actors::events::EventSink;
 use crate::actors::messages::Shutdown;
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
 use crate::actors::session::Heartbeat;
 use crate::auth::{self, Authenticator};
-use crate::cluster::{Cluster, EventSink};
+use crate::backplane::memory::MemoryBackplane;
+use crate::backplane::Backplane;
 use crate::config::{ApiAuth, ClientAuth, Config, Limits};
-use crate::error::ApiError;
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
-use crate::protocol::{ClientInfo, OnlineList};
 
 /// The settings the request path reads, fixed at start.
 #[derive(Debug, Clone)]
@@ -50,8 +49,9 @@ pub struct Hub {
     shutting_down: Arc<AtomicBool>,
     /// An admin token, when no secret was configured and one was generated at start.
     generated_admin_token: Option<Arc<str>>,
-    /// Cluster mode: the link to the other nodes through Redis.
-    pub cluster: Option<Arc<Cluster>>,
+    /// How far each operation travels: this node ([`MemoryBackplane`], the default) or the
+    /// cluster ([`crate::cluster::Cluster`], set by the server in cluster mode).
+    pub backplane: Arc<dyn Backplane>,
 }
 
 impl Hub {
@@ -94,8 +94,10 @@ impl Hub {
             metrics.clone(),
         );
         let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
+        let registry_address = Addr::new(sender);
         let hub = Hub {
-            registry: Addr::new(sender),
+            backplane: Arc::new(MemoryBackplane::new(registry_address.clone())),
+            registry: registry_address,
             settings: Arc::new(Settings {
                 heartbeat: Heartbeat {
                     ping_interval: config.ping_interval,
@@ -118,7 +120,6 @@ impl Hub {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
-            cluster: None,
         };
         (hub, RegistryStarter { receiver, registry })
     }
@@ -137,159 +138,6 @@ impl Hub {
     pub async fn shut_down_clients(&self) -> usize {
         self.shutting_down.store(true, Ordering::Relaxed);
         self.registry.send(Shutdown).await.unwrap_or(0)
-    }
-}
-
-/// The REST operations, answered by this node's registry or, in cluster mode, by the cluster.
-impl Hub {
-    /// A new clientId: in cluster mode it starts with this node's id, so every node knows
-    /// where the client lives.
-    pub fn new_client_id(&self) -> String {
-        match &self.cluster {
-            Some(cluster) => format!("{}{}", cluster.node_id(), crate::protocol::new_id()),
-            None => crate::protocol::new_id(),
-        }
-    }
-
-    pub async fn register(&self, system_id: String) -> Result<(), ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.register(&system_id).await,
-            None => Ok(self.registry.send(m::Register { system_id }).await??),
-        }
-    }
-
-    pub async fn send_to_client(
-        &self,
-        system_id: String,
-        client_id: String,
-        frame: ByteString,
-    ) -> Result<(), ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.send_to_client(&system_id, client_id, frame).await,
-            None => Ok(self
-                .registry
-                .send(m::SendToClient {
-                    system_id,
-                    client_id,
-                    frame,
-                })
-                .await??),
-        }
-    }
-
-    pub async fn send_to_clients(
-        &self,
-        system_id: String,
-        client_ids: Vec<String>,
-        frame: ByteString,
-    ) -> Result<Vec<String>, ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.send_to_clients(&system_id, client_ids, frame).await,
-            None => Ok(self
-                .registry
-                .send(m::SendToClients {
-                    system_id,
-                    client_ids,
-                    frame,
-                })
-                .await??),
-        }
-    }
-
-    pub async fn send_to_group(
-        &self,
-        system_id: String,
-        group_name: String,
-        frame: ByteString,
-    ) -> Result<usize, ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.send_to_group(&system_id, group_name, frame).await,
-            None => Ok(self
-                .registry
-                .send(m::SendToGroup {
-                    system_id,
-                    group_name,
-                    frame,
-                })
-                .await??),
-        }
-    }
-
-    pub async fn send_to_system(
-        &self,
-        system_id: String,
-        frame: ByteString,
-    ) -> Result<usize, ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.send_to_system(&system_id, frame).await,
-            None => Ok(self
-                .registry
-                .send(m::SendToSystem { system_id, frame })
-                .await??),
-        }
-    }
-
-    pub async fn bind_to_group(&self, msg: m::BindToGroup) -> Result<(), ApiError> {
-        match &self.cluster {
-            Some(cluster) => {
-                cluster
-                    .bind_to_group(
-                        &msg.system_id,
-                        msg.client_id,
-                        msg.group_name,
-                        msg.user_id,
-                        msg.extend,
-                    )
-                    .await
-            }
-            None => Ok(self.registry.send(msg).await??),
-        }
-    }
-
-    pub async fn unbind_from_group(&self, msg: m::UnbindFromGroup) -> Result<(), ApiError> {
-        match &self.cluster {
-            Some(cluster) => {
-                cluster
-                    .unbind_from_group(&msg.system_id, msg.client_id, msg.group_name)
-                    .await
-            }
-            None => Ok(self.registry.send(msg).await??),
-        }
-    }
-
-    pub async fn get_online_list(&self, msg: m::GetOnlineList) -> Result<OnlineList, ApiError> {
-        match &self.cluster {
-            Some(cluster) => {
-                cluster
-                    .get_online_list(&msg.system_id, &msg.group_name)
-                    .await
-            }
-            None => Ok(self.registry.send(msg).await??),
-        }
-    }
-
-    pub async fn get_all_groups(
-        &self,
-        msg: m::GetAllGroups,
-    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.get_all_groups(&msg.system_id).await,
-            None => Ok(self.registry.send(msg).await??),
-        }
-    }
-
-    pub async fn close_client(&self, msg: m::CloseClient) -> Result<(), ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.close_client(&msg.system_id, msg.client_id).await,
-            None => Ok(self.registry.send(msg).await??),
-        }
-    }
-
-    pub async fn get_client_info(&self, msg: m::GetClientInfo) -> Result<ClientInfo, ApiError> {
-        match &self.cluster {
-            Some(cluster) => cluster.get_client_info(&msg.system_id, msg.client_id).await,
-            None => Ok(self.registry.send(msg).await??),
-        }
     }
 }
 

@@ -40,6 +40,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod backplane;
 pub mod cluster;
 pub mod config;
 pub mod error;

@@ -1,37 +1,11 @@
 //! Prometheus metrics, one set per [`Hub`](crate::Hub) (so several servers in one process, as in
 //! the tests, keep separate counts), served at `GET /metrics` in the text format.
 
+use crate::protocol::CloseReason;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-
-/// Why the server closed or dropped a client; the `reason` label of `wshub_clients_closed_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// Its outbound queue passed `--max-outbound-queue` (4008).
-    Slow,
-    /// It sent a frame over `--max-frame-size` (1009).
-    TooBig,
-    /// It stayed silent past `--client-timeout`.
-    Heartbeat,
-    /// The server is shutting down (1001).
-    Shutdown,
-    /// REST `close_client` (1000).
-    Rest,
-}
-
-impl CloseReason {
-    fn label(self) -> &'static str {
-        match self {
-            CloseReason::Slow => "slow",
-            CloseReason::TooBig => "too_big",
-            CloseReason::Heartbeat => "heartbeat",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::Rest => "rest",
-        }
-    }
-}
 
 /// At most this many systems get their own `system` label on the connections gauge; the rest
 /// are summed under `system="_other"`, so a tenant explosion cannot explode the series count.

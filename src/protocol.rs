@@ -17,6 +17,50 @@ pub const CODE_CLIENT_OFFLINE: i64 = 1002;
 /// `code` of the frame sent before a WebSocket is refused (bad or missing system, bad token).
 pub const CODE_CONNECT_REFUSED: i64 = -1001;
 
+/// Why the server closed or dropped a client: the close code it sends and the `reason` label of
+/// `wshub_clients_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// REST `close_client` (1000).
+    Rest,
+    /// The server is shutting down (1001).
+    Shutdown,
+    /// Refused at connect: no such system, a bad client token (1008).
+    Refused,
+    /// It sent a frame over `--max-frame-size` (1009).
+    TooBig,
+    /// Its outbound queue passed `--max-outbound-queue` (4008).
+    Slow,
+    /// It stayed silent past `--client-timeout`: dropped without a close frame.
+    Heartbeat,
+}
+
+impl CloseReason {
+    /// The close code sent, if any.
+    pub fn code(self) -> Option<u16> {
+        match self {
+            CloseReason::Rest => Some(1000),
+            CloseReason::Shutdown => Some(1001),
+            CloseReason::Refused => Some(1008),
+            CloseReason::TooBig => Some(1009),
+            CloseReason::Slow => Some(4008),
+            CloseReason::Heartbeat => None,
+        }
+    }
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::Rest => "rest",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Refused => "refused",
+            CloseReason::TooBig => "too_big",
+            CloseReason::Slow => "slow",
+            CloseReason::Heartbeat => "heartbeat",
+        }
+    }
+}
+
 /// A fresh unguessable id: a UUIDv4 (122 random bits) as 32 lowercase hex digits.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()

@@ -57,7 +57,7 @@ impl Application {
             .map_err(|err| {
                 std::io::Error::other(format!("cannot reach Redis at {redis_url}: {err}"))
             })?;
-            hub.cluster = Some(cluster);
+            hub.backplane = cluster;
         }
         // The first worker to build its App runs the registry (see `Hub::deferred`).
         let registry = Arc::new(Mutex::new(Some(registry)));

@@ -3,7 +3,7 @@
 //! Direction: HTTP handlers → [`SystemRegistry`](super::registry::SystemRegistry) (one struct per
 //! REST method), sessions → registry (`Connect`, `Disconnect`), registry →
 //! [`Group`](super::group::Group) (`Join`, `Leave`, `Broadcast`), and registry or group →
-//! session ([`SessionCommand`]). Frames travel as pre-serialized [`ByteString`]s shared by all
+//! session ([`SessionCommand`](super::outbox::SessionCommand), next to the handle that carries it). Frames travel as pre-serialized [`ByteString`]s shared by all
 //! recipients, through each session's outbox rather than its mailbox.
 
 use std::collections::BTreeMap;
@@ -30,38 +30,6 @@ pub enum RegistryError {
 }
 
 pub type RegistryResult<T> = Result<T, RegistryError>;
-
-/// Close codes the server sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseKind {
-    /// 1000: closed by REST `close_client`.
-    ClosedByApi,
-    /// 1001: the server is shutting down.
-    Shutdown,
-    /// 1008: refused (no such system, bad client token).
-    Refused,
-    /// 4008: its outbound queue passed the bound.
-    SlowConsumer,
-}
-
-// ---------------------------------------------------------------------------------------------
-// To a session
-
-/// What a session is told to do besides writing frames (frames go through its outbox, see
-/// [`super::outbox`]). Sessions only ever receive this one type, so groups and the registry hold
-/// `Recipient<SessionCommand>` (inside a [`SessionHandle`]) rather than the session's concrete
-/// type.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub enum SessionCommand {
-    /// Write the frames already queued (unless it is a slow consumer), then `frame` (if any),
-    /// then a close frame with this code, then stop.
-    Close {
-        kind: CloseKind,
-        reason: String,
-        frame: Option<ByteString>,
-    },
-}
 
 // ---------------------------------------------------------------------------------------------
 // Session → registry
@@ -109,7 +77,7 @@ pub struct Register {
     pub system_id: String,
 }
 
-#[derive(Message)]
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct SendToClient {
     pub system_id: String,
@@ -118,7 +86,7 @@ pub struct SendToClient {
 }
 
 /// Result: the clientIds that are not connected in this system.
-#[derive(Message)]
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<Vec<String>>")]
 pub struct SendToClients {
     pub system_id: String,
@@ -143,7 +111,7 @@ pub struct SendToSystem {
     pub frame: ByteString,
 }
 
-#[derive(Message)]
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct BindToGroup {
     pub system_id: String,
@@ -153,7 +121,7 @@ pub struct BindToGroup {
     pub extend: String,
 }
 
-#[derive(Message)]
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct UnbindFromGroup {
     pub system_id: String,
@@ -175,14 +143,14 @@ pub struct GetAllGroups {
     pub system_id: String,
 }
 
-#[derive(Message)]
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct CloseClient {
     pub system_id: String,
     pub client_id: String,
 }
 
-#[derive(Message)]
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<ClientInfo>")]
 pub struct GetClientInfo {
     pub system_id: String,

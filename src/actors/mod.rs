@@ -1,7 +1,9 @@
 //! The actors: one [`session::WsSession`] per WebSocket, one [`registry::SystemRegistry`] that
 //! owns all state, and one supervised [`group::Group`] per group that fans frames out.
-//! Their messages are all in [`messages`]; [`outbox`] bounds what may wait for one session.
+//! Their messages are all in [`messages`]; [`outbox`] bounds what may wait for one session;
+//! [`events`] is what the registry reports about its clients, in order.
 
+pub mod events;
 pub mod group;
 pub mod messages;
 pub mod outbox;

@@ -23,13 +23,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use actix::Recipient;
+use actix::{Message, Recipient};
 use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
 use futures_util::Stream;
 
-use super::messages::SessionCommand;
 use crate::metrics::Metrics;
+use crate::protocol::CloseReason;
+
+/// What a session is told to do besides writing frames (frames go through its outbox, see
+/// this module). Sessions only ever receive this one type, so groups and the registry hold
+/// `Recipient<SessionCommand>` (inside a [`SessionHandle`]) rather than the session's concrete
+/// type.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum SessionCommand {
+    /// Write the frames already queued (unless it is a slow consumer), then `frame` (if any),
+    /// then a close frame with this code, then stop.
+    Close {
+        kind: CloseReason,
+        reason: String,
+        frame: Option<ByteString>,
+    },
+}
 
 /// Frames waiting for one session, and their total size.
 #[derive(Default)]

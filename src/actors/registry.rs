@@ -16,12 +16,12 @@ use actix::{
 };
 use bytestring::ByteString;
 
+use super::events::{Event, EventSink};
 use super::group::Group;
 use super::messages::*;
-use super::outbox::{Pushed, SessionHandle};
-use crate::cluster::{Event, EventSink};
-use crate::metrics::{CloseReason, Metrics};
-use crate::protocol::{self, ClientInfo, OnlineClient, OnlineList};
+use super::outbox::{Pushed, SessionCommand, SessionHandle};
+use crate::metrics::Metrics;
+use crate::protocol::{self, ClientInfo, CloseReason, OnlineClient, OnlineList};
 
 /// What the registry enforces, fixed at start.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl SystemRegistry {
         log::warn!("client {client_id} of system '{system_id}' closed as a slow consumer");
         self.metrics.client_closed(CloseReason::Slow);
         session.command(SessionCommand::Close {
-            kind: CloseKind::SlowConsumer,
+            kind: CloseReason::Slow,
             reason: "slow consumer".into(),
             frame: None,
         });
@@ -220,7 +220,7 @@ impl Handler<Connect> for SystemRegistry {
                 });
             }
             msg.session.command(SessionCommand::Close {
-                kind: CloseKind::Refused,
+                kind: CloseReason::Refused,
                 frame: Some(protocol::refusal_frame(&reason)),
                 reason,
             });
@@ -493,7 +493,7 @@ impl Handler<CloseClient> for SystemRegistry {
             .ok_or_else(|| RegistryError::UnknownClient(msg.client_id.clone()))?;
         self.metrics.client_closed(CloseReason::Rest);
         session.command(SessionCommand::Close {
-            kind: CloseKind::ClosedByApi,
+            kind: CloseReason::Rest,
             reason: "closed by the server".into(),
             frame: None,
         });
@@ -596,7 +596,7 @@ impl Handler<Shutdown> for SystemRegistry {
                 }
                 client.session.start_closing();
                 client.session.command(SessionCommand::Close {
-                    kind: CloseKind::Shutdown,
+                    kind: CloseReason::Shutdown,
                     reason: "server shutting down".into(),
                     frame: None,
                 });

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Running, StreamHandler};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
-use super::messages::{CloseKind, Connect, Disconnect, SessionCommand};
-use super::outbox::{Outbox, OutboxStream, SessionHandle};
+use super::messages::{Connect, Disconnect};
+use super::outbox::{Outbox, OutboxStream, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
-use crate::cluster::SystemLease;
+use crate::backplane::Lease;
 use crate::gate::ConnectionPermit;
 use crate::http::frame_guard::Oversize;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
+use crate::protocol::CloseReason as Why;
 
 /// Longest close reason: a close frame is a control frame (125 bytes at most) and its first
 /// two bytes are the code. Longer reasons are cut at a character boundary; the refusal text
@@ -80,8 +81,9 @@ pub struct WsSession {
 pub struct Held {
     /// Keeps the connection counted at the gate.
     pub permit: ConnectionPermit,
-    /// Cluster mode: keeps this node subscribed to the system's channel.
-    pub cluster_lease: Option<SystemLease>,
+    /// What keeps the client reachable through the backplane (in a cluster, this node's
+    /// subscription to the system's channel).
+    pub lease: Lease,
 }
 
 impl WsSession {
@@ -123,9 +125,7 @@ impl WsSession {
         ctx.run_interval(self.heartbeat.ping_interval, |session, ctx| {
             if session.last_heard.elapsed() > session.heartbeat.client_timeout {
                 log::debug!("client {} timed out", session.client_id);
-                session
-                    .metrics()
-                    .client_closed(metrics::CloseReason::Heartbeat);
+                session.metrics().client_closed(Why::Heartbeat);
                 // A silent peer may be gone without a FIN: no close handshake, just stop.
                 ctx.stop();
                 return;
@@ -135,7 +135,7 @@ impl WsSession {
     }
 
     fn close_too_big(&self, ctx: &mut WebsocketContext<Self>) {
-        self.metrics().client_closed(metrics::CloseReason::TooBig);
+        self.metrics().client_closed(Why::TooBig);
         self.outbox.stop_reading();
         self.close(ctx, CloseCode::Size, "frame too big");
     }
@@ -238,19 +238,16 @@ impl Handler<SessionCommand> for WsSession {
             frame,
         } = cmd;
         // Frames queued before the close go out first, except to a slow consumer.
-        if kind != CloseKind::SlowConsumer {
+        if kind != Why::Slow {
             self.write_frames(self.outbox.take_all(), true, ctx);
         }
         if let Some(frame) = frame {
             ctx.text(frame);
         }
-        let code = match kind {
-            CloseKind::ClosedByApi => CloseCode::Normal,
-            CloseKind::Shutdown => CloseCode::Away,
-            CloseKind::Refused => CloseCode::Policy,
-            CloseKind::SlowConsumer => CloseCode::Other(4008),
-        };
-        self.close(ctx, code, &reason);
+        match kind.code() {
+            Some(code) => self.close(ctx, CloseCode::from(code), &reason),
+            None => ctx.stop(),
+        }
     }
 }
 

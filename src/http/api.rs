@@ -164,7 +164,7 @@ async fn register(
 ) -> ApiResult<EmptyList> {
     let system_id = body.system_id.into_inner();
     caller.require(&system_id)?;
-    hub.register(system_id).await?;
+    hub.backplane.register(m::Register { system_id }).await?;
     Ok(Success(EmptyList))
 }
 
@@ -175,8 +175,12 @@ async fn send_to_client(
 ) -> ApiResult<p::MessageIdReply> {
     let message_id = p::new_id();
     let frame = encode(&hub, &message_id, body.message())?;
-    let client_id = body.client_id.into_inner();
-    hub.send_to_client(caller.system_id, client_id, frame)
+    hub.backplane
+        .send_to_client(m::SendToClient {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+            frame,
+        })
         .await?;
     Ok(Success(p::MessageIdReply { message_id }))
 }
@@ -194,7 +198,12 @@ async fn send_to_clients(
         .map(p::Name::into_inner)
         .collect();
     let missing = hub
-        .send_to_clients(caller.system_id, client_ids, frame)
+        .backplane
+        .send_to_clients(m::SendToClients {
+            system_id: caller.system_id,
+            client_ids,
+            frame,
+        })
         .await?;
     Ok(Success(p::SendToClientsReply {
         message_id,
@@ -209,9 +218,13 @@ async fn send_to_group(
 ) -> ApiResult<p::CountReply> {
     let message_id = p::new_id();
     let frame = encode(&hub, &message_id, body.message())?;
-    let group_name = body.group_name.into_inner();
     let count = hub
-        .send_to_group(caller.system_id, group_name, frame)
+        .backplane
+        .send_to_group(m::SendToGroup {
+            system_id: caller.system_id,
+            group_name: body.group_name.into_inner(),
+            frame,
+        })
         .await?;
     Ok(Success(p::CountReply { message_id, count }))
 }
@@ -223,7 +236,13 @@ async fn send_to_system(
 ) -> ApiResult<p::CountReply> {
     let message_id = p::new_id();
     let frame = encode(&hub, &message_id, body.message())?;
-    let count = hub.send_to_system(caller.system_id, frame).await?;
+    let count = hub
+        .backplane
+        .send_to_system(m::SendToSystem {
+            system_id: caller.system_id,
+            frame,
+        })
+        .await?;
     Ok(Success(p::CountReply { message_id, count }))
 }
 
@@ -232,14 +251,15 @@ async fn bind_to_group(
     caller: SystemCaller,
     Body(body): Body<p::BindToGroupRequest>,
 ) -> ApiResult<EmptyList> {
-    hub.bind_to_group(m::BindToGroup {
-        system_id: caller.system_id,
-        client_id: body.client_id.into_inner(),
-        group_name: body.group_name.into_inner(),
-        user_id: body.user_id,
-        extend: body.extend,
-    })
-    .await?;
+    hub.backplane
+        .bind_to_group(m::BindToGroup {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+            group_name: body.group_name.into_inner(),
+            user_id: body.user_id,
+            extend: body.extend,
+        })
+        .await?;
     Ok(Success(EmptyList))
 }
 
@@ -248,12 +268,13 @@ async fn unbind_from_group(
     caller: SystemCaller,
     Body(body): Body<p::UnbindFromGroupRequest>,
 ) -> ApiResult<EmptyList> {
-    hub.unbind_from_group(m::UnbindFromGroup {
-        system_id: caller.system_id,
-        client_id: body.client_id.into_inner(),
-        group_name: body.group_name.into_inner(),
-    })
-    .await?;
+    hub.backplane
+        .unbind_from_group(m::UnbindFromGroup {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+            group_name: body.group_name.into_inner(),
+        })
+        .await?;
     Ok(Success(EmptyList))
 }
 
@@ -263,6 +284,7 @@ async fn get_online_list(
     Body(body): Body<p::GroupRequest>,
 ) -> ApiResult<p::OnlineList> {
     let list = hub
+        .backplane
         .get_online_list(m::GetOnlineList {
             system_id: caller.system_id,
             group_name: body.group_name.into_inner(),
@@ -277,6 +299,7 @@ async fn get_all_groups(
     Body(_): Body<p::EmptyRequest>,
 ) -> ApiResult<std::collections::BTreeMap<String, Vec<String>>> {
     let groups = hub
+        .backplane
         .get_all_groups(m::GetAllGroups {
             system_id: caller.system_id,
         })
@@ -289,11 +312,12 @@ async fn close_client(
     caller: SystemCaller,
     Body(body): Body<p::ClientRequest>,
 ) -> ApiResult<EmptyList> {
-    hub.close_client(m::CloseClient {
-        system_id: caller.system_id,
-        client_id: body.client_id.into_inner(),
-    })
-    .await?;
+    hub.backplane
+        .close_client(m::CloseClient {
+            system_id: caller.system_id,
+            client_id: body.client_id.into_inner(),
+        })
+        .await?;
     Ok(Success(EmptyList))
 }
 
@@ -303,6 +327,7 @@ async fn get_client_info(
     Body(body): Body<p::ClientRequest>,
 ) -> ApiResult<p::ClientInfo> {
     let info = hub
+        .backplane
         .get_client_info(m::GetClientInfo {
             system_id: caller.system_id,
             client_id: body.client_id.into_inner(),

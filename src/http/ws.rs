@@ -14,6 +14,7 @@ use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, Held, WsSession};
+use crate::backplane::Lease;
 use crate::config::ClientAuth;
 use crate::error::ApiError;
 
@@ -120,29 +121,15 @@ pub async fn connect(
         return Err(err.into());
     }
     let admission = admission(&hub, system_id, token.as_deref());
-    let client_id = hub.new_client_id();
-    let mut cluster_lease = None;
-    if let (
-        Some(cluster),
+    let client_id = hub.backplane.new_client_id();
+    // Before the upgrade: the client must be reachable once it has its welcome frame.
+    let lease = match &admission {
         Admission::Connect {
             system_id: Some(system_id),
             ..
-        },
-    ) = (&hub.cluster, &admission)
-    {
-        // Systems registered on another node become known here; an unknown one is refused by
-        // the registry as usual. Before the upgrade, this node subscribes to the system's
-        // channel and writes the client to Redis, so the client is reachable from every node
-        // once it has its welcome frame; Redis being unreachable (or resyncing) is a 503.
-        match cluster.ensure_system(system_id).await {
-            Err(ApiError::Unavailable(msg)) => return Err(ApiError::Unavailable(msg).into()),
-            Err(_) => {}
-            Ok(()) => {
-                cluster_lease = Some(cluster.lease_system(system_id).await?);
-                cluster.admit_client(system_id, &client_id).await?;
-            }
-        }
-    }
+        } => hub.backplane.admit(system_id, &client_id).await?,
+        _ => Lease::none(),
+    };
     let socket = req.conn_data::<ConnectionSocket>().map(|s| s.0);
     let oversize = Oversize::default();
     let outbox = Outbox::new(
@@ -156,10 +143,7 @@ pub async fn connect(
         hub.registry.clone(),
         hub.settings.heartbeat,
         (outbox, oversize.clone()),
-        Held {
-            permit,
-            cluster_lease,
-        },
+        Held { permit, lease },
     );
     let max_frame_size = hub.settings.max_frame_size;
     let guarded = FrameGuard::new(stream, max_frame_size, oversize);
