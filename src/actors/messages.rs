@@ -160,16 +160,6 @@ pub struct GetClientInfo {
 // ---------------------------------------------------------------------------------------------
 // Operations and tests
 
-/// Cluster mode: a broadcast published by another node, for this node's clients.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RemoteBroadcast {
-    pub system_id: String,
-    /// The group, or every client of the system when absent.
-    pub group_name: Option<String>,
-    pub frame: ByteString,
-}
-
 /// Cluster mode: write everything this node holds to Redis again (after Redis came back).
 #[derive(Message)]
 #[rtype(result = "()")]

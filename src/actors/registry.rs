@@ -659,25 +659,6 @@ impl Handler<CheckInvariants> for SystemRegistry {
     }
 }
 
-impl Handler<RemoteBroadcast> for SystemRegistry {
-    type Result = ();
-    fn handle(&mut self, msg: RemoteBroadcast, ctx: &mut Context<Self>) {
-        let Some(tenant) = self.systems.get(&msg.system_id) else {
-            return;
-        };
-        match msg.group_name {
-            Some(group_name) => {
-                if let Some(entry) = tenant.groups.get(&group_name) {
-                    entry.actor.do_send(Broadcast { frame: msg.frame });
-                }
-            }
-            None => {
-                self.push_to_system(ctx, &msg.system_id, &msg.frame);
-            }
-        }
-    }
-}
-
 impl Handler<ResyncCluster> for SystemRegistry {
     type Result = ();
     fn handle(&mut self, _: ResyncCluster, _: &mut Context<Self>) {

@@ -1,0 +1,59 @@
+//! The Redis key and channel schema (the table in the module docs), and the JSON stored in a
+//! group's member hash.
+
+use serde::{Deserialize, Serialize};
+
+/// Channel and key names under the prefix.
+pub(super) struct Keys(pub(super) String);
+
+impl Keys {
+    pub(super) fn systems(&self) -> String {
+        format!("{}systems", self.0)
+    }
+    pub(super) fn nodes(&self) -> String {
+        format!("{}nodes", self.0)
+    }
+    pub(super) fn alive(&self, node: &str) -> String {
+        format!("{}alive:{node}", self.0)
+    }
+    pub(super) fn epoch(&self) -> String {
+        format!("{}epoch", self.0)
+    }
+    pub(super) fn settling(&self) -> String {
+        format!("{}settling", self.0)
+    }
+    pub(super) fn synced(&self, node: &str) -> String {
+        format!("{}synced:{node}", self.0)
+    }
+    pub(super) fn purge_lock(&self, node: &str) -> String {
+        format!("{}purging:{node}", self.0)
+    }
+    pub(super) fn clients(&self, system: &str) -> String {
+        format!("{}clients:{system}", self.0)
+    }
+    pub(super) fn members(&self, system: &str, group: &str) -> String {
+        format!("{}members:{system}:{group}", self.0)
+    }
+    pub(super) fn groups(&self, system: &str) -> String {
+        format!("{}groups:{system}", self.0)
+    }
+    pub(super) fn client_groups(&self, system: &str, client: &str) -> String {
+        format!("{}client-groups:{system}:{client}", self.0)
+    }
+    pub(super) fn node_clients(&self, node: &str) -> String {
+        format!("{}node-clients:{node}", self.0)
+    }
+    pub(super) fn system_channel(&self, system: &str) -> String {
+        format!("{}sys:{system}", self.0)
+    }
+    pub(super) fn node_channel(&self, node: &str) -> String {
+        format!("{}node:{node}", self.0)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct MemberInfo {
+    #[serde(rename = "userId")]
+    pub(super) user_id: String,
+    pub(super) extend: String,
+}

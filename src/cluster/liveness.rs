@@ -1,0 +1,207 @@
+//! Liveness and purge: each node's heartbeat, epochs after Redis restarts, rewriting this
+//! node's state, and removing what dead nodes left behind.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::actors::messages as m;
+use crate::error::ApiError;
+
+use super::keys::MemberInfo;
+use super::node::{not_ready, Cluster, HEARTBEAT, NODE_TTL, NOT_READY_BEAT, PURGE_EVERY, SETTLE};
+use super::pubsub::Published;
+use super::scripts::{EPOCH, NEW_EPOCH};
+
+impl Cluster {
+    /// Starts a new epoch (see the module docs) with a settling period.
+    pub(super) async fn start_new_epoch(&self) -> Result<(), ApiError> {
+        let result: redis::RedisResult<i64> = NEW_EPOCH
+            .key(self.keys.epoch())
+            .key(self.keys.settling())
+            .arg(crate::protocol::new_id())
+            .arg(SETTLE.as_millis() as u64)
+            .invoke_async(&mut self.conn())
+            .await;
+        self.track(result).map(drop)
+    }
+
+    /// Refreshes this node's liveness, keeps its state written for the current epoch, decides
+    /// readiness, and purges dead nodes.
+    pub(super) async fn heartbeat_loop(self: Arc<Self>) {
+        let mut last_purge = tokio::time::Instant::now();
+        loop {
+            if let Err(err) = self.beat().await {
+                log::debug!("heartbeat: {err}");
+                self.set_ready_epoch(None);
+            }
+            if self.ready_epoch().is_some() && last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = tokio::time::Instant::now();
+                let _ = self.purge_dead_nodes().await;
+            }
+            let period = if self.ready_epoch().is_some() {
+                HEARTBEAT
+            } else {
+                NOT_READY_BEAT
+            };
+            let _ = tokio::time::timeout(period, self.wake_heartbeat.notified()).await;
+        }
+    }
+
+    /// One heartbeat; see the module docs on readiness.
+    pub(super) async fn beat(&self) -> Result<(), ApiError> {
+        let keys = &self.keys;
+        let mut conn = self.conn();
+        // A node that has been part of a cluster asks for a settling period if it must create
+        // the epoch: Redis then lost everything, other nodes included.
+        let settle = if self.has_synced.load(Ordering::Relaxed) {
+            SETTLE
+        } else {
+            Duration::ZERO
+        };
+        let epoch: String = self.track(
+            EPOCH
+                .key(keys.epoch())
+                .key(keys.settling())
+                .arg(crate::protocol::new_id())
+                .arg(settle.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await,
+        )?;
+        let synced = Self::lock(&self.synced_epoch).as_deref() == Some(epoch.as_str());
+        if !synced || self.dirty.load(Ordering::Relaxed) {
+            if !self.fully_subscribed() {
+                return Err(not_ready());
+            }
+            self.rewrite_state().await?;
+            if !self.fully_subscribed() {
+                return Err(not_ready());
+            }
+            *Self::lock(&self.synced_epoch) = Some(epoch.clone());
+            self.has_synced.store(true, Ordering::Relaxed);
+        }
+        let ttl = NODE_TTL.as_secs();
+        let (settling, nodes): (bool, Vec<String>) = self.track(
+            redis::pipe()
+                .set_ex(keys.alive(&self.node_id), 1, ttl)
+                .ignore()
+                .sadd(keys.nodes(), &self.node_id)
+                .ignore()
+                .set_ex(keys.synced(&self.node_id), &epoch, ttl)
+                .ignore()
+                .exists(keys.settling())
+                .smembers(keys.nodes())
+                .query_async(&mut conn)
+                .await,
+        )?;
+        let mut ready = !settling;
+        if ready {
+            let mut pipe = redis::pipe();
+            for node in &nodes {
+                pipe.exists(keys.alive(node)).get(keys.synced(node));
+            }
+            let states: Vec<(bool, Option<String>)> =
+                self.track(pipe.query_async(&mut conn).await)?;
+            ready = states
+                .iter()
+                .all(|(alive, synced)| !alive || synced.as_deref() == Some(epoch.as_str()));
+        }
+        if ready && self.ready_epoch().is_none() {
+            log::info!("cluster ready (epoch {epoch}, {} nodes)", nodes.len());
+        }
+        self.set_ready_epoch(ready.then_some(epoch));
+        Ok(())
+    }
+
+    /// Writes everything this node holds again: the systems it knows, its clients and their
+    /// groups; returns once the writer has applied it all.
+    pub(super) async fn rewrite_state(&self) -> Result<(), ApiError> {
+        if !self.has_synced.load(Ordering::Relaxed) {
+            // A node that has never been synced holds nothing yet (and its registry may not
+            // run until the server does).
+            return Ok(());
+        }
+        log::info!("writing this node's systems, clients and groups to Redis");
+        self.dirty.store(false, Ordering::Relaxed);
+        let systems: Vec<String> = Self::lock(&self.known_systems).iter().cloned().collect();
+        if !systems.is_empty() {
+            let _: i64 = self.track(self.conn().sadd(self.keys.systems(), systems).await)?;
+        }
+        self.registry.send(m::ResyncCluster).await?;
+        self.written().await
+    }
+
+    /// Removes the clients of every node whose liveness key expired, with their 1002 notices.
+    /// A lock per dead node makes sure only one survivor purges it.
+    pub(super) async fn purge_dead_nodes(&self) -> Result<(), ApiError> {
+        let keys = &self.keys;
+        let mut conn = self.conn();
+        let nodes: Vec<String> = self.track(conn.smembers(keys.nodes()).await)?;
+        for node in nodes.into_iter().filter(|n| *n != self.node_id) {
+            let alive: bool = self.track(conn.exists(keys.alive(&node)).await)?;
+            if alive {
+                continue;
+            }
+            let locked: bool = self.track(
+                redis::cmd("SET")
+                    .arg(keys.purge_lock(&node))
+                    .arg(&self.node_id)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(30)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+                    .map(|r| r.is_some()),
+            )?;
+            if !locked {
+                continue;
+            }
+            let clients: Vec<String> = self.track(conn.smembers(keys.node_clients(&node)).await)?;
+            log::warn!("node {node} is dead: purging its {} clients", clients.len());
+            for entry in clients {
+                let Some((system, client)) = entry.split_once('\n') else {
+                    continue;
+                };
+                let groups: Vec<String> =
+                    self.track(conn.smembers(keys.client_groups(system, client)).await)?;
+                for group in groups {
+                    let info: Option<String> =
+                        self.track(conn.hget(keys.members(system, &group), client).await)?;
+                    self.leave(system, &group, client).await?;
+                    let info: MemberInfo = info
+                        .and_then(|i| serde_json::from_str(&i).ok())
+                        .unwrap_or(MemberInfo {
+                            user_id: String::new(),
+                            extend: String::new(),
+                        });
+                    let notice =
+                        crate::protocol::presence_frame(false, client, &info.user_id, &info.extend);
+                    // Published as if from the dead node, so every live node delivers it.
+                    let payload = serde_json::to_string(&Published {
+                        o: node.clone(),
+                        g: Some(group),
+                        f: notice.to_string(),
+                    })
+                    .unwrap_or_default();
+                    let _: i64 =
+                        self.track(conn.publish(keys.system_channel(system), payload).await)?;
+                }
+                let result: redis::RedisResult<()> = redis::pipe()
+                    .hdel(keys.clients(system), client)
+                    .del(keys.client_groups(system, client))
+                    .query_async(&mut conn)
+                    .await;
+                self.track(result)?;
+            }
+            let result: redis::RedisResult<()> = redis::pipe()
+                .del(keys.node_clients(&node))
+                .srem(keys.nodes(), &node)
+                .query_async(&mut conn)
+                .await;
+            self.track(result)?;
+        }
+        Ok(())
+    }
+}

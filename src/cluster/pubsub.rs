@@ -1,0 +1,247 @@
+//! The pub/sub side: this node's channel subscriptions (kept while sessions hold a
+//! [`SystemLease`]), publishing broadcasts once for every node, and what arrives on the channels.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytestring::ByteString;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::actors::messages as m;
+use crate::error::ApiError;
+
+use super::node::{Cluster, Subscriptions, SystemLease, SUBSCRIBE_TIMEOUT};
+use super::scripts::COUNT_AND_PUBLISH;
+
+/// A broadcast on a `sys:` channel.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Published {
+    /// The node that published it (it has delivered it to its own members already).
+    pub(super) o: String,
+    /// Group, or the whole system when absent.
+    pub(super) g: Option<String>,
+    /// The frame.
+    pub(super) f: String,
+}
+
+impl Cluster {
+    /// Makes sure this node is subscribed to `system_id`'s channel for as long as the returned
+    /// lease is held, waiting for Redis to confirm the subscription.
+    pub(super) async fn lease_system(&self, system_id: &str) -> Result<SystemLease, ApiError> {
+        let channel = self.keys.system_channel(system_id);
+        let mut changed = self.subscriptions_changed.subscribe();
+        let confirmed = {
+            let mut subs = Self::lock(&self.subscriptions);
+            *subs.wanted.entry(channel.clone()).or_insert(0) += 1;
+            subs.confirmed.contains(&channel)
+        };
+        let lease = SystemLease {
+            subscriptions: self.subscriptions.clone(),
+            subscribe_tx: self.subscribe_tx.clone(),
+            channel: channel.clone(),
+        };
+        if confirmed {
+            return Ok(lease);
+        }
+        let _ = self.subscribe_tx.send(());
+        let wait = async {
+            while changed.changed().await.is_ok() {
+                if Self::lock(&self.subscriptions).confirmed.contains(&channel) {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, wait).await {
+            Ok(true) => Ok(lease),
+            _ => Err(ApiError::Unavailable(
+                "could not subscribe to the system's channel on the cluster backplane (Redis); \
+                 retry later"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Counts the members at `count_key` and publishes the frame for the other nodes, in one
+    /// round trip to Redis, guarded by the epoch so the count is never that of a half-rebuilt
+    /// Redis.
+    pub(super) async fn count_and_publish(
+        &self,
+        system: &str,
+        count_key: String,
+        group: Option<String>,
+        frame: &ByteString,
+    ) -> Result<usize, ApiError> {
+        let payload = self.envelope(group, frame);
+        let count = self
+            .run_guarded(
+                &COUNT_AND_PUBLISH,
+                &[count_key],
+                &[&self.keys.system_channel(system), &payload],
+            )
+            .await?;
+        Ok(count as usize)
+    }
+
+    pub(super) fn envelope(&self, group: Option<String>, frame: &ByteString) -> String {
+        serde_json::to_string(&Published {
+            o: self.node_id.clone(),
+            g: group,
+            f: frame.to_string(),
+        })
+        .unwrap_or_default()
+    }
+
+    pub(super) async fn publish(
+        &self,
+        system: &str,
+        group: Option<String>,
+        frame: &ByteString,
+    ) -> Result<(), ApiError> {
+        let payload = self.envelope(group, frame);
+        let _: i64 = self.track(
+            self.conn()
+                .publish(self.keys.system_channel(system), payload)
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// Keeps a pub/sub connection subscribed to this node's channel and the systems it serves,
+    /// reconnecting (and resubscribing) by itself when Redis goes away and comes back. A node
+    /// that reconnects starts a new epoch: it missed what was published meanwhile, and Redis
+    /// may have lost what every node wrote.
+    pub(super) async fn subscribe_loop(
+        self: Arc<Self>,
+        client: redis::Client,
+        mut changed: mpsc::UnboundedReceiver<()>,
+    ) {
+        let mut backoff = Duration::from_millis(50);
+        let mut reconnecting = false;
+        loop {
+            let pubsub = match client.get_async_pubsub().await {
+                Ok(pubsub) => pubsub,
+                Err(err) => {
+                    log::debug!("Redis pub/sub connection failed: {err}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            let (mut sink, mut stream) = pubsub.split();
+            let mut subscribed: HashSet<String> = HashSet::new();
+            if let Err(err) = self.sync_subscriptions(&mut sink, &mut subscribed).await {
+                log::debug!("subscribing failed: {err}");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            if reconnecting && self.start_new_epoch().await.is_err() {
+                continue;
+            }
+            Self::lock(&self.subscriptions).connected = true;
+            self.wake_heartbeat.notify_one();
+            log::info!("Redis pub/sub connected ({} channels)", subscribed.len());
+            backoff = Duration::from_millis(50);
+            loop {
+                tokio::select! {
+                    message = stream.next() => match message {
+                        Some(message) => self.on_message(message),
+                        None => break,
+                    },
+                    Some(()) = changed.recv() => {
+                        if self.sync_subscriptions(&mut sink, &mut subscribed).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            log::error!("Redis pub/sub connection lost; reconnecting");
+            reconnecting = true;
+            {
+                let mut subs = Self::lock(&self.subscriptions);
+                subs.connected = false;
+                subs.confirmed.clear();
+            }
+            *Self::lock(&self.synced_epoch) = None;
+            self.set_ready_epoch(None);
+        }
+    }
+
+    pub(super) async fn sync_subscriptions(
+        &self,
+        sink: &mut redis::aio::PubSubSink,
+        subscribed: &mut HashSet<String>,
+    ) -> redis::RedisResult<()> {
+        let (to_add, to_remove) = {
+            let mut subs = Self::lock(&self.subscriptions);
+            let wanted: HashSet<String> = subs.wanted.keys().cloned().collect();
+            let to_remove: Vec<String> = subscribed.difference(&wanted).cloned().collect();
+            // Unconfirmed before the UNSUBSCRIBE goes out, under the lock that leases take.
+            for channel in &to_remove {
+                subs.confirmed.remove(channel);
+            }
+            let to_add: Vec<String> = wanted.difference(subscribed).cloned().collect();
+            (to_add, to_remove)
+        };
+        for channel in to_add {
+            sink.subscribe(&channel).await?;
+            subscribed.insert(channel);
+        }
+        for channel in to_remove {
+            sink.unsubscribe(&channel).await?;
+            subscribed.remove(&channel);
+        }
+        {
+            let mut subs = Self::lock(&self.subscriptions);
+            let Subscriptions {
+                wanted, confirmed, ..
+            } = &mut *subs;
+            confirmed.extend(
+                subscribed
+                    .iter()
+                    .filter(|channel| wanted.contains_key(*channel))
+                    .cloned(),
+            );
+        }
+        self.subscriptions_changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Whether every channel wanted is confirmed (after a reconnect: resubscribed).
+    pub(super) fn fully_subscribed(&self) -> bool {
+        let subs = Self::lock(&self.subscriptions);
+        subs.connected && subs.wanted.keys().all(|c| subs.confirmed.contains(c))
+    }
+
+    pub(super) fn on_message(self: &Arc<Self>, message: redis::Msg) {
+        let channel = message.get_channel_name().to_owned();
+        let Ok(payload) = message.get_payload::<String>() else {
+            return;
+        };
+        if let Some(system) = channel.strip_prefix(&format!("{}sys:", self.keys.0)) {
+            let Ok(published) = serde_json::from_str::<Published>(&payload) else {
+                return;
+            };
+            if published.o == self.node_id {
+                return; // Delivered here when it was published.
+            }
+            // The same commands a REST call hands the registry: one path for local delivery.
+            let system_id = system.to_owned();
+            let frame = ByteString::from(published.f);
+            match published.g {
+                Some(group_name) => self.registry.do_send(m::SendToGroup {
+                    system_id,
+                    group_name,
+                    frame,
+                }),
+                None => self.registry.do_send(m::SendToSystem { system_id, frame }),
+            }
+            return;
+        }
+        self.on_node_message(&payload);
+    }
+}

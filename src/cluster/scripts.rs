@@ -1,0 +1,69 @@
+//! The Lua scripts: each state-dependent call checks the epoch in the same round trip.
+
+/// A Lua script, hashed once: calls run it by its SHA (redis-rs loads it again after a Redis
+/// restart on its own).
+pub(super) type Script = std::sync::LazyLock<redis::Script>;
+
+/// Removes a member and, when the group empties, the group from the system's set, atomically.
+pub(super) static LEAVE: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return 1
+"#,
+    )
+});
+
+/// Returns the current epoch, making one (`ARGV[1]`) if there is none; a node that knows
+/// other nodes may have lost state asks for a settling period of `ARGV[2]` ms (0: none).
+pub(super) static EPOCH: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return epoch end
+redis.call('SET', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+return ARGV[1]
+"#,
+    )
+});
+
+/// Starts a new epoch whatever the current one: every node must write its state again.
+pub(super) static NEW_EPOCH: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// The epoch guard every state-dependent call runs first: `-1` when Redis no longer holds
+/// the epoch the caller was ready for (it restarted, or a node is resynchronising).
+macro_rules! guarded {
+    ($body:literal) => {
+        Script::new(|| {
+            redis::Script::new(concat!(
+                "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n",
+                $body
+            ))
+        })
+    };
+}
+
+/// KEYS: epoch, a hash to count. ARGV: epoch, channel, payload. The member count, after
+/// publishing.
+pub(super) static COUNT_AND_PUBLISH: Script = guarded!(
+    "local n = redis.call('HLEN', KEYS[2])\nredis.call('PUBLISH', ARGV[2], ARGV[3])\nreturn n"
+);
+/// KEYS: epoch. ARGV: epoch, channel, payload. How many nodes received it.
+pub(super) static PUBLISH: Script = guarded!("return redis.call('PUBLISH', ARGV[2], ARGV[3])");
+/// KEYS: epoch, systems. ARGV: epoch, systemId. 1 if added, 0 if it existed.
+pub(super) static REGISTER: Script = guarded!("return redis.call('SADD', KEYS[2], ARGV[2])");
+/// KEYS: epoch, systems, clients:{system}, node-clients:{node}. ARGV: epoch, systemId,
+/// clientId, node, node-clients entry.
+pub(super) static ADMIT: Script = guarded!(
+    "redis.call('SADD', KEYS[2], ARGV[2])\nredis.call('HSET', KEYS[3], ARGV[3], ARGV[4])\nredis.call('SADD', KEYS[4], ARGV[5])\nreturn 1"
+);
