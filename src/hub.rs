@@ -14,6 +14,7 @@ use crate::actors::events::EventSink;
 use crate::actors::messages::Shutdown;
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
 use crate::actors::session::Heartbeat;
+use crate::actors::tenant::MembershipLimits;
 use crate::auth::{self, Authenticator};
 use crate::backplane::memory::MemoryBackplane;
 use crate::backplane::Backplane;
@@ -86,8 +87,10 @@ impl Hub {
         let metrics = Arc::new(Metrics::new());
         let registry = SystemRegistry::new(
             RegistrySettings {
-                max_groups_per_client: config.limits.max_groups_per_client,
-                max_clients_per_group: config.limits.max_clients_per_group,
+                limits: MembershipLimits {
+                    max_groups_per_client: config.limits.max_groups_per_client,
+                    max_clients_per_group: config.limits.max_clients_per_group,
+                },
                 slow_close_grace: config.slow_close_grace,
                 cluster: cluster_events,
             },

@@ -5,15 +5,21 @@
 //! sender and the group sees joins, leaves and broadcasts in the order the registry decided them.
 //! When the group empties, the registry drops the address; the actor then drains its mailbox and
 //! stops for good (a supervisor only restarts an actor whose address is still held).
+//!
+//! What the supervisor guards, plainly: a group actor that stops while it still has members
+//! (the one failure an actor can report: `ctx.stop()` from a handler) is restarted at once with
+//! the same members, and the messages queued meanwhile are delivered, so the group keeps
+//! delivering; `tests/api/supervision.rs` shows it. It does not guard against a panic: actix does
+//! not catch panics, and one in a handler takes down the worker thread, as in any actix actor.
+//! The member map here is this actor's delivery list; the registry's `Tenant` owns membership
+//! and is the only source of the `Join`s and `Leave`s that change it.
 
 use std::collections::HashMap;
 
 use actix::{Actor, Context, Handler, Recipient, Supervised};
 use bytestring::ByteString;
 
-use super::messages::{
-    Broadcast, ClientOverflowed, Crash, GetGroupActorState, GroupActorState, Join, Leave,
-};
+use super::messages::{Broadcast, ClientOverflowed, Join, Leave};
 use super::outbox::{Pushed, SessionHandle};
 
 pub struct Group {
@@ -36,6 +42,11 @@ impl Group {
             registry,
             restarts: 0,
         }
+    }
+
+    /// How many members it delivers to, and how many times it was restarted (test hooks).
+    pub(super) fn state(&self) -> (usize, u32) {
+        (self.members.len(), self.restarts)
     }
 
     fn send_to_all(&self, frame: &ByteString) {
@@ -90,23 +101,5 @@ impl Handler<Broadcast> for Group {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
         self.send_to_all(&msg.frame);
-    }
-}
-
-impl Handler<Crash> for Group {
-    type Result = ();
-    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
-        use actix::ActorContext;
-        ctx.stop();
-    }
-}
-
-impl Handler<GetGroupActorState> for Group {
-    type Result = actix::MessageResult<GetGroupActorState>;
-    fn handle(&mut self, _: GetGroupActorState, _: &mut Context<Self>) -> Self::Result {
-        actix::MessageResult(GroupActorState {
-            members: self.members.len(),
-            restarts: self.restarts,
-        })
     }
 }

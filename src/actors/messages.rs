@@ -158,7 +158,7 @@ pub struct GetClientInfo {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Operations and tests
+// Operations
 
 /// Cluster mode: write everything this node holds to Redis again (after Redis came back).
 #[derive(Message)]
@@ -181,38 +181,6 @@ pub struct GetStats;
 #[derive(Message)]
 #[rtype(result = "Vec<(String, usize)>")]
 pub struct GetSystemClients;
-
-/// Checks that the registry's state is consistent: every group member is a connected client of
-/// the same system whose group list names that group, and the other way round, and no group is
-/// empty. Result: the violations found (empty when all hold).
-#[derive(Message)]
-#[rtype(result = "Vec<String>")]
-pub struct CheckInvariants;
-
-/// What a group actor itself holds (not the registry's view of it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupActorState {
-    pub members: usize,
-    /// How many times its supervisor has restarted it.
-    pub restarts: u32,
-}
-
-/// Asks a group's actor for its own state; `None` if the group does not exist.
-#[derive(Message)]
-#[rtype(result = "Option<GroupActorState>")]
-pub struct InspectGroup {
-    pub system_id: String,
-    pub group_name: String,
-}
-
-/// Stops a group's actor, as a fault would, so that its supervisor restarts it (a drill for
-/// operators and the supervision test). Result: whether the group exists.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct StopGroupActor {
-    pub system_id: String,
-    pub group_name: String,
-}
 
 // ---------------------------------------------------------------------------------------------
 // Registry → group
@@ -240,12 +208,3 @@ pub struct Leave {
 pub struct Broadcast {
     pub frame: ByteString,
 }
-
-/// Makes the group actor stop itself (see [`StopGroupActor`]).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
-
-#[derive(Message)]
-#[rtype(result = "GroupActorState")]
-pub struct GetGroupActorState;

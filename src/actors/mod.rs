@@ -9,3 +9,6 @@ pub mod messages;
 pub mod outbox;
 pub mod registry;
 pub mod session;
+pub mod tenant;
+#[doc(hidden)]
+pub mod testing;

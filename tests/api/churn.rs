@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wshub::actors::messages::InspectGroup;
+use wshub::actors::testing::InspectGroup;
 
 use crate::helpers::{spawn_app_with, WAIT};
 

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{json, Map, Value};
-use wshub::actors::messages::CheckInvariants;
+use wshub::actors::testing::CheckInvariants;
 
 use crate::helpers::{spawn_app_with, Call, TestApp};
 

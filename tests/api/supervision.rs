@@ -1,7 +1,7 @@
 //! A group actor that stops is restarted by its supervisor with its members intact.
 
 use serde_json::json;
-use wshub::actors::messages::{InspectGroup, StopGroupActor};
+use wshub::actors::testing::{InspectGroup, StopGroupActor};
 
 use crate::helpers::spawn_app;
 
