@@ -1,7 +1,8 @@
 //! Configuration: every setting in one place, from flags with environment fallbacks.
 //!
 //! [`Cli`] is what `wshub --help` shows; [`Config`] is what the library runs on, so tests and
-//! embedding applications build a `Config` directly (`Config::default()` plus overrides).
+//! embedding applications build a `Config` directly (`Config::default()` plus overrides). Each
+//! default is written once, on its flag in [`ServeArgs`]; `Config::default()` reads them there.
 
 use std::time::Duration;
 
@@ -57,20 +58,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_data_size: 64 * 1024,
-            max_client_ids: 1000,
-            max_system_id_len: 128,
-            max_group_name_len: 128,
-            max_user_id_len: 128,
-            max_extend_len: 4096,
-            max_groups_per_client: 100,
-            max_clients_per_group: None,
-            max_connections: default_max_connections(),
-            max_connections_per_system: None,
-            max_outbound_queue: 1024 * 1024,
-            max_push_size: 256 * 1024,
-        }
+        Config::default().limits
     }
 }
 
@@ -135,25 +123,18 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The defaults `wshub --help` shows. They are written once, on the flags below: this parses
+    /// an empty command line with the environment fallbacks switched off.
     fn default() -> Self {
-        Config {
-            host: "127.0.0.1".into(),
-            port: 7800,
-            jwt_secret: None,
-            api_auth: ApiAuth::Jwt,
-            workers: 0,
-            ping_interval: Duration::from_secs(25),
-            client_timeout: Duration::from_secs(60),
-            max_frame_size: 8 * 1024,
-            max_body_size: 1024 * 1024,
-            limits: Limits::default(),
-            client_auth: ClientAuth::None,
-            shutdown_grace: Duration::from_secs(10),
-            slow_close_grace: Duration::from_secs(2),
-            redis_url: None,
-            redis_prefix: "wshub:".into(),
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        let parsed = command
+            .try_get_matches_from(["wshub"])
+            .and_then(|matches| ServeArgs::from_arg_matches(&matches));
+        match parsed {
+            Ok(args) => Config::from(args),
+            // The flags' own defaults always parse; a failure here is a bug in this file.
+            Err(err) => unreachable!("the flags' defaults do not parse: {err}"),
         }
     }
 }
@@ -359,5 +340,23 @@ impl From<ServeArgs> for Config {
             allowed_origins: clean_list(args.allowed_origins),
             allowed_hosts: clean_list(args.allowed_hosts),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_defaults_are_the_flags_defaults() {
+        let config = Config::default();
+        assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 7800));
+        assert_eq!(config.api_auth, ApiAuth::Jwt);
+        assert_eq!(config.ping_interval, Duration::from_secs(25));
+        assert_eq!(config.max_frame_size, 8 * 1024);
+        assert_eq!(config.limits.max_push_size, 256 * 1024);
+        assert_eq!(config.limits.max_connections, default_max_connections());
+        assert_eq!(config.redis_url, None);
+        assert_eq!(config.redis_prefix, "wshub:");
     }
 }

@@ -4,7 +4,7 @@
 //! ([`crate::gate`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::dev::channel::{self, AddressReceiver};
@@ -158,5 +158,25 @@ impl RegistryStarter {
     /// Runs the registry on the current arbiter.
     pub fn start_here(self) {
         Context::with_receiver(self.receiver).run(self.registry);
+    }
+
+    /// For a factory that every HTTP worker runs on its own thread: the registry starts on the
+    /// thread of the first one that calls [`FirstWorker::start_if_first`].
+    pub fn on_first_worker(self) -> FirstWorker {
+        FirstWorker(Arc::new(Mutex::new(Some(self))))
+    }
+}
+
+/// A registry waiting for the first HTTP worker to start it; cheap to clone into the factory.
+#[derive(Clone)]
+pub struct FirstWorker(Arc<Mutex<Option<RegistryStarter>>>);
+
+impl FirstWorker {
+    /// Starts the registry on this thread if no worker has yet; later calls do nothing.
+    pub fn start_if_first(&self) {
+        let starter = self.0.lock().ok().and_then(|mut waiting| waiting.take());
+        if let Some(starter) = starter {
+            starter.start_here();
+        }
     }
 }

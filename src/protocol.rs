@@ -1,3 +1,7 @@
+//! Why this file is long: it is the whole wire contract, the REST bodies, the limits checked on
+//! them, the frames pushed to clients and the reply envelopes, kept in one place so that what
+//! crosses the network can be read (and changed) side by side with socket.md.
+//!
 //! Wire types: everything that crosses the network, in one place.
 //!
 //! REST request bodies are parsed once, at the edge, into these structs; frames pushed to clients

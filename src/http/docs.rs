@@ -119,50 +119,6 @@ pub async fn socket_md() -> HttpResponse {
         .body(SOCKET_MD)
 }
 
-const PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-  :root { --ink: #1d2433; --muted: #6b7385; --line: #dde2ec; --accent: #2f6fed; --code: #f4f6fa; }
-  * { box-sizing: border-box; }
-  body { margin: 0; font: 15px/1.6 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); }
-  .top { position: sticky; top: 0; background: #1d2433; color: #fff; padding: 10px 20px; display: flex; gap: 20px; align-items: center; z-index: 1; }
-  .top a { color: #cfe0ff; text-decoration: none; }
-  .top strong { font-size: 16px; }
-  .wrap { display: grid; grid-template-columns: 260px minmax(0, 1fr); max-width: 1180px; margin: 0 auto; }
-  nav.toc { position: sticky; top: 46px; align-self: start; max-height: calc(100vh - 46px); overflow: auto; padding: 20px 16px; border-right: 1px solid var(--line); font-size: 13.5px; }
-  nav.toc h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 8px; }
-  nav.toc ul { list-style: none; margin: 0; padding: 0; }
-  nav.toc li.h3 { padding-left: 14px; font-size: 13px; }
-  nav.toc a { color: var(--ink); text-decoration: none; display: block; padding: 2px 0; }
-  nav.toc a:hover { color: var(--accent); }
-  main { padding: 8px 32px 60px; min-width: 0; }
-  h1 { font-size: 30px; margin: 20px 0 8px; }
-  h2 { font-size: 22px; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-  h3 { font-size: 17px; margin: 26px 0 6px; }
-  a { color: var(--accent); }
-  code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; background: var(--code); padding: 1px 5px; border-radius: 4px; }
-  pre { background: #1d2433; color: #e8ecf4; padding: 12px 14px; border-radius: 8px; overflow-x: auto; }
-  pre code { background: none; color: inherit; padding: 0; font-size: 12.5px; }
-  table { border-collapse: collapse; margin: 12px 0; width: 100%; font-size: 14px; display: block; overflow-x: auto; }
-  th, td { border: 1px solid var(--line); padding: 6px 10px; text-align: left; vertical-align: top; }
-  th { background: var(--code); }
-  tr:nth-child(even) td { background: #fafbfd; }
-  @media (max-width: 820px) { .wrap { grid-template-columns: minmax(0, 1fr); } nav.toc { position: static; max-height: none; border-right: 0; border-bottom: 1px solid var(--line); } main { padding: 8px 16px 40px; } }
-</style>
-</head>
-<body>
-<div class="top"><strong>wshub manual</strong><a href="/">&larr; Console</a><a href="/socket.md">socket.md</a></div>
-<div class="wrap">
-<nav class="toc" aria-label="Contents"><h2>Contents</h2><ul>
-{toc}</ul></nav>
-<main>
-{body}
-</main>
-</div>
-</body>
-</html>
-"#;
+/// The page around the rendered manual: `{title}`, `{toc}` and `{body}` are filled in once, at
+/// start.
+const PAGE: &str = include_str!("../../static/docs.html");

@@ -2,13 +2,15 @@
 //!
 //! [`configure`] mounts the push endpoints (`/ws`, `/api/*`) on any actix-web `App` or `Scope`,
 //! which is how a host application embeds wshub; [`crate::server::Application`] adds the
-//! console and health routes for the standalone server.
+//! console ([`console`]), the manual ([`docs`]) and `/healthz` and `/metrics` ([`ops`]) for the
+//! standalone server.
 
 pub mod api;
 pub mod console;
 pub mod docs;
 pub mod extract;
 pub mod frame_guard;
+pub mod ops;
 pub mod ws;
 
 use actix_web::web;

@@ -1,3 +1,7 @@
+//! Why this file is long: every cluster behaviour needs the same two or three real nodes on one
+//! Redis (and a private Redis for the outage tests); keeping them together keeps those helpers next
+//! to the scenarios that share them.
+//!
 //! Cluster mode against a real Redis: several nodes behave as one server.
 //! Redis: `WSHUB_TEST_REDIS_URL` (default redis://127.0.0.1:6379). Without one the tests skip
 //! with a printed reason; under `CI=true` a missing Redis is a failure.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs load scenarios against wshub and the reference limitsrv, one after the other, the server
-# pinned to CPU 0 and the generator to CPU 1, then writes BENCHMARKS.md and bench/latency.svg.
+# pinned to CPU 0 and the generator to CPU 1, then writes BENCHMARKS.md and benches/latency.svg.
 #
-#   bench/compare.sh                      # every scenario, 3 alternating rounds
-#   ROUNDS=1 SCENARIOS="fanout-rate" bench/compare.sh
-#   APPEND=1 SCENARIOS="fanout-rate-2-nodes" bench/compare.sh   # add to the existing results
+#   benches/compare.sh                      # every scenario, 3 alternating rounds
+#   ROUNDS=1 SCENARIOS="fanout-rate" benches/compare.sh
+#   APPEND=1 SCENARIOS="fanout-rate-2-nodes" benches/compare.sh   # add to the existing results
 #
 # fanout-rate-2-nodes runs two wshub nodes in cluster mode (Redis at $REDIS_URL), both on CPU 0,
 # with the clients spread over both; limitsrv has no cluster mode and is not run for it.
@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-3}
 ALL_SCENARIOS="fanout-rate fanout system unicast idle fanout-rate-2-nodes"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
-RESULTS=${RESULTS:-bench/results.jsonl}
+RESULTS=${RESULTS:-benches/results.jsonl}
 LIMITSRV_DIR=${LIMITSRV_DIR:-../shared/reference/limitsrv}
 LIMITSRV_TARGET=${LIMITSRV_TARGET:-/tmp/limitsrv}
 PORT=${PORT:-7890}
@@ -108,7 +108,7 @@ cat >/tmp/bench-notes.md <<NOTES
 ## How these figures were made
 
 \`\`\`sh
-bench/compare.sh          # ROUNDS=$ROUNDS
+benches/compare.sh          # ROUNDS=$ROUNDS
 \`\`\`
 
 which, for each round and scenario, starts the server pinned to CPU 0 and runs the generator on
@@ -127,5 +127,5 @@ wshub runs with JWT auth on (every REST call verifies a token); limitsrv has no 
 \`fanout-rate-2-nodes\` runs two wshub nodes in cluster mode against Redis, both pinned to CPU 0
 with the clients spread over them, REST to the first; its CPU figure is both nodes together.
 NOTES
-if [[ -f bench/notes.md ]]; then echo >>/tmp/bench-notes.md; cat bench/notes.md >>/tmp/bench-notes.md; fi
-"$LOAD" report --input "$RESULTS" --output BENCHMARKS.md --svg bench/latency.svg --notes /tmp/bench-notes.md
+if [[ -f benches/notes.md ]]; then echo >>/tmp/bench-notes.md; cat benches/notes.md >>/tmp/bench-notes.md; fi
+"$LOAD" report --input "$RESULTS" --output BENCHMARKS.md --svg benches/latency.svg --notes /tmp/bench-notes.md
