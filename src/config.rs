@@ -264,7 +264,7 @@ pub struct ServeArgs {
     /// --max-outbound-queue.
     #[arg(long, env = "WSHUB_MAX_PUSH_SIZE", default_value_t = 256 * 1024)]
     pub max_push_size: usize,
-    /// WebSocket client authentication: none, or jwt (/ws?token=<JWT> with a systemId claim).
+    /// WebSocket client authentication: none, or jwt (/ws?token=TOKEN, a JWT with a systemId claim).
     #[arg(long, env = "WSHUB_CLIENT_AUTH", value_enum, default_value = "none")]
     pub client_auth: ClientAuth,
     /// Seconds that clients and in-flight calls get on SIGTERM/SIGINT before the process exits.

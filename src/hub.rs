@@ -68,8 +68,9 @@ impl Hub {
     /// [`RegistryStarter::start_here`] runs it on the calling thread's arbiter. The standalone
     /// server starts it in an HTTP worker, so that with one worker (one CPU) the registry, the
     /// groups, the sessions and the handlers share a thread and a REST call never crosses threads.
-    /// `cluster_events`: in cluster mode, where the registry reports changes to local clients.
-    pub fn deferred(config: &Config, cluster_events: Option<EventSink>) -> (Hub, RegistryStarter) {
+    /// `events`: where the registry reports changes to its clients, if anything mirrors them
+    /// (the cluster's writer).
+    pub fn deferred(config: &Config, events: Option<EventSink>) -> (Hub, RegistryStarter) {
         let (secret, generated_admin_token) = match &config.jwt_secret {
             Some(secret) => (secret.clone(), None),
             None => {
@@ -92,7 +93,7 @@ impl Hub {
                     max_clients_per_group: config.limits.max_clients_per_group,
                 },
                 slow_close_grace: config.slow_close_grace,
-                cluster: cluster_events,
+                events,
             },
             metrics.clone(),
         );

@@ -6,21 +6,65 @@
 //! protocol is that of goravel-socket / go-websocket, so their clients keep working; `socket.md`
 //! is the manual.
 //!
-//! ## Map of the crate
-//! - [`config`]: every setting, from flags and environment ([`config::Cli`] → [`Config`]).
-//! - [`protocol`]: the wire types — request bodies, pushed frames, reply envelopes.
-//! - [`auth`]: HS256 API tokens, optionally scoped to one system.
-//! - [`actors`]: the actor core. [`actors::session::WsSession`] per connection,
-//!   [`actors::registry::SystemRegistry`] owning systems, clients and groups, and a supervised
-//!   [`actors::group::Group`] per group doing the fan-out; all messages in [`actors::messages`].
-//! - [`hub`]: [`Hub`], the handle the HTTP layer holds (registry address, settings, auth).
-//! - [`gate`]: the connection gate, which counts WebSocket connections and refuses those over
-//!   the limits before the upgrade.
-//! - [`http`]: the endpoints — `/ws`, `/api/*` ([`http::configure`] mounts them in any actix-web
-//!   app), the console and `/healthz`. [`error`] turns failures into the JSON envelope.
-//! - [`cluster`]: cluster mode over Redis (`--redis-url`).
+//! ## Map of the crate, and who owns what
+//! - [`config`]: every setting; each default is written once, on its flag ([`config::Cli`] →
+//!   [`Config`]).
+//! - [`protocol`]: the wire types: request bodies (parsed once, at the edge), pushed frames
+//!   (serialized once, shared by every recipient), reply envelopes, close codes.
+//! - [`auth`]: HS256 API and client tokens, optionally scoped to one system.
+//! - [`http`]: the endpoints. [`http::api`] (one thin handler per REST method: parse, check
+//!   scope, build the command, call the backplane), [`http::ws`] (the handshake), [`http::console`],
+//!   [`http::docs`], [`http::ops`] (`/healthz`, `/metrics`); [`http::configure`] mounts `/ws`
+//!   and `/api/*` in any actix-web app. [`error`] turns failures into the JSON envelope.
+//! - [`hub`]: [`Hub`], the handle the HTTP layer holds: the registry's address, the backplane,
+//!   settings, auth, metrics, the connection [`gate`].
+//! - [`backplane`]: the one seam between where clients live and how far an operation travels:
+//!   [`backplane::memory`] for one node, [`cluster`] for many. Nothing above it asks whether
+//!   the server is clustered.
+//! - [`actors`]: the actor core. The [`actors::registry::SystemRegistry`] actor owns all state,
+//!   as plain data ([`actors::tenant`], one `Tenant` per system, the one owner of membership);
+//!   a supervised [`actors::group::Group`] per group does the fan-out; one
+//!   [`actors::session::WsSession`] per connection writes to its socket. Commands are in
+//!   [`actors::messages`]; frames reach a session through its [`actors::outbox`], bounded in
+//!   bytes; the registry reports changes to its clients as [`actors::events`].
+//! - [`cluster`]: several nodes on one Redis, split by concern (keys, scripts, node calls,
+//!   pub/sub, the membership writer, liveness).
 //! - [`metrics`]: the Prometheus metrics served at `/metrics`.
-//! - [`server`]: [`Application`], the standalone server.
+//! - [`server`]: [`Application`], the standalone server: binds first, then serves.
+//!
+//! ## The path of a group send
+//! Each REST operation has one typed command (here [`actors::messages::SendToGroup`]), built by
+//! the handler and handled by the registry, whichever node it ends on.
+//!
+//! ```text
+//! One node (MemoryBackplane):
+//!
+//!   POST /api/send_to_group ─► http::api::send_to_group      parse, check scope, encode the
+//!        │                                                   frame once (ByteString)
+//!        ▼
+//!   hub.backplane.send_to_group(SendToGroup) ─► registry actor: Tenant → group's members
+//!        │                                          │  count, do_send(Broadcast)
+//!        ▼                                          ▼
+//!   200 {count}                                 Group actor ─► each member's Outbox
+//!                                                 (push = one lock + one append; wakes the
+//!                                                  session only if its queue was empty)
+//!                                                   │
+//!                                                   ▼
+//!                                               WsSession takes the whole queue ─► socket
+//!
+//! Several nodes (Cluster, Redis):
+//!
+//!   node A: handler ─► Cluster::send_to_group
+//!              ├─► Redis: COUNT_AND_PUBLISH (one round trip: epoch check, member count
+//!              │          across nodes, PUBLISH on sys:{system})
+//!              └─► A's registry: the same SendToGroup ─► Group ─► Outbox ─► socket
+//!   node B: subscribed to sys:{system} while it has clients of the system
+//!              └─► pubsub::on_message ─► B's registry: the same SendToGroup ─► Group ─► …
+//!
+//!   A call on one client (send_to_client, bind, close, info) goes to the node named in its
+//!   clientId: run there through its registry, or carried over Redis to node:{owner} as the
+//!   same command (serde) and answered on the caller's channel.
+//! ```
 //!
 //! ## Embedding
 //! ```no_run

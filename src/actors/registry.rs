@@ -30,8 +30,9 @@ pub struct RegistrySettings {
     pub limits: MembershipLimits,
     /// How long a slow consumer's frozen session may keep its socket after being evicted.
     pub slow_close_grace: Duration,
-    /// Cluster mode: where changes to local clients go, in order, to be written to Redis.
-    pub cluster: Option<EventSink>,
+    /// Where changes to this node's clients are reported, in order, if anything mirrors them
+    /// (in cluster mode, the writer that keeps Redis up to date).
+    pub events: Option<EventSink>,
 }
 
 /// A system's state as the registry holds it: sessions reached through their outboxes, groups
@@ -69,7 +70,7 @@ impl SystemRegistry {
 
     /// Cluster mode: passes a change on to be written to Redis.
     fn emit(&self, event: impl FnOnce() -> Event) {
-        if let Some(sink) = &self.settings.cluster {
+        if let Some(sink) = &self.settings.events {
             let _ = sink.send(event());
         }
     }

@@ -21,7 +21,7 @@
 //! A node subscribes to `sys:{system}` while it has a client of that system, so it receives only
 //! the broadcasts of systems it serves; a broadcast is published once whatever the group size,
 //! and every node delivers it to its own members of the group. Writes to Redis about local
-//! clients go through one ordered queue ([`Event`]), so a bind is never overtaken by the
+//! clients go through one ordered queue ([`Event`](crate::actors::events::Event)), so a bind is never overtaken by the
 //! disconnect that follows it; a REST call that changed membership is answered only once its
 //! write is done (a barrier in that queue), so another node reads it at once.
 //!
@@ -39,13 +39,13 @@
 //! as it has its welcome frame.
 //!
 //! ## Files
-//! - [`node`]: the [`Cluster`] handle, its state and start-up, and readiness.
-//! - [`keys`] and [`scripts`]: the key schema and the Lua scripts.
-//! - [`backplane`]: the REST operations, as the crate's `Backplane`.
-//! - [`calls`]: requests to the node that owns a client.
-//! - [`pubsub`]: subscriptions, broadcasts, and what arrives on the channels.
-//! - [`writer`]: the ordered writer of this node's clients and groups.
-//! - [`liveness`]: heartbeats, epochs and the purge of dead nodes.
+//! - `node.rs`: the [`Cluster`] handle, its state and start-up, and readiness.
+//! - `keys.rs` and `scripts.rs`: the key schema and the Lua scripts.
+//! - `backplane.rs`: the REST operations, as the crate's `Backplane`.
+//! - `calls.rs`: requests to the node that owns a client.
+//! - `pubsub.rs`: subscriptions, broadcasts, and what arrives on the channels.
+//! - `writer.rs`: the ordered writer of this node's clients and groups.
+//! - `liveness.rs`: heartbeats, epochs and the purge of dead nodes.
 
 mod backplane;
 mod calls;

@@ -1,5 +1,7 @@
-//! Integration tests: each starts a real wshub on a free port and talks to it over real sockets.
+//! Integration tests: each starts a real wshub on a free port and talks to it over real sockets
+//! (`architecture` alone reads the source instead).
 
+mod architecture;
 mod auth;
 mod auth_strict;
 mod browser;
