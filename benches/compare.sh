@@ -56,7 +56,7 @@ stop_cluster() { kill "${NODE_PIDS[@]}" 2>/dev/null || true; wait "${NODE_PIDS[@
 
 start() {
   case $1 in
-    wshub) WSHUB_JWT_SECRET=$SECRET RUST_LOG=warn taskset -c 0 target/release/wshub --port "$PORT" >/tmp/bench-server.log 2>&1 & ;;
+    wshub) WSHUB_JWT_SECRET=$SECRET RUST_LOG=warn taskset -c 0 target/release/wshub --port "$PORT" --ephemeral >/tmp/bench-server.log 2>&1 & ;;
     limitsrv) taskset -c 0 "$LIMITSRV_TARGET/release/limitsrv" "$PORT" >/tmp/bench-server.log 2>&1 & ;;
   esac
   SERVER_PID=$!

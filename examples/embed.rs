@@ -19,7 +19,7 @@ async fn main() -> std::io::Result<()> {
         ..wshub::Config::default()
     };
     // Start the core once; every worker's App shares it through clones of the handle.
-    let hub = wshub::Hub::start(&config);
+    let hub = wshub::Hub::start(&config)?;
     if let Some(token) = hub.generated_admin_token() {
         log::warn!("no WSHUB_JWT_SECRET: admin token for this run: {token}");
     }

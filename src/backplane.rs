@@ -24,7 +24,8 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::actors::messages as m;
 use crate::error::ApiError;
-use crate::protocol::{ClientInfo, OnlineList};
+use crate::protocol::{ClientInfo, OnlineList, SystemInfo};
+use crate::settings::SystemSettings;
 
 /// What a backplane call resolves to. Not `Send`: calls run on the HTTP worker that made them.
 pub type Reply<'a, T> = LocalBoxFuture<'a, Result<T, ApiError>>;
@@ -61,6 +62,11 @@ pub trait Backplane: Send + Sync {
     fn admit<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease>;
 
     fn register(&self, cmd: m::Register) -> Reply<'_, ()>;
+    /// Resolves to the settings now.
+    fn update_system(&self, cmd: m::UpdateSystem) -> Reply<'_, SystemSettings>;
+    fn get_system(&self, cmd: m::GetSystem) -> Reply<'_, SystemInfo>;
+    /// Resolves once the system is gone from every node.
+    fn unregister(&self, cmd: m::Unregister) -> Reply<'_, ()>;
     fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()>;
     /// Resolves to the clientIds that are not connected.
     fn send_to_clients(&self, cmd: m::SendToClients) -> Reply<'_, Vec<String>>;

@@ -114,6 +114,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel.
     pub redis_prefix: String,
+    /// Single node: the directory whose store keeps registered systems across restarts;
+    /// `None` (`--ephemeral`): systems live as long as the process. Unused in cluster mode.
+    pub data_dir: Option<std::path::PathBuf>,
     /// Browser origins allowed to open `/ws` (empty: any) and, with `--api-auth none`, to call
     /// `/api` (empty: none).
     pub allowed_origins: Vec<String>,
@@ -123,13 +126,14 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The defaults `wshub --help` shows. They are written once, on the flags below: this parses
-    /// an empty command line with the environment fallbacks switched off.
+    /// The defaults `wshub --help` shows, but `--ephemeral`: an embedding application or a test
+    /// names its data directory. The defaults are written once, on the flags below: this parses
+    /// `wshub --ephemeral` with the environment fallbacks switched off.
     fn default() -> Self {
         use clap::{CommandFactory, FromArgMatches};
         let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
         let parsed = command
-            .try_get_matches_from(["wshub"])
+            .try_get_matches_from(["wshub", "--ephemeral"])
             .and_then(|matches| ServeArgs::from_arg_matches(&matches));
         match parsed {
             Ok(args) => Config::from(args),
@@ -279,6 +283,13 @@ pub struct ServeArgs {
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     #[arg(long, env = "WSHUB_REDIS_PREFIX", default_value = "wshub:")]
     pub redis_prefix: String,
+    /// Single node: directory of the store that keeps registered systems and their settings
+    /// across restarts (created if missing; one process per directory).
+    #[arg(long, env = "WSHUB_DATA_DIR", default_value = "wshub-data")]
+    pub data_dir: std::path::PathBuf,
+    /// Keep registered systems in memory only: they are gone when the process stops.
+    #[arg(long, env = "WSHUB_EPHEMERAL")]
+    pub ephemeral: bool,
     /// Comma-separated browser origins (scheme://host, with :port if not the default) allowed
     /// to open /ws [default: any]; with --api-auth none, the only origins allowed to call /api
     /// [default: none].
@@ -337,6 +348,7 @@ impl From<ServeArgs> for Config {
             slow_close_grace: Duration::from_secs_f64(args.slow_close_grace),
             redis_url: args.redis_url.filter(|s| !s.is_empty()),
             redis_prefix: args.redis_prefix,
+            data_dir: (!args.ephemeral).then_some(args.data_dir),
             allowed_origins: clean_list(args.allowed_origins),
             allowed_hosts: clean_list(args.allowed_hosts),
         }
@@ -358,5 +370,9 @@ mod tests {
         assert_eq!(config.limits.max_connections, default_max_connections());
         assert_eq!(config.redis_url, None);
         assert_eq!(config.redis_prefix, "wshub:");
+        assert_eq!(
+            config.data_dir, None,
+            "the library keeps systems in memory unless told"
+        );
     }
 }

@@ -93,6 +93,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::TooManyGroups { .. } | RegistryError::GroupFull { .. } => {
                 ApiError::BadRequest(err.to_string())
             }
+            RegistryError::Storage(_) => ApiError::Unavailable(err.to_string()),
         }
     }
 }

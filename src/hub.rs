@@ -21,6 +21,7 @@ use crate::backplane::Backplane;
 use crate::config::{ApiAuth, ClientAuth, Config, Limits};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
+use crate::store::SystemStore;
 
 /// The settings the request path reads, fixed at start.
 #[derive(Debug, Clone)]
@@ -56,12 +57,18 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the registry on the current actix arbiter. Must be called inside a running actix
-    /// system (`#[actix_web::main]`, `#[actix_web::test]`, or a host app's runtime).
-    pub fn start(config: &Config) -> Hub {
-        let (hub, starter) = Hub::deferred(config, None);
+    /// Starts the registry on the current actix arbiter, with the systems kept in
+    /// `config.data_dir` (if it names one). Must be called inside a running actix system
+    /// (`#[actix_web::main]`, `#[actix_web::test]`, or a host app's runtime). Fails when the
+    /// store cannot be opened: the error names the file.
+    pub fn start(config: &Config) -> std::io::Result<Hub> {
+        let store = match &config.data_dir {
+            Some(dir) => SystemStore::open(dir).map_err(std::io::Error::other)?,
+            None => SystemStore::ephemeral(),
+        };
+        let (hub, starter) = Hub::deferred(config, None, store)?;
         starter.start_here();
-        hub
+        Ok(hub)
     }
 
     /// A hub whose registry is not running yet: messages to it wait until
@@ -70,7 +77,12 @@ impl Hub {
     /// groups, the sessions and the handlers share a thread and a REST call never crosses threads.
     /// `events`: where the registry reports changes to its clients, if anything mirrors them
     /// (the cluster's writer).
-    pub fn deferred(config: &Config, events: Option<EventSink>) -> (Hub, RegistryStarter) {
+    /// `store`: where registered systems are kept (and read back from now).
+    pub fn deferred(
+        config: &Config,
+        events: Option<EventSink>,
+        store: SystemStore,
+    ) -> std::io::Result<(Hub, RegistryStarter)> {
         let (secret, generated_admin_token) = match &config.jwt_secret {
             Some(secret) => (secret.clone(), None),
             None => {
@@ -96,7 +108,9 @@ impl Hub {
                 events,
             },
             metrics.clone(),
-        );
+            store,
+        )
+        .map_err(std::io::Error::other)?;
         let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
         let registry_address = Addr::new(sender);
         let hub = Hub {
@@ -125,7 +139,7 @@ impl Hub {
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
         };
-        (hub, RegistryStarter { receiver, registry })
+        Ok((hub, RegistryStarter { receiver, registry }))
     }
 
     /// The admin token made at start when no secret was configured (valid 24 h).

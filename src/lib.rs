@@ -72,7 +72,7 @@
 //!
 //! #[actix_web::main]
 //! async fn main() -> std::io::Result<()> {
-//!     let hub = wshub::Hub::start(&wshub::Config::default());
+//!     let hub = wshub::Hub::start(&wshub::Config::default())?;
 //!     HttpServer::new(move || {
 //!         App::new().service(web::scope("/push").configure(wshub::http::configure(hub.clone())))
 //!     })
@@ -94,6 +94,8 @@ pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod settings;
+pub mod store;
 
 pub use config::Config;
 pub use hub::Hub;

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::Limits;
+use crate::settings::{
+    EventName, MqttSettings, Patch, SettingsUpdate, SystemSettings, WebhookSettings,
+};
 
 /// `code` of the frame sent when a client is bound to a group.
 pub const CODE_CLIENT_ONLINE: i64 = 1001;
@@ -35,6 +38,8 @@ pub enum CloseReason {
     TooBig,
     /// Its outbound queue passed `--max-outbound-queue` (4008).
     Slow,
+    /// Its system was unregistered (4001).
+    SystemRemoved,
     /// It stayed silent past `--client-timeout`: dropped without a close frame.
     Heartbeat,
 }
@@ -48,6 +53,7 @@ impl CloseReason {
             CloseReason::Refused => Some(1008),
             CloseReason::TooBig => Some(1009),
             CloseReason::Slow => Some(4008),
+            CloseReason::SystemRemoved => Some(4001),
             CloseReason::Heartbeat => None,
         }
     }
@@ -60,6 +66,7 @@ impl CloseReason {
             CloseReason::Refused => "refused",
             CloseReason::TooBig => "too_big",
             CloseReason::Slow => "slow",
+            CloseReason::SystemRemoved => "system_removed",
             CloseReason::Heartbeat => "heartbeat",
         }
     }
@@ -189,6 +196,111 @@ fn check_data(data: &RawValue, limits: &Limits) -> Result<(), OverLimit> {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     pub system_id: Name,
+    #[serde(default)]
+    pub webhook: Option<WebhookRequest>,
+    #[serde(default)]
+    pub mqtt: Option<MqttRequest>,
+}
+
+impl RegisterRequest {
+    /// The settings of a system registered now with this request.
+    pub fn settings(&self) -> SystemSettings {
+        let mut settings = SystemSettings::new(crate::settings::now_millis());
+        settings.webhook = self.webhook.as_ref().map(WebhookRequest::settings);
+        settings.mqtt = self.mqtt.as_ref().map(MqttRequest::settings);
+        settings
+    }
+}
+
+/// `webhook` in `register` and `update_system`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    pub url: String,
+    pub secret: String,
+    /// Absent: every event.
+    #[serde(default)]
+    pub events: Option<Vec<EventName>>,
+}
+
+impl WebhookRequest {
+    pub fn settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            url: self.url.clone(),
+            secret: self.secret.clone(),
+            events: event_set(self.events.as_deref().unwrap_or(&EventName::ALL)),
+        }
+    }
+
+    fn check(&self) -> Result<(), OverLimit> {
+        let bad = |msg: &str| Err(OverLimit::Field(format!("webhook.{msg}")));
+        match self.url.parse::<actix_web::http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.host().is_some_and(|host| !host.is_empty()) => {}
+            _ => return bad("url: must be an absolute http:// or https:// URL"),
+        }
+        let secret_chars = self.secret.chars().count();
+        if !(16..=256).contains(&secret_chars) {
+            return bad("secret: must be 16 to 256 characters");
+        }
+        Ok(())
+    }
+}
+
+/// `mqtt` in `register` and `update_system`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttRequest {
+    pub events: Vec<EventName>,
+}
+
+impl MqttRequest {
+    pub fn settings(&self) -> MqttSettings {
+        MqttSettings {
+            events: event_set(&self.events),
+        }
+    }
+}
+
+/// Sorted, without repeats.
+fn event_set(events: &[EventName]) -> Vec<EventName> {
+    let mut events = events.to_vec();
+    events.sort();
+    events.dedup();
+    events
+}
+
+/// Tells an absent key (`None`) from `null` (`Some(None)`).
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// `update_system`: an absent key keeps that setting, `null` removes it, an object replaces it.
+#[derive(Debug, Deserialize)]
+pub struct UpdateSystemRequest {
+    #[serde(default, deserialize_with = "present")]
+    pub webhook: Option<Option<WebhookRequest>>,
+    #[serde(default, deserialize_with = "present")]
+    pub mqtt: Option<Option<MqttRequest>>,
+}
+
+impl UpdateSystemRequest {
+    pub fn update(&self) -> SettingsUpdate {
+        fn patch<R, T>(field: &Option<Option<R>>, settings: impl Fn(&R) -> T) -> Patch<T> {
+            match field {
+                None => Patch::Keep,
+                Some(None) => Patch::Remove,
+                Some(Some(request)) => Patch::Set(settings(request)),
+            }
+        }
+        SettingsUpdate {
+            webhook: patch(&self.webhook, WebhookRequest::settings),
+            mqtt: patch(&self.mqtt, MqttRequest::settings),
+        }
+    }
 }
 
 /// `data` is kept as raw JSON so that it reaches clients as the very value that was posted; an
@@ -444,6 +556,39 @@ pub struct OnlineList {
     pub clients: Vec<OnlineClient>,
 }
 
+/// `data` of `get_system`: the settings, less the webhook's secret.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemInfo {
+    pub system_id: String,
+    pub registered_at: u64,
+    /// Connected clients (in cluster mode, on every node).
+    pub clients: usize,
+    pub webhook: Option<WebhookInfo>,
+    pub mqtt: Option<MqttSettings>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WebhookInfo {
+    pub url: String,
+    pub events: Vec<EventName>,
+}
+
+impl SystemInfo {
+    pub fn new(system_id: String, settings: &SystemSettings, clients: usize) -> SystemInfo {
+        SystemInfo {
+            system_id,
+            registered_at: settings.registered_at,
+            clients,
+            webhook: settings.webhook.as_ref().map(|webhook| WebhookInfo {
+                url: webhook.url.clone(),
+                events: webhook.events.clone(),
+            }),
+            mqtt: settings.mqtt.clone(),
+        }
+    }
+}
+
 /// `data` of `get_client_info`.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -478,7 +623,22 @@ fn check_group(group_name: &Name, limits: &Limits) -> Result<(), OverLimit> {
 
 impl CheckLimits for RegisterRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
-        check_system_id(self.system_id.as_str(), limits)
+        check_system_id(self.system_id.as_str(), limits)?;
+        self.webhook.as_ref().map_or(Ok(()), WebhookRequest::check)
+    }
+}
+
+impl CheckLimits for UpdateSystemRequest {
+    fn check_limits(&self, _: &Limits) -> Result<(), OverLimit> {
+        if self.webhook.is_none() && self.mqtt.is_none() {
+            return Err(OverLimit::Field(
+                "name webhook or mqtt (or both): an update with neither changes nothing".into(),
+            ));
+        }
+        match &self.webhook {
+            Some(Some(webhook)) => webhook.check(),
+            _ => Ok(()),
+        }
     }
 }
 

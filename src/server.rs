@@ -13,6 +13,7 @@ use crate::cluster::{new_node_id, Cluster, ClusterConfig};
 use crate::config::{ApiAuth, Config};
 use crate::http::{self, console, docs, ops};
 use crate::hub::Hub;
+use crate::store::SystemStore;
 
 pub struct Application {
     port: u16,
@@ -37,7 +38,23 @@ impl Application {
             }
             None => (None, None),
         };
-        let (mut hub, registry) = Hub::deferred(&config, events.clone());
+        // One node keeps its systems in its store; a cluster keeps them in Redis.
+        let store = match (&config.redis_url, &config.data_dir) {
+            (None, Some(dir)) => {
+                let store = SystemStore::open(dir).map_err(std::io::Error::other)?;
+                log::info!(
+                    "registered systems are kept in {}",
+                    store.path().unwrap_or(dir).display()
+                );
+                store
+            }
+            (None, None) => {
+                log::info!("--ephemeral: registered systems are kept in memory only");
+                SystemStore::ephemeral()
+            }
+            (Some(_), _) => SystemStore::ephemeral(),
+        };
+        let (mut hub, registry) = Hub::deferred(&config, events.clone(), store)?;
         if let (Some(redis_url), Some(events), Some(events_rx)) =
             (&config.redis_url, events, events_rx)
         {

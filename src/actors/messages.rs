@@ -12,7 +12,8 @@ use actix::Message;
 use bytestring::ByteString;
 
 use super::outbox::SessionHandle;
-use crate::protocol::{ClientInfo, OnlineList};
+use crate::protocol::{ClientInfo, OnlineList, SystemInfo};
+use crate::settings::{SettingsUpdate, SystemSettings};
 
 /// Why the registry refused an operation; mapped to 403 / 409 / 404 at the REST edge.
 #[derive(Debug, Clone, PartialEq, Eq, derive_more::Display)]
@@ -27,6 +28,9 @@ pub enum RegistryError {
     TooManyGroups { client_id: String, limit: usize },
     #[display("group '{group_name}' already has {limit} clients, the most allowed (--max-clients-per-group)")]
     GroupFull { group_name: String, limit: usize },
+    /// The system store could not be written: nothing was changed.
+    #[display("{_0}")]
+    Storage(String),
 }
 
 pub type RegistryResult<T> = Result<T, RegistryError>;
@@ -71,9 +75,33 @@ pub struct Disconnect {
 // ---------------------------------------------------------------------------------------------
 // HTTP → registry: one message per REST method
 
-#[derive(Message)]
+/// Registers a system with its settings (on one node, written to the store before the reply).
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct Register {
+    pub system_id: String,
+    pub settings: SystemSettings,
+}
+
+/// Changes a system's settings. Result: the settings now.
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "RegistryResult<SystemSettings>")]
+pub struct UpdateSystem {
+    pub system_id: String,
+    pub update: SettingsUpdate,
+}
+
+/// A system's settings and how many clients it has here.
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "RegistryResult<SystemInfo>")]
+pub struct GetSystem {
+    pub system_id: String,
+}
+
+/// Removes a system: its clients are closed with 4001, its groups and settings are gone.
+#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct Unregister {
     pub system_id: String,
 }
 

@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult, Recipient, Supervisor};
 use bytestring::ByteString;
 
+mod systems;
+
 use super::events::{Event, EventSink};
 use super::group::Group;
 use super::messages::*;
@@ -23,6 +25,7 @@ use super::outbox::{Pushed, SessionCommand, SessionHandle};
 use super::tenant::{MembershipLimits, Removed, Tenant};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ClientInfo, CloseReason, OnlineList};
+use crate::store::{StoreError, SystemStore};
 
 /// What the registry enforces, fixed at start.
 #[derive(Debug, Clone)]
@@ -40,8 +43,12 @@ pub struct RegistrySettings {
 pub(super) type SystemState = Tenant<SessionHandle, Addr<Group>>;
 
 pub struct SystemRegistry {
-    /// systemId → its state. Systems are never removed while the process runs.
+    /// systemId → its state.
     pub(super) systems: HashMap<String, SystemState>,
+    /// Where systems and their settings are kept across restarts (single node). Written in the
+    /// registry's own turn, before the reply: system changes are rare, and this keeps them in the
+    /// order the registry decided them and makes a 200 mean "durable".
+    store: SystemStore,
     settings: RegistrySettings,
     metrics: Arc<Metrics>,
     /// Set by [`Shutdown`]: from then on new connections are refused.
@@ -53,13 +60,24 @@ impl Actor for SystemRegistry {
 }
 
 impl SystemRegistry {
-    pub fn new(settings: RegistrySettings, metrics: Arc<Metrics>) -> Self {
-        SystemRegistry {
-            systems: HashMap::new(),
+    /// A registry holding the systems `store` kept.
+    pub fn new(
+        settings: RegistrySettings,
+        metrics: Arc<Metrics>,
+        store: SystemStore,
+    ) -> Result<Self, StoreError> {
+        let systems = store
+            .load()?
+            .into_iter()
+            .map(|(system_id, settings)| (system_id, Tenant::new(settings)))
+            .collect();
+        Ok(SystemRegistry {
+            systems,
+            store,
             settings,
             metrics,
             shutting_down: false,
-        }
+        })
     }
 
     fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut SystemState> {
@@ -114,6 +132,34 @@ impl SystemRegistry {
         ctx.run_later(self.settings.slow_close_grace, move |_, _| {
             session.shut_down_socket();
         });
+    }
+
+    /// Closes every client of a system at once, its groups first (which spares everyone the
+    /// 1002 storm of a mass disconnect). Returns how many were closed.
+    fn close_all(
+        &mut self,
+        system_id: &str,
+        tenant: &mut SystemState,
+        why: CloseReason,
+        reason: &str,
+    ) -> usize {
+        let clients = tenant.drain();
+        let count = clients.len();
+        for (client_id, client) in clients {
+            // Other nodes' members still hear that these clients went offline.
+            let notice = (!client.groups.is_empty()).then(|| {
+                protocol::presence_frame(false, &client_id, &client.user_id, &client.extend)
+            });
+            self.emit(|| Event::Gone {
+                system_id: system_id.to_owned(),
+                client_id: client_id.clone(),
+                groups: client.groups.iter().cloned().collect(),
+                notice,
+            });
+            client.session.start_closing();
+            self.close(&client.session, why, reason);
+        }
+        count
     }
 
     fn close(&self, session: &SessionHandle, why: CloseReason, reason: &str) {
@@ -213,22 +259,6 @@ impl Handler<Disconnect> for SystemRegistry {
     type Result = ();
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
         self.remove_client(&msg.system_id, &msg.client_id);
-    }
-}
-
-impl Handler<Register> for SystemRegistry {
-    type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: Register, _: &mut Context<Self>) -> Self::Result {
-        match self.systems.entry(msg.system_id) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                Err(RegistryError::SystemExists(e.key().clone()))
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                log::info!("system '{}' registered", e.key());
-                e.insert(Tenant::default());
-                Ok(())
-            }
-        }
     }
 }
 
@@ -420,26 +450,13 @@ impl Handler<Shutdown> for SystemRegistry {
         let mut closed = 0;
         let systems = std::mem::take(&mut self.systems);
         for (system_id, mut tenant) in systems {
-            // Groups go first, which spares everyone the 1002 storm of a mass disconnect.
-            for (client_id, client) in tenant.drain() {
-                // Other nodes' members still hear that these clients went offline.
-                let notice = (!client.groups.is_empty()).then(|| {
-                    protocol::presence_frame(false, &client_id, &client.user_id, &client.extend)
-                });
-                self.emit(|| Event::Gone {
-                    system_id: system_id.clone(),
-                    client_id: client_id.clone(),
-                    groups: client.groups.iter().cloned().collect(),
-                    notice,
-                });
-                client.session.start_closing();
-                self.close(
-                    &client.session,
-                    CloseReason::Shutdown,
-                    "server shutting down",
-                );
-                closed += 1;
-            }
+            closed += self.close_all(
+                &system_id,
+                &mut tenant,
+                CloseReason::Shutdown,
+                "server shutting down",
+            );
+            // The system stays registered; only its clients are gone.
             self.systems.insert(system_id, tenant);
         }
         closed

@@ -16,6 +16,7 @@ use bytestring::ByteString;
 
 use super::messages::{RegistryError, RegistryResult};
 use crate::protocol::{self, ClientInfo, OnlineClient, OnlineList};
+use crate::settings::SystemSettings;
 
 /// The membership limits a bind must keep.
 #[derive(Debug, Clone, Copy)]
@@ -79,20 +80,21 @@ pub struct Removed<S, G> {
 
 /// One registered system. Nothing in it refers outside it.
 pub struct Tenant<S, G> {
+    /// What `register` and `update_system` set.
+    pub settings: SystemSettings,
     clients: HashMap<String, Client<S>>,
     groups: BTreeMap<String, GroupEntry<G>>,
 }
 
-impl<S, G> Default for Tenant<S, G> {
-    fn default() -> Self {
+impl<S: Clone, G: Clone> Tenant<S, G> {
+    pub fn new(settings: SystemSettings) -> Self {
         Tenant {
+            settings,
             clients: HashMap::new(),
             groups: BTreeMap::new(),
         }
     }
-}
 
-impl<S: Clone, G: Clone> Tenant<S, G> {
     pub fn clients(&self) -> &HashMap<String, Client<S>> {
         &self.clients
     }
@@ -338,7 +340,7 @@ mod tests {
     };
 
     fn tenant_with(clients: &[&str]) -> TestTenant {
-        let mut tenant = TestTenant::default();
+        let mut tenant = TestTenant::new(SystemSettings::new(0));
         for (n, id) in clients.iter().enumerate() {
             tenant.connect(id.to_string(), n as u32, String::new(), 0);
         }

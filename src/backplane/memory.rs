@@ -5,6 +5,8 @@ use actix::{Addr, Handler, Message};
 use super::{Backplane, Lease, Reply};
 use crate::actors::messages::{self as m, RegistryResult};
 use crate::actors::registry::SystemRegistry;
+use crate::protocol::SystemInfo;
+use crate::settings::SystemSettings;
 
 pub struct MemoryBackplane {
     registry: Addr<SystemRegistry>,
@@ -35,6 +37,15 @@ impl Backplane for MemoryBackplane {
     }
 
     fn register(&self, cmd: m::Register) -> Reply<'_, ()> {
+        self.ask(cmd)
+    }
+    fn update_system(&self, cmd: m::UpdateSystem) -> Reply<'_, SystemSettings> {
+        self.ask(cmd)
+    }
+    fn get_system(&self, cmd: m::GetSystem) -> Reply<'_, SystemInfo> {
+        self.ask(cmd)
+    }
+    fn unregister(&self, cmd: m::Unregister) -> Reply<'_, ()> {
         self.ask(cmd)
     }
     fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()> {

@@ -7,12 +7,14 @@ use redis::AsyncCommands;
 use crate::actors::messages as m;
 use crate::backplane::{Backplane, Lease, Reply};
 use crate::error::ApiError;
-use crate::protocol::{ClientInfo, OnlineClient, OnlineList};
+use crate::protocol::{ClientInfo, OnlineClient, OnlineList, SystemInfo};
+use crate::settings::{SettingsUpdate, SystemSettings};
 
 use super::calls::{client_info_from, Op};
 use super::keys::MemberInfo;
 use super::node::{owner_of, Cluster};
-use super::scripts::REGISTER;
+use super::scripts::{UNREGISTER, UPDATE_SETTINGS};
+use super::systems::read_settings;
 
 /// The cluster as the [`Backplane`]: see the module docs for where each operation goes.
 impl Backplane for Cluster {
@@ -39,7 +41,108 @@ impl Backplane for Cluster {
     }
 
     fn register(&self, cmd: m::Register) -> Reply<'_, ()> {
-        Box::pin(async move { self.register_system(&cmd.system_id).await })
+        Box::pin(async move { self.register_system(&cmd.system_id, &cmd.settings).await })
+    }
+
+    /// Changes the settings in Redis (compare-and-set, so two racing updates both count), then
+    /// has every node take them before answering; a node that missed it catches up on its next
+    /// heartbeat (`settings-version`).
+    fn update_system(&self, cmd: m::UpdateSystem) -> Reply<'_, SystemSettings> {
+        Box::pin(async move {
+            self.ensure_system(&cmd.system_id).await?;
+            let system_id = &cmd.system_id;
+            for _ in 0..UPDATE_ATTEMPTS {
+                let epoch = self.check_ready()?;
+                let (seen, current): (Option<String>, Option<String>) = self.track(
+                    redis::pipe()
+                        .get(self.keys.epoch())
+                        .get(self.keys.settings(system_id))
+                        .query_async(&mut self.conn())
+                        .await,
+                )?;
+                self.same_epoch(&epoch, seen)?;
+                let current = current.unwrap_or_default();
+                let mut settings = read_settings(Some(&current));
+                settings.apply(&cmd.update);
+                let json = serde_json::to_string(&settings).unwrap_or_default();
+                let keys = [
+                    self.keys.systems(),
+                    self.keys.settings(system_id),
+                    self.keys.settings_version(),
+                ];
+                match self
+                    .run_guarded(&UPDATE_SETTINGS, &keys, &[system_id, &json, &current])
+                    .await?
+                {
+                    0 => return Err(m::RegistryError::UnknownSystem(system_id.clone()).into()),
+                    1 => {
+                        let update = SettingsUpdate::replacing(&settings);
+                        self.on_every_node(|| {
+                            Op::Settings(m::UpdateSystem {
+                                system_id: system_id.clone(),
+                                update: update.clone(),
+                            })
+                        })
+                        .await?;
+                        return Ok(settings);
+                    }
+                    _ => continue,
+                }
+            }
+            Err(ApiError::Unavailable(
+                "the system's settings kept changing under this update; retry".into(),
+            ))
+        })
+    }
+
+    fn get_system(&self, cmd: m::GetSystem) -> Reply<'_, SystemInfo> {
+        Box::pin(async move {
+            self.ensure_system(&cmd.system_id).await?;
+            let epoch = self.check_ready()?;
+            let (seen, settings, clients): (Option<String>, Option<String>, usize) = self.track(
+                redis::pipe()
+                    .get(self.keys.epoch())
+                    .get(self.keys.settings(&cmd.system_id))
+                    .hlen(self.keys.clients(&cmd.system_id))
+                    .query_async(&mut self.conn())
+                    .await,
+            )?;
+            self.same_epoch(&epoch, seen)?;
+            let settings = read_settings(settings.as_deref());
+            Ok(SystemInfo::new(cmd.system_id, &settings, clients))
+        })
+    }
+
+    /// Removes the system from Redis, then has every node close its clients (4001) and forget
+    /// it; answered once every live node has.
+    fn unregister(&self, cmd: m::Unregister) -> Reply<'_, ()> {
+        Box::pin(async move {
+            self.ensure_system(&cmd.system_id).await?;
+            let system_id = &cmd.system_id;
+            let keys = [
+                self.keys.systems(),
+                self.keys.settings(system_id),
+                self.keys.settings_version(),
+            ];
+            if self.run_guarded(&UNREGISTER, &keys, &[system_id]).await? == 0 {
+                return Err(m::RegistryError::UnknownSystem(system_id.clone()).into());
+            }
+            let unconfirmed = self
+                .on_every_node(|| {
+                    Op::Unregister(m::Unregister {
+                        system_id: system_id.clone(),
+                    })
+                })
+                .await?;
+            if unconfirmed.is_empty() {
+                Ok(())
+            } else {
+                Err(ApiError::Unavailable(format!(
+                    "system '{system_id}' is removed, but node(s) {} have not confirmed closing                      its clients yet; they will within a heartbeat",
+                    unconfirmed.join(", ")
+                )))
+            }
+        })
     }
 
     fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()> {
@@ -165,51 +268,6 @@ impl Backplane for Cluster {
 }
 
 impl Cluster {
-    /// `register`: exactly one of several racing callers wins.
-    pub(super) async fn register_system(&self, system_id: &str) -> Result<(), ApiError> {
-        let added = self
-            .run_guarded(&REGISTER, &[self.keys.systems()], &[system_id])
-            .await?;
-        if added == 0 {
-            return Err(m::RegistryError::SystemExists(system_id.to_owned()).into());
-        }
-        self.adopt_system(system_id).await;
-        Ok(())
-    }
-
-    /// Makes sure a system registered anywhere in the cluster is known to the local registry.
-    pub async fn ensure_system(&self, system_id: &str) -> Result<(), ApiError> {
-        if Self::lock(&self.known_systems).contains(system_id) {
-            return Ok(());
-        }
-        let epoch = self.check_ready()?;
-        let (seen, exists): (Option<String>, bool) = self.track(
-            redis::pipe()
-                .get(self.keys.epoch())
-                .sismember(self.keys.systems(), system_id)
-                .query_async(&mut self.conn())
-                .await,
-        )?;
-        // After a restart, "not there" may only mean "not written back yet".
-        self.same_epoch(&epoch, seen)?;
-        if !exists {
-            return Err(m::RegistryError::UnknownSystem(system_id.to_owned()).into());
-        }
-        self.adopt_system(system_id).await;
-        Ok(())
-    }
-
-    pub(super) async fn adopt_system(&self, system_id: &str) {
-        // Already there locally is fine: the cluster decided.
-        let _ = self
-            .registry
-            .send(m::Register {
-                system_id: system_id.to_owned(),
-            })
-            .await;
-        Self::lock(&self.known_systems).insert(system_id.to_owned());
-    }
-
     pub(super) async fn online_list(
         &self,
         system: &str,
@@ -278,3 +336,6 @@ impl Cluster {
         Ok(all)
     }
 }
+
+/// How many times an `update_system` re-reads settings that changed under it.
+const UPDATE_ATTEMPTS: usize = 5;

@@ -27,6 +27,10 @@ pub(super) enum Op {
     Unbind(m::UnbindFromGroup),
     Close(m::CloseClient),
     Info(m::GetClientInfo),
+    /// A system's settings changed: every node that knows the system takes them.
+    Settings(m::UpdateSystem),
+    /// A system was unregistered: every node closes its clients with 4001 and forgets it.
+    Unregister(m::Unregister),
 }
 
 impl Op {
@@ -38,6 +42,8 @@ impl Op {
             Op::Unbind(cmd) => &cmd.system_id,
             Op::Close(cmd) => &cmd.system_id,
             Op::Info(cmd) => &cmd.system_id,
+            Op::Settings(cmd) => &cmd.system_id,
+            Op::Unregister(cmd) => &cmd.system_id,
         }
     }
 }
@@ -142,6 +148,14 @@ impl Cluster {
 
     /// Carries out an operation on local clients: the command goes to this node's registry.
     pub(super) async fn execute(&self, op: Op) -> Result<serde_json::Value, ApiError> {
+        let op = match op {
+            // About the system itself: nothing to do here unless this node knows it.
+            Op::Settings(cmd) => return self.take_settings(cmd).await.map(|_| Default::default()),
+            Op::Unregister(cmd) => {
+                return self.forget_system(cmd).await.map(|_| Default::default())
+            }
+            op => op,
+        };
         // The caller checked the system; this node may not have met it yet. A client of another
         // system is then simply not connected in this one (404), as on a single node.
         self.ensure_system(op.system_id()).await?;
@@ -158,6 +172,7 @@ impl Cluster {
             Op::Bind(cmd) => serde_json::to_value(self.local(cmd).await?),
             Op::Unbind(cmd) => serde_json::to_value(self.local(cmd).await?),
             Op::Close(cmd) => serde_json::to_value(self.local(cmd).await?),
+            Op::Settings(_) | Op::Unregister(_) => Ok(serde_json::Value::Null),
         };
         if changes_membership {
             // Answered once Redis has the change, so every node reads it at once.

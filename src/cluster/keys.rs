@@ -28,6 +28,12 @@ impl Keys {
     pub(super) fn purge_lock(&self, node: &str) -> String {
         format!("{}purging:{node}", self.0)
     }
+    pub(super) fn settings(&self, system: &str) -> String {
+        format!("{}system:{system}", self.0)
+    }
+    pub(super) fn settings_version(&self) -> String {
+        format!("{}settings-version", self.0)
+    }
     pub(super) fn clients(&self, system: &str) -> String {
         format!("{}clients:{system}", self.0)
     }

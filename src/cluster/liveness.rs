@@ -9,6 +9,7 @@ use redis::AsyncCommands;
 
 use crate::actors::messages as m;
 use crate::error::ApiError;
+use crate::settings::SystemSettings;
 
 use super::keys::MemberInfo;
 use super::node::{not_ready, Cluster, HEARTBEAT, NODE_TTL, NOT_READY_BEAT, PURGE_EVERY, SETTLE};
@@ -83,7 +84,7 @@ impl Cluster {
             self.has_synced.store(true, Ordering::Relaxed);
         }
         let ttl = NODE_TTL.as_secs();
-        let (settling, nodes): (bool, Vec<String>) = self.track(
+        let (settling, nodes, settings_version): (bool, Vec<String>, Option<u64>) = self.track(
             redis::pipe()
                 .set_ex(keys.alive(&self.node_id), 1, ttl)
                 .ignore()
@@ -93,9 +94,18 @@ impl Cluster {
                 .ignore()
                 .exists(keys.settling())
                 .smembers(keys.nodes())
+                .get(keys.settings_version())
                 .query_async(&mut conn)
                 .await,
         )?;
+        let settings_version = settings_version.unwrap_or_default();
+        if self
+            .settings_version_seen
+            .swap(settings_version, Ordering::Relaxed)
+            != settings_version
+        {
+            self.refresh_systems().await?;
+        }
         let mut ready = !settling;
         if ready {
             let mut pipe = redis::pipe();
@@ -125,9 +135,22 @@ impl Cluster {
         }
         log::info!("writing this node's systems, clients and groups to Redis");
         self.dirty.store(false, Ordering::Relaxed);
-        let systems: Vec<String> = Self::lock(&self.known_systems).iter().cloned().collect();
+        let systems: Vec<(String, SystemSettings)> = Self::lock(&self.known_systems)
+            .iter()
+            .map(|(id, settings)| (id.clone(), settings.clone()))
+            .collect();
         if !systems.is_empty() {
-            let _: i64 = self.track(self.conn().sadd(self.keys.systems(), systems).await)?;
+            // Settings only where Redis has none: a node that was merely cut off must not undo
+            // a change made meanwhile (it reads them back through `settings-version`).
+            let mut pipe = redis::pipe();
+            for (system_id, settings) in &systems {
+                let json = serde_json::to_string(settings).unwrap_or_default();
+                pipe.sadd(self.keys.systems(), system_id)
+                    .ignore()
+                    .set_nx(self.keys.settings(system_id), json)
+                    .ignore();
+            }
+            let _: () = self.track(pipe.query_async(&mut self.conn()).await)?;
         }
         self.registry.send(m::ResyncCluster).await?;
         self.written().await

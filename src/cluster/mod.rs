@@ -42,6 +42,7 @@
 //! - `node.rs`: the [`Cluster`] handle, its state and start-up, and readiness.
 //! - `keys.rs` and `scripts.rs`: the key schema and the Lua scripts.
 //! - `backplane.rs`: the REST operations, as the crate's `Backplane`.
+//! - `systems.rs`: systems and their settings across nodes.
 //! - `calls.rs`: requests to the node that owns a client.
 //! - `pubsub.rs`: subscriptions, broadcasts, and what arrives on the channels.
 //! - `writer.rs`: the ordered writer of this node's clients and groups.
@@ -54,6 +55,7 @@ mod liveness;
 mod node;
 mod pubsub;
 mod scripts;
+mod systems;
 mod writer;
 
 pub use node::{new_node_id, owner_of, Cluster, ClusterConfig, SystemLease, NODE_ID_LEN};

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actors::events::{Event, EventSink};
 use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
+use crate::settings::SystemSettings;
 
 use super::keys::Keys;
 
@@ -87,7 +88,10 @@ pub struct Cluster {
     pub(super) redis: ConnectionManager,
     pub(super) registry: Addr<SystemRegistry>,
     /// Systems known to be registered; systems are never removed, so a hit never goes stale.
-    pub(super) known_systems: Mutex<HashSet<String>>,
+    pub(super) known_systems: Mutex<HashMap<String, SystemSettings>>,
+    /// The last `settings-version` the heartbeat saw: when it moves, this node reads its
+    /// systems' settings again (a change it missed while cut off from Redis).
+    pub(super) settings_version_seen: AtomicU64,
     /// Requests to other nodes waiting for their reply.
     pub(super) pending: Mutex<HashMap<u64, oneshot::Sender<RemoteResult>>>,
     pub(super) next_request: AtomicU64,
@@ -169,7 +173,8 @@ impl Cluster {
             keys,
             redis,
             registry,
-            known_systems: Mutex::new(HashSet::new()),
+            known_systems: Mutex::new(HashMap::new()),
+            settings_version_seen: AtomicU64::new(u64::MAX),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             subscriptions: Arc::new(Mutex::new(subscriptions)),

@@ -60,8 +60,22 @@ pub(super) static COUNT_AND_PUBLISH: Script = guarded!(
 );
 /// KEYS: epoch. ARGV: epoch, channel, payload. How many nodes received it.
 pub(super) static PUBLISH: Script = guarded!("return redis.call('PUBLISH', ARGV[2], ARGV[3])");
-/// KEYS: epoch, systems. ARGV: epoch, systemId. 1 if added, 0 if it existed.
-pub(super) static REGISTER: Script = guarded!("return redis.call('SADD', KEYS[2], ARGV[2])");
+/// KEYS: epoch, systems, system:{id}. ARGV: epoch, systemId, settings. 1 if added (with its
+/// settings), 0 if it existed.
+pub(super) static REGISTER: Script = guarded!(
+    "local added = redis.call('SADD', KEYS[2], ARGV[2])\nif added == 1 then redis.call('SET', KEYS[3], ARGV[3]) end\nreturn added"
+);
+/// KEYS: epoch, systems, system:{id}, settings-version. ARGV: epoch, systemId, new settings,
+/// the settings the change was made from. 1: written; 0: no such system; 2: the settings
+/// changed meanwhile (read them again and retry).
+pub(super) static UPDATE_SETTINGS: Script = guarded!(
+    "if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then return 0 end\nif (redis.call('GET', KEYS[3]) or '') ~= ARGV[4] then return 2 end\nredis.call('SET', KEYS[3], ARGV[3])\nredis.call('INCR', KEYS[4])\nreturn 1"
+);
+/// KEYS: epoch, systems, system:{id}, settings-version. ARGV: epoch, systemId. 1 if removed,
+/// 0 if there was no such system.
+pub(super) static UNREGISTER: Script = guarded!(
+    "if redis.call('SREM', KEYS[2], ARGV[2]) == 0 then return 0 end\nredis.call('DEL', KEYS[3])\nredis.call('INCR', KEYS[4])\nreturn 1"
+);
 /// KEYS: epoch, systems, clients:{system}, node-clients:{node}. ARGV: epoch, systemId,
 /// clientId, node, node-clients entry.
 pub(super) static ADMIT: Script = guarded!(

@@ -32,8 +32,11 @@ impl<T: Serialize> Responder for Success<T> {
 type ApiResult<T> = Result<Success<T>, ApiError>;
 
 /// Every API method, as it appears in the path and in metric labels.
-pub const METHODS: [&str; 11] = [
+pub const METHODS: [&str; 14] = [
     "register",
+    "update_system",
+    "get_system",
+    "unregister",
     "send_to_client",
     "send_to_clients",
     "send_to_group",
@@ -59,6 +62,9 @@ pub fn scope() -> Scope<
     web::scope("/api")
         .wrap(from_fn(observe))
         .service(method("register", register))
+        .service(method("update_system", update_system))
+        .service(method("get_system", get_system))
+        .service(method("unregister", unregister))
         .service(method("send_to_client", send_to_client))
         .service(method("send_to_clients", send_to_clients))
         .service(method("send_to_group", send_to_group))
@@ -162,9 +168,56 @@ async fn register(
     caller: Caller,
     Body(body): Body<p::RegisterRequest>,
 ) -> ApiResult<EmptyList> {
+    let settings = body.settings();
     let system_id = body.system_id.into_inner();
     caller.require(&system_id)?;
-    hub.backplane.register(m::Register { system_id }).await?;
+    hub.backplane
+        .register(m::Register {
+            system_id,
+            settings,
+        })
+        .await?;
+    Ok(Success(EmptyList))
+}
+
+async fn update_system(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(body): Body<p::UpdateSystemRequest>,
+) -> ApiResult<EmptyList> {
+    hub.backplane
+        .update_system(m::UpdateSystem {
+            system_id: caller.system_id,
+            update: body.update(),
+        })
+        .await?;
+    Ok(Success(EmptyList))
+}
+
+async fn get_system(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(_): Body<p::EmptyRequest>,
+) -> ApiResult<p::SystemInfo> {
+    let info = hub
+        .backplane
+        .get_system(m::GetSystem {
+            system_id: caller.system_id,
+        })
+        .await?;
+    Ok(Success(info))
+}
+
+async fn unregister(
+    hub: web::Data<Hub>,
+    caller: SystemCaller,
+    Body(_): Body<p::EmptyRequest>,
+) -> ApiResult<EmptyList> {
+    hub.backplane
+        .unregister(m::Unregister {
+            system_id: caller.system_id,
+        })
+        .await?;
     Ok(Success(EmptyList))
 }
 

@@ -63,7 +63,7 @@ impl Drop for Child {
 async fn server_without_secret_logs_a_working_admin_token() {
     let mut child = Child(
         Command::new(BIN)
-            .args(["--port", "0", "--workers", "1"])
+            .args(["--port", "0", "--workers", "1", "--ephemeral"])
             .env_remove("WSHUB_JWT_SECRET")
             .env_remove("WSHUB_API_AUTH")
             .env("RUST_LOG", "info")

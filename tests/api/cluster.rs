@@ -612,3 +612,51 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
         }
     }
 }
+
+#[actix_web::test]
+async fn system_settings_and_unregister_reach_every_node() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    let b = node(&redis, &prefix).await;
+    let hook = json!({"url": "http://127.0.0.1:9/h", "secret": "0123456789abcdef"});
+    a.api("register", "", json!({"systemId": "s", "webhook": hook}))
+        .await
+        .ok();
+    let mut on_a = a.connect("s").await;
+    let mut on_b = b.connect("s").await;
+    let info = b.api("get_system", "s", json!({})).await.ok();
+    assert_eq!(info["webhook"]["url"], "http://127.0.0.1:9/h");
+    assert_eq!(info["clients"], 2, "counted on every node");
+
+    b.api(
+        "update_system",
+        "s",
+        json!({"webhook": null, "mqtt": {"events": ["client_online"]}}),
+    )
+    .await
+    .ok();
+    let info = a.api("get_system", "s", json!({})).await.ok();
+    assert_eq!(info["webhook"], serde_json::Value::Null);
+    assert_eq!(info["mqtt"], json!({"events": ["client_online"]}));
+    a.api("register", "", json!({"systemId": "s"}))
+        .await
+        .err(409, "already registered");
+
+    // Answered once every node has closed its clients.
+    b.api("unregister", "s", json!({})).await.ok();
+    for client in [&mut on_a, &mut on_b] {
+        let reason = client.expect_close().await.expect("a close reason");
+        assert_eq!(u16::from(reason.code), 4001);
+    }
+    a.api("get_system", "s", json!({}))
+        .await
+        .err(403, "not registered");
+    a.api("register", "", json!({"systemId": "s"})).await.ok();
+    let info = b.api("get_system", "s", json!({})).await.ok();
+    assert_eq!(
+        (&info["clients"], &info["webhook"]),
+        (&json!(0), &serde_json::Value::Null)
+    );
+    b.connect("s").await;
+}

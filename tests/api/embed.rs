@@ -10,7 +10,8 @@ async fn mounts_under_a_prefix_next_to_the_host_routes() {
     let hub = wshub::Hub::start(&wshub::Config {
         jwt_secret: Some(SECRET.into()),
         ..wshub::Config::default()
-    });
+    })
+    .expect("an ephemeral hub starts");
     let server_hub = hub.clone();
     let server = HttpServer::new(move || {
         App::new()

@@ -325,7 +325,8 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `wshub --port 0 --workers 1 <args>` with [`SECRET`] (unless `env` overrides) and
+    /// Starts `wshub --port 0 --workers 1 <args>` (`--ephemeral` unless `args` name a
+    /// `--data-dir`) with [`SECRET`] (unless `env` overrides) and
     /// waits for the address in its log; the rest of the log is drained on a thread.
     pub fn start(args: &[&str], env: &[(&str, Option<&str>)]) -> ServerProcess {
         Self::start_with_log_level(args, env, "warn,wshub::server=info")
@@ -343,9 +344,12 @@ impl ServerProcess {
     ) -> ServerProcess {
         use std::io::{BufRead, BufReader};
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wshub"));
+        command.args(["--port", "0", "--workers", "1"]).args(args);
+        // Tests that run several servers must not share the default data directory.
+        if !args.contains(&"--data-dir") {
+            command.arg("--ephemeral");
+        }
         command
-            .args(["--port", "0", "--workers", "1"])
-            .args(args)
             .env("WSHUB_JWT_SECRET", SECRET)
             .env("RUST_LOG", level)
             .stderr(std::process::Stdio::piped())

@@ -26,4 +26,5 @@ mod shutdown;
 mod slow;
 mod soak;
 mod supervision;
+mod systems;
 mod websocket;
