@@ -81,6 +81,19 @@ pub fn default_max_connections() -> usize {
     soft.saturating_sub(RESERVED_DESCRIPTORS).max(soft / 2) as usize
 }
 
+/// Webhook delivery settings, from the flags.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// A 2xx within this acknowledges a batch.
+    pub timeout: Duration,
+    /// How long a batch is retried before it is dropped.
+    pub retry_for: Duration,
+    /// Most events waiting per system; past it the oldest not in flight are dropped.
+    pub queue: usize,
+    /// Refuse URLs that resolve to loopback, private or link-local addresses.
+    pub deny_private: bool,
+}
+
 /// The settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -117,6 +130,12 @@ pub struct Config {
     /// Single node: the directory whose store keeps registered systems across restarts;
     /// `None` (`--ephemeral`): systems live as long as the process. Unused in cluster mode.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
+    /// Data frames a client may send per second, on average.
+    pub client_message_rate: f64,
+    /// Data frames a client may send at once, above the rate.
+    pub client_message_burst: u32,
     /// Browser origins allowed to open `/ws` (empty: any) and, with `--api-auth none`, to call
     /// `/api` (empty: none).
     pub allowed_origins: Vec<String>,
@@ -290,6 +309,24 @@ pub struct ServeArgs {
     /// Keep registered systems in memory only: they are gone when the process stops.
     #[arg(long, env = "WSHUB_EPHEMERAL")]
     pub ephemeral: bool,
+    /// Seconds a webhook endpoint gets to answer a batch with a 2xx.
+    #[arg(long, env = "WSHUB_WEBHOOK_TIMEOUT", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub webhook_timeout: f64,
+    /// Seconds a batch is retried (backing off from 1 s to 60 s) before it is dropped.
+    #[arg(long, env = "WSHUB_WEBHOOK_RETRY_FOR", default_value_t = 600.0, value_parser = positive_seconds)]
+    pub webhook_retry_for: f64,
+    /// Most webhook events waiting per system; past it the oldest are dropped (and reported).
+    #[arg(long, env = "WSHUB_WEBHOOK_QUEUE", default_value_t = 10_000)]
+    pub webhook_queue: usize,
+    /// Refuse webhook URLs that lead to loopback, private or link-local addresses.
+    #[arg(long, env = "WSHUB_WEBHOOK_DENY_PRIVATE")]
+    pub webhook_deny_private: bool,
+    /// Data frames a client may send per second, on average (4029 over it).
+    #[arg(long, env = "WSHUB_CLIENT_MESSAGE_RATE", default_value_t = 10.0, value_parser = positive_rate)]
+    pub client_message_rate: f64,
+    /// Data frames a client may send at once, above the rate.
+    #[arg(long, env = "WSHUB_CLIENT_MESSAGE_BURST", default_value_t = 20)]
+    pub client_message_burst: u32,
     /// Comma-separated browser origins (scheme://host, with :port if not the default) allowed
     /// to open /ws [default: any]; with --api-auth none, the only origins allowed to call /api
     /// [default: none].
@@ -308,6 +345,15 @@ fn clean_list(items: Vec<String>) -> Vec<String> {
         .map(|item| item.trim().trim_end_matches('/').to_owned())
         .filter(|item| !item.is_empty())
         .collect()
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a positive number of frames per second"
+        )),
+    }
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -349,6 +395,14 @@ impl From<ServeArgs> for Config {
             redis_url: args.redis_url.filter(|s| !s.is_empty()),
             redis_prefix: args.redis_prefix,
             data_dir: (!args.ephemeral).then_some(args.data_dir),
+            webhooks: WebhookConfig {
+                timeout: Duration::from_secs_f64(args.webhook_timeout),
+                retry_for: Duration::from_secs_f64(args.webhook_retry_for),
+                queue: args.webhook_queue.max(1),
+                deny_private: args.webhook_deny_private,
+            },
+            client_message_rate: args.client_message_rate,
+            client_message_burst: args.client_message_burst.max(1),
             allowed_origins: clean_list(args.allowed_origins),
             allowed_hosts: clean_list(args.allowed_hosts),
         }

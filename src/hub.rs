@@ -22,6 +22,7 @@ use crate::config::{ApiAuth, ClientAuth, Config, Limits};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::store::SystemStore;
+use crate::webhooks::Webhooks;
 
 /// The settings the request path reads, fixed at start.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub struct Settings {
     pub limits: Limits,
     pub client_auth: ClientAuth,
     pub shutdown_grace: Duration,
+    /// Data frames a client may send per second, and at once.
+    pub client_messages: (f64, u32),
+    /// `--webhook-deny-private`.
+    pub webhook_deny_private: bool,
     /// Origins allowed in browser requests; see [`Config::allowed_origins`].
     pub allowed_origins: Vec<String>,
     /// See [`Config::allowed_hosts`].
@@ -100,6 +105,9 @@ impl Hub {
         let metrics = Arc::new(Metrics::new());
         let registry = SystemRegistry::new(
             RegistrySettings {
+                webhooks: Webhooks::start(config.webhooks.clone(), metrics.clone()),
+                // When something mirrors the groups (a cluster), it decides occupancy for all.
+                local_occupancy: events.is_none(),
                 limits: MembershipLimits {
                     max_groups_per_client: config.limits.max_groups_per_client,
                     max_clients_per_group: config.limits.max_clients_per_group,
@@ -126,6 +134,8 @@ impl Hub {
                 limits: config.limits.clone(),
                 client_auth: config.client_auth,
                 shutdown_grace: config.shutdown_grace,
+                client_messages: (config.client_message_rate, config.client_message_burst),
+                webhook_deny_private: config.webhooks.deny_private,
                 allowed_origins: config.allowed_origins.clone(),
                 allowed_hosts: config.allowed_hosts.clone(),
             }),

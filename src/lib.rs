@@ -96,6 +96,7 @@ pub mod protocol;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod webhooks;
 
 pub use config::Config;
 pub use hub::Hub;

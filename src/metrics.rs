@@ -30,6 +30,16 @@ pub struct Metrics {
     pub rest_requests: IntCounterVec,
     /// REST latency in seconds, by method.
     pub rest_latency: HistogramVec,
+    /// Webhook requests, by result (`ok`, `refused`, `timeout`, `unreachable`).
+    pub webhook_requests: IntCounterVec,
+    /// Webhook requests that are tried again.
+    pub webhook_retries: IntCounter,
+    /// Webhook events lost to a full queue or to retries given up.
+    pub webhook_events_dropped: IntCounter,
+    /// Webhook events waiting, all systems together.
+    pub webhook_queue_depth: IntGauge,
+    /// Frames from clients (text and binary), before any is refused.
+    pub client_frames: IntCounter,
 }
 
 impl Metrics {
@@ -110,6 +120,27 @@ impl Metrics {
                     &["method"],
                 )
                 .unwrap_or_else(|_| unreachable!()),
+            ),
+            webhook_requests: counter_vec(
+                "wshub_webhook_requests_total",
+                "Webhook requests by result: ok, refused (not 2xx), timeout, unreachable.",
+                &["result"],
+            ),
+            webhook_retries: counter(
+                "wshub_webhook_retries_total",
+                "Webhook requests tried again after a failure.",
+            ),
+            webhook_events_dropped: counter(
+                "wshub_webhook_events_dropped_total",
+                "Webhook events lost to a full queue or to retries given up.",
+            ),
+            webhook_queue_depth: gauge(
+                "wshub_webhook_queue_depth",
+                "Webhook events waiting to be sent, all systems together.",
+            ),
+            client_frames: counter(
+                "wshub_client_frames_total",
+                "Data frames received from clients.",
             ),
             registry,
         }

@@ -232,6 +232,17 @@ impl WebhookRequest {
         }
     }
 
+    /// The URL's host and port, once it has passed the checks.
+    pub fn host_and_port(&self) -> Option<(String, u16)> {
+        let uri = self.url.parse::<actix_web::http::Uri>().ok()?;
+        let default = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        Some((uri.host()?.to_owned(), uri.port_u16().unwrap_or(default)))
+    }
+
     fn check(&self) -> Result<(), OverLimit> {
         let bad = |msg: &str| Err(OverLimit::Field(format!("webhook.{msg}")));
         match self.url.parse::<actix_web::http::Uri>() {

@@ -14,6 +14,7 @@ use bytestring::ByteString;
 use super::outbox::SessionHandle;
 use crate::protocol::{ClientInfo, OnlineList, SystemInfo};
 use crate::settings::{SettingsUpdate, SystemSettings};
+use crate::webhooks::Offline;
 
 /// Why the registry refused an operation; mapped to 403 / 409 / 404 at the REST edge.
 #[derive(Debug, Clone, PartialEq, Eq, derive_more::Display)]
@@ -70,6 +71,17 @@ pub struct Shutdown;
 pub struct Disconnect {
     pub system_id: String,
     pub client_id: String,
+    /// How it went: `client_offline`'s reason and code.
+    pub offline: Offline,
+}
+
+/// A text frame from a client: a `client_message` event if its system's webhook asks for it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientMessage {
+    pub system_id: String,
+    pub client_id: String,
+    pub text: ByteString,
 }
 
 // ---------------------------------------------------------------------------------------------

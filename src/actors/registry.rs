@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult, Recipient, Supervisor};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, Supervisor};
 use bytestring::ByteString;
 
+mod clients;
 mod systems;
+mod whole;
 
 use super::events::{Event, EventSink};
 use super::group::Group;
@@ -25,7 +27,9 @@ use super::outbox::{Pushed, SessionCommand, SessionHandle};
 use super::tenant::{MembershipLimits, Removed, Tenant};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ClientInfo, CloseReason, OnlineList};
+use crate::settings::EventName;
 use crate::store::{StoreError, SystemStore};
+use crate::webhooks::{Offline, OfflineReason, WebhookEvent, Webhooks};
 
 /// What the registry enforces, fixed at start.
 #[derive(Debug, Clone)]
@@ -36,6 +40,11 @@ pub struct RegistrySettings {
     /// Where changes to this node's clients are reported, in order, if anything mirrors them
     /// (in cluster mode, the writer that keeps Redis up to date).
     pub events: Option<EventSink>,
+    /// Where webhook events go.
+    pub webhooks: Webhooks,
+    /// Whether this registry's groups are the whole of them, so that it decides when a group
+    /// is occupied or vacated. In a cluster the backplane decides, for all nodes at once.
+    pub local_occupancy: bool,
 }
 
 /// A system's state as the registry holds it: sessions reached through their outboxes, groups
@@ -93,15 +102,47 @@ impl SystemRegistry {
         }
     }
 
-    /// Removes a client: its remaining groups get the 1002 notice, the cluster is told, nothing
-    /// more is queued for its session. Returns the session, to be closed by the caller.
-    fn remove_client(&mut self, system_id: &str, client_id: &str) -> Option<SessionHandle> {
+    /// Queues a webhook event for the system, if its settings ask for it.
+    fn hook(&self, system_id: &str, name: EventName, event: impl FnOnce() -> WebhookEvent) {
+        let webhook = self
+            .systems
+            .get(system_id)
+            .and_then(|tenant| tenant.settings.webhook.as_ref());
+        self.settings.webhooks.send(system_id, webhook, name, event);
+    }
+
+    /// Removes a client: its remaining groups get the 1002 notice, the cluster and the webhook
+    /// are told, nothing more is queued for its session. Returns the session, to be closed by
+    /// the caller.
+    fn remove_client(
+        &mut self,
+        system_id: &str,
+        client_id: &str,
+        offline: Offline,
+    ) -> Option<SessionHandle> {
         let Removed {
             session,
+            user_id,
             groups,
             notice,
             remaining,
+            vacated,
         } = self.systems.get_mut(system_id)?.remove(client_id)?;
+        for group in &groups {
+            self.hook(system_id, EventName::GroupLeft, || {
+                WebhookEvent::group_left(client_id, group, &user_id, "offline")
+            });
+        }
+        if self.settings.local_occupancy {
+            for group in &vacated {
+                self.hook(system_id, EventName::GroupVacated, || {
+                    WebhookEvent::group_vacated(group)
+                });
+            }
+        }
+        self.hook(system_id, EventName::ClientOffline, || {
+            WebhookEvent::client_offline(client_id, &user_id, &groups, offline)
+        });
         if let Some(notice) = &notice {
             for group in remaining {
                 group.do_send(Leave {
@@ -124,7 +165,8 @@ impl SystemRegistry {
     /// be frozen (it only runs while its socket takes data), so if it has not gone within the
     /// grace period its socket is shut down from here.
     fn evict_slow(&mut self, ctx: &mut Context<Self>, system_id: &str, client_id: &str) {
-        let Some(session) = self.remove_client(system_id, client_id) else {
+        let offline = Offline::new(OfflineReason::SlowConsumer, Some(4008));
+        let Some(session) = self.remove_client(system_id, client_id, offline) else {
             return;
         };
         log::warn!("client {client_id} of system '{system_id}' closed as a slow consumer");
@@ -140,12 +182,25 @@ impl SystemRegistry {
         &mut self,
         system_id: &str,
         tenant: &mut SystemState,
-        why: CloseReason,
+        (why, offline): (CloseReason, OfflineReason),
         reason: &str,
     ) -> usize {
+        let groups: Vec<String> = tenant.groups().keys().cloned().collect();
         let clients = tenant.drain();
         let count = clients.len();
+        let webhook = tenant.settings.webhook.as_ref();
+        let hooks = &self.settings.webhooks;
+        let offline = Offline::new(offline, why.code());
         for (client_id, client) in clients {
+            let client_groups: Vec<String> = client.groups.iter().cloned().collect();
+            for group in &client_groups {
+                hooks.send(system_id, webhook, EventName::GroupLeft, || {
+                    WebhookEvent::group_left(&client_id, group, &client.user_id, "offline")
+                });
+            }
+            hooks.send(system_id, webhook, EventName::ClientOffline, || {
+                WebhookEvent::client_offline(&client_id, &client.user_id, &client_groups, offline)
+            });
             // Other nodes' members still hear that these clients went offline.
             let notice = (!client.groups.is_empty()).then(|| {
                 protocol::presence_frame(false, &client_id, &client.user_id, &client.extend)
@@ -158,6 +213,13 @@ impl SystemRegistry {
             });
             client.session.start_closing();
             self.close(&client.session, why, reason);
+        }
+        if self.settings.local_occupancy {
+            for group in &groups {
+                hooks.send(system_id, webhook, EventName::GroupVacated, || {
+                    WebhookEvent::group_vacated(group)
+                });
+            }
         }
         count
     }
@@ -209,57 +271,6 @@ fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
-}
-
-impl Handler<Connect> for SystemRegistry {
-    type Result = ();
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        let refusal = if self.shutting_down {
-            Err("the server is shutting down".to_owned())
-        } else {
-            match msg.system_id.as_deref().filter(|s| !s.is_empty()) {
-                None => Err("systemId is required: pass ?systemId=... or a SystemId header".into()),
-                Some(system_id) if !self.systems.contains_key(system_id) => {
-                    Err(format!("system '{system_id}' is not registered"))
-                }
-                Some(system_id) => Ok(system_id.to_owned()),
-            }
-        };
-        let system_id = match refusal {
-            Ok(system_id) => system_id,
-            Err(reason) => {
-                // In cluster mode the handshake wrote the client to Redis already: take it back.
-                if let Some(system_id) = &msg.system_id {
-                    self.emit(|| Event::Gone {
-                        system_id: system_id.clone(),
-                        client_id: msg.client_id.clone(),
-                        groups: Vec::new(),
-                        notice: None,
-                    });
-                }
-                msg.session.command(SessionCommand::Close {
-                    kind: CloseReason::Refused,
-                    frame: Some(protocol::refusal_frame(&reason)),
-                    reason,
-                });
-                return;
-            }
-        };
-        log::debug!("client {} connected to system '{system_id}'", msg.client_id);
-        // Pushed before any other frame can be addressed to this client: the welcome is first.
-        msg.session.push(&protocol::welcome_frame(&msg.client_id));
-        if let Some(tenant) = self.systems.get_mut(&system_id) {
-            let user_id = msg.user_id.unwrap_or_default();
-            tenant.connect(msg.client_id, msg.session, user_id, now_millis());
-        }
-    }
-}
-
-impl Handler<Disconnect> for SystemRegistry {
-    type Result = ();
-    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.remove_client(&msg.system_id, &msg.client_id);
-    }
 }
 
 impl Handler<SendToClient> for SystemRegistry {
@@ -330,6 +341,17 @@ impl Handler<BindToGroup> for SystemRegistry {
                 Supervisor::start(move |_| group)
             },
         )?;
+        if let Some(joined) = &bound.joined {
+            let (client_id, group) = (&msg.client_id, &msg.group_name);
+            if joined.occupied && self.settings.local_occupancy {
+                self.hook(&msg.system_id, EventName::GroupOccupied, || {
+                    WebhookEvent::group_occupied(group)
+                });
+            }
+            self.hook(&msg.system_id, EventName::GroupJoined, || {
+                WebhookEvent::group_joined(client_id, group, &bound.user_id, &bound.extend)
+            });
+        }
         let notice = bound.joined.as_ref().map(|joined| joined.notice.clone());
         self.emit(|| Event::Bound {
             system_id: msg.system_id,
@@ -358,10 +380,23 @@ impl Handler<UnbindFromGroup> for SystemRegistry {
         let Some(left) = tenant.unbind(&msg.client_id, &msg.group_name)? else {
             return Ok(()); // Not a member: nothing to undo.
         };
+        let user_id = tenant
+            .client(&msg.client_id)
+            .map(|client| client.user_id.clone())
+            .unwrap_or_default();
         if let Some(group) = &left.fan_out {
             group.do_send(Leave {
                 client_id: msg.client_id.clone(),
                 notice: left.notice.clone(),
+            });
+        }
+        let (client_id, group) = (&msg.client_id, &msg.group_name);
+        self.hook(&msg.system_id, EventName::GroupLeft, || {
+            WebhookEvent::group_left(client_id, group, &user_id, "unbind")
+        });
+        if left.fan_out.is_none() && self.settings.local_occupancy {
+            self.hook(&msg.system_id, EventName::GroupVacated, || {
+                WebhookEvent::group_vacated(group)
             });
         }
         self.emit(|| Event::Unbound {
@@ -394,8 +429,9 @@ impl Handler<CloseClient> for SystemRegistry {
         self.tenant(&msg.system_id)?;
         // Removed now, so the reply already reflects it; the session's own Disconnect, when it
         // stops, then finds nothing left to do.
+        let offline = Offline::new(OfflineReason::CloseClient, Some(1000));
         let session = self
-            .remove_client(&msg.system_id, &msg.client_id)
+            .remove_client(&msg.system_id, &msg.client_id, offline)
             .ok_or_else(|| RegistryError::UnknownClient(msg.client_id.clone()))?;
         self.close(&session, CloseReason::Rest, "closed by the server");
         Ok(())
@@ -406,85 +442,5 @@ impl Handler<GetClientInfo> for SystemRegistry {
     type Result = RegistryResult<ClientInfo>;
     fn handle(&mut self, msg: GetClientInfo, _: &mut Context<Self>) -> Self::Result {
         Ok(self.tenant(&msg.system_id)?.client_info(msg.client_id))
-    }
-}
-
-impl Handler<GetStats> for SystemRegistry {
-    type Result = MessageResult<GetStats>;
-    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let mut stats = RegistryStats {
-            systems: self.systems.len(),
-            ..RegistryStats::default()
-        };
-        for tenant in self.systems.values() {
-            stats.clients += tenant.clients().len();
-            stats.groups += tenant.groups().len();
-        }
-        MessageResult(stats)
-    }
-}
-
-impl Handler<GetSystemClients> for SystemRegistry {
-    type Result = MessageResult<GetSystemClients>;
-    fn handle(&mut self, _: GetSystemClients, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            self.systems
-                .iter()
-                .map(|(id, tenant)| (id.clone(), tenant.clients().len()))
-                .collect(),
-        )
-    }
-}
-
-impl Handler<ClientOverflowed> for SystemRegistry {
-    type Result = ();
-    fn handle(&mut self, msg: ClientOverflowed, ctx: &mut Context<Self>) {
-        self.evict_slow(ctx, &msg.system_id, &msg.client_id);
-    }
-}
-
-impl Handler<Shutdown> for SystemRegistry {
-    type Result = usize;
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
-        self.shutting_down = true;
-        let mut closed = 0;
-        let systems = std::mem::take(&mut self.systems);
-        for (system_id, mut tenant) in systems {
-            closed += self.close_all(
-                &system_id,
-                &mut tenant,
-                CloseReason::Shutdown,
-                "server shutting down",
-            );
-            // The system stays registered; only its clients are gone.
-            self.systems.insert(system_id, tenant);
-        }
-        closed
-    }
-}
-
-impl Handler<ResyncCluster> for SystemRegistry {
-    type Result = ();
-    fn handle(&mut self, _: ResyncCluster, _: &mut Context<Self>) {
-        for (system_id, tenant) in &self.systems {
-            for (client_id, client) in tenant.clients() {
-                self.emit(|| Event::Connected {
-                    system_id: system_id.clone(),
-                    client_id: client_id.clone(),
-                });
-                // One event carries the client's whole membership.
-                if let Some(first_group) = client.groups.first() {
-                    self.emit(|| Event::Bound {
-                        system_id: system_id.clone(),
-                        client_id: client_id.clone(),
-                        group_name: first_group.clone(),
-                        all_groups: client.groups.iter().cloned().collect(),
-                        user_id: client.user_id.clone(),
-                        extend: client.extend.clone(),
-                        notice: None,
-                    });
-                }
-            }
-        }
     }
 }

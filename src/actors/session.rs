@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Running, StreamHandler};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
-use super::messages::{Connect, Disconnect};
+use super::messages::{ClientMessage, Connect, Disconnect};
 use super::outbox::{Outbox, OutboxStream, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::backplane::Lease;
@@ -22,6 +22,7 @@ use crate::gate::ConnectionPermit;
 use crate::http::frame_guard::Oversize;
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason as Why;
+use crate::webhooks::{Offline, OfflineReason};
 
 /// Longest close reason: a close frame is a control frame (125 bytes at most) and its first
 /// two bytes are the code. Longer reasons are cut at a character boundary; the refusal text
@@ -73,6 +74,15 @@ pub struct WsSession {
     outbox: Arc<Outbox>,
     /// Set by the connection's frame guard when a client frame passed the size limit.
     oversize: Oversize,
+    /// How the connection is ending, for `client_offline`: a lost connection unless the
+    /// session learns otherwise.
+    offline: Offline,
+    /// Data frames the client may still send now (a token bucket refilled at `message_rate`
+    /// per second up to `message_burst`).
+    message_allowance: f64,
+    message_rate: f64,
+    message_burst: f64,
+    last_message: Instant,
     /// Released when the session is dropped.
     _held: Held,
 }
@@ -94,6 +104,7 @@ impl WsSession {
         heartbeat: Heartbeat,
         (outbox, oversize): (Arc<Outbox>, Oversize),
         held: Held,
+        (message_rate, message_burst): (f64, u32),
     ) -> Self {
         WsSession {
             client_id,
@@ -104,6 +115,11 @@ impl WsSession {
             last_heard: Instant::now(),
             outbox,
             oversize,
+            offline: Offline::new(OfflineReason::ConnectionLost, None),
+            message_allowance: f64::from(message_burst),
+            message_rate,
+            message_burst: f64::from(message_burst),
+            last_message: Instant::now(),
             _held: held,
         }
     }
@@ -126,6 +142,7 @@ impl WsSession {
             if session.last_heard.elapsed() > session.heartbeat.client_timeout {
                 log::debug!("client {} timed out", session.client_id);
                 session.metrics().client_closed(Why::Heartbeat);
+                session.offline = Offline::new(OfflineReason::Timeout, None);
                 // A silent peer may be gone without a FIN: no close handshake, just stop.
                 ctx.stop();
                 return;
@@ -134,10 +151,47 @@ impl WsSession {
         });
     }
 
-    fn close_too_big(&self, ctx: &mut WebsocketContext<Self>) {
+    fn close_too_big(&mut self, ctx: &mut WebsocketContext<Self>) {
         self.metrics().client_closed(Why::TooBig);
         self.outbox.stop_reading();
-        self.close(ctx, CloseCode::Size, "frame too big");
+        self.close_for_protocol(ctx, CloseCode::Size, "frame too big");
+    }
+
+    /// Closes a client that broke the rules (1002, 1003, 1009, 4029).
+    fn close_for_protocol(&mut self, ctx: &mut WebsocketContext<Self>, code: CloseCode, why: &str) {
+        self.offline = Offline::new(OfflineReason::Protocol, Some(u16::from(code)));
+        self.close(ctx, code, why);
+    }
+
+    /// Takes one data frame from the allowance; false when the client is over its rate.
+    fn allow_message(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last_message).as_secs_f64() * self.message_rate;
+        self.last_message = now;
+        self.message_allowance = (self.message_allowance + refill).min(self.message_burst);
+        if self.message_allowance >= 1.0 {
+            self.message_allowance -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A text frame from the client: counted against its rate, then handed to the registry
+    /// (which makes it a `client_message` if the system's webhook asks for those).
+    fn client_text(&mut self, text: bytestring::ByteString, ctx: &mut WebsocketContext<Self>) {
+        self.metrics().client_frames.inc();
+        if !self.allow_message() {
+            self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
+            return;
+        }
+        if let Some(system_id) = &self.system_id {
+            self.registry.do_send(ClientMessage {
+                system_id: system_id.clone(),
+                client_id: self.client_id.clone(),
+                text,
+            });
+        }
     }
 
     fn refuse(&self, ctx: &mut WebsocketContext<Self>, reason: &str) {
@@ -153,6 +207,7 @@ impl WsSession {
             self.registry.do_send(Disconnect {
                 system_id,
                 client_id: self.client_id.clone(),
+                offline: self.offline,
             });
         }
     }
@@ -256,13 +311,30 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         self.last_heard = Instant::now();
         match item {
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            // Frames from clients are accepted and ignored: the REST API is the only way in.
-            Ok(ws::Message::Pong(_))
-            | Ok(ws::Message::Text(_))
-            | Ok(ws::Message::Binary(_))
-            | Ok(ws::Message::Continuation(_))
-            | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Text(text)) => self.client_text(text, ctx),
+            // The protocol is text (JSON); a binary frame is refused, as is the start of a
+            // fragmented binary message.
+            Ok(ws::Message::Binary(_))
+            | Ok(ws::Message::Continuation(actix_http::ws::Item::FirstBinary(_))) => {
+                self.metrics().client_frames.inc();
+                self.close_for_protocol(
+                    ctx,
+                    CloseCode::Unsupported,
+                    "binary frames are not accepted",
+                );
+            }
+            // A fragmented text message counts against the rate once, and is not forwarded.
+            Ok(ws::Message::Continuation(actix_http::ws::Item::FirstText(_))) => {
+                self.metrics().client_frames.inc();
+                if !self.allow_message() {
+                    self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
+                }
+            }
+            Ok(ws::Message::Continuation(_)) => {}
             Ok(ws::Message::Close(reason)) => {
+                let code = reason.as_ref().map(|reason| u16::from(reason.code));
+                self.offline = Offline::new(OfflineReason::Closed, code);
                 self.outbox.start_closing();
                 ctx.close(reason);
                 ctx.stop();
@@ -272,7 +344,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Err(err) => {
                 log::debug!("client {}: protocol error: {err}", self.client_id);
                 self.outbox.stop_reading();
-                self.close(ctx, CloseCode::Protocol, "protocol error");
+                self.close_for_protocol(ctx, CloseCode::Protocol, "protocol error");
             }
         }
     }

@@ -58,6 +58,8 @@ pub struct Joined<S, G> {
     pub fan_out: G,
     pub session: S,
     pub notice: ByteString,
+    /// The group had no members before: this bind created it.
+    pub occupied: bool,
 }
 
 /// A client left a group: `notice` (1002) goes to the members that remain, through `fan_out`;
@@ -70,12 +72,15 @@ pub struct Left<G> {
 /// A client removed from the system.
 pub struct Removed<S, G> {
     pub session: S,
+    pub user_id: String,
     /// The groups it was in.
     pub groups: Vec<String>,
     /// The 1002 notice those groups got; `None` when it was in none.
     pub notice: Option<ByteString>,
     /// The fan-outs of the groups that still have members, to be told with `notice`.
     pub remaining: Vec<G>,
+    /// The groups it was the last member of: they are gone.
+    pub vacated: Vec<String>,
 }
 
 /// One registered system. Nothing in it refers outside it.
@@ -175,6 +180,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         }
         let notice = protocol::presence_frame(true, client_id, &client.user_id, &client.extend);
         let session = client.session.clone();
+        let occupied = !self.groups.contains_key(group_name);
         let entry = self
             .groups
             .entry(group_name.to_owned())
@@ -187,6 +193,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             fan_out: entry.fan_out.clone(),
             session,
             notice,
+            occupied,
         });
         Ok(bound)
     }
@@ -210,16 +217,21 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         let client = self.clients.remove(client_id)?;
         let notice = (!client.groups.is_empty())
             .then(|| protocol::presence_frame(false, client_id, &client.user_id, &client.extend));
-        let remaining = client
-            .groups
-            .iter()
-            .filter_map(|group_name| self.leave_group(client_id, group_name))
-            .collect();
+        let mut remaining = Vec::new();
+        let mut vacated = Vec::new();
+        for group_name in &client.groups {
+            match self.leave_group(client_id, group_name) {
+                Some(fan_out) => remaining.push(fan_out),
+                None => vacated.push(group_name.clone()),
+            }
+        }
         Some(Removed {
             session: client.session,
+            user_id: client.user_id,
             groups: client.groups.into_iter().collect(),
             notice,
             remaining,
+            vacated,
         })
     }
 
@@ -328,160 +340,4 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Sessions are numbers and fan-outs are group names: enough to see who is told what.
-    type TestTenant = Tenant<u32, &'static str>;
-
-    const LIMITS: MembershipLimits = MembershipLimits {
-        max_groups_per_client: 2,
-        max_clients_per_group: Some(2),
-    };
-
-    fn tenant_with(clients: &[&str]) -> TestTenant {
-        let mut tenant = TestTenant::new(SystemSettings::new(0));
-        for (n, id) in clients.iter().enumerate() {
-            tenant.connect(id.to_string(), n as u32, String::new(), 0);
-        }
-        tenant
-    }
-
-    fn bind(
-        tenant: &mut TestTenant,
-        client: &str,
-        group: &'static str,
-        user: &str,
-    ) -> Bound<u32, &'static str> {
-        tenant
-            .bind(
-                client,
-                group,
-                user.into(),
-                format!("ext-{user}"),
-                LIMITS,
-                || group,
-            )
-            .expect("bind")
-    }
-
-    fn frame(notice: &ByteString) -> serde_json::Value {
-        serde_json::from_str(notice).expect("notice is JSON")
-    }
-
-    #[test]
-    fn a_first_bind_joins_and_announces_1001_a_repeat_changes_only_user_id_and_extend() {
-        let mut tenant = tenant_with(&["a"]);
-        let bound = bind(&mut tenant, "a", "room", "alice");
-        let joined = bound.joined.expect("a new member joins");
-        assert_eq!((joined.fan_out, joined.session), ("room", 0));
-        let notice = frame(&joined.notice);
-        assert_eq!(notice["code"], 1001);
-        // `data` is the presence object as a JSON string, as the Go servers sent it.
-        let data: serde_json::Value =
-            serde_json::from_str(notice["data"].as_str().expect("data is a string")).unwrap();
-        assert_eq!(data["userId"], "alice");
-        assert_eq!(bound.all_groups, ["room"]);
-
-        let again = bind(&mut tenant, "a", "room", "alice2");
-        assert!(again.joined.is_none(), "no notice for a member already in");
-        let list = tenant.online_list("room");
-        assert_eq!(list.count, 1);
-        assert_eq!(list.clients[0].user_id, "alice2");
-        assert_eq!(list.clients[0].extend, "ext-alice2");
-        assert!(tenant.violations("s").is_empty());
-    }
-
-    #[test]
-    fn a_bind_over_a_limit_changes_nothing() {
-        let mut tenant = tenant_with(&["a", "b", "c"]);
-        bind(&mut tenant, "a", "one", "alice");
-        bind(&mut tenant, "a", "two", "alice");
-        let err = tenant
-            .bind("a", "three", "new".into(), "x".into(), LIMITS, || "three")
-            .err();
-        assert!(matches!(
-            err,
-            Some(RegistryError::TooManyGroups { limit: 2, .. })
-        ));
-        bind(&mut tenant, "b", "one", "bob");
-        let err = tenant
-            .bind("c", "one", "carol".into(), String::new(), LIMITS, || "one")
-            .err();
-        assert!(matches!(
-            err,
-            Some(RegistryError::GroupFull { limit: 2, .. })
-        ));
-        // Nothing of either refused bind is left behind.
-        assert_eq!(tenant.client("a").unwrap().user_id, "alice");
-        assert!(tenant.client("c").unwrap().groups.is_empty());
-        assert!(!tenant.groups().contains_key("three"));
-        assert!(tenant.violations("s").is_empty());
-    }
-
-    #[test]
-    fn unbinding_tells_those_left_and_drops_an_empty_group() {
-        let mut tenant = tenant_with(&["a", "b"]);
-        bind(&mut tenant, "a", "room", "alice");
-        bind(&mut tenant, "b", "room", "bob");
-        let left = tenant.unbind("a", "room").unwrap().expect("was a member");
-        assert_eq!(frame(&left.notice)["code"], 1002);
-        assert_eq!(left.fan_out, Some("room"));
-        assert!(
-            tenant.unbind("a", "room").unwrap().is_none(),
-            "a second unbind is a no-op"
-        );
-        let last = tenant.unbind("b", "room").unwrap().unwrap();
-        assert_eq!(last.fan_out, None, "nobody is left to tell");
-        assert!(tenant.groups().is_empty());
-        assert!(matches!(
-            tenant.unbind("nobody", "room"),
-            Err(RegistryError::UnknownClient(_))
-        ));
-    }
-
-    #[test]
-    fn removing_a_client_leaves_every_group_with_one_notice() {
-        let mut tenant = tenant_with(&["a", "b"]);
-        bind(&mut tenant, "a", "one", "alice");
-        bind(&mut tenant, "a", "two", "alice");
-        bind(&mut tenant, "b", "two", "bob");
-        let removed = tenant.remove("a").expect("was connected");
-        assert_eq!(removed.groups, ["one", "two"]);
-        assert_eq!(frame(&removed.notice.unwrap())["code"], 1002);
-        assert_eq!(removed.remaining, ["two"], "group one emptied and is gone");
-        assert_eq!(tenant.all_groups().keys().collect::<Vec<_>>(), ["two"]);
-        assert!(tenant.remove("a").is_none());
-        assert!(matches!(
-            tenant.client_info("a".into()),
-            ClientInfo::Offline { online: false, .. }
-        ));
-        assert!(tenant.violations("s").is_empty());
-    }
-
-    proptest::proptest! {
-        /// Whatever the order of binds, unbinds and disconnects, both sides of membership agree.
-        #[test]
-        fn membership_stays_consistent(ops in proptest::collection::vec((0u8..3, 0usize..4, 0usize..3), 0..60)) {
-            const CLIENTS: [&str; 4] = ["a", "b", "c", "d"];
-            const GROUPS: [&str; 3] = ["x", "y", "z"];
-            let mut tenant = tenant_with(&CLIENTS);
-            for (op, client, group) in ops {
-                let (client, group) = (CLIENTS[client], GROUPS[group]);
-                match op {
-                    0 => { let _ = tenant.bind(client, group, "u".into(), String::new(), LIMITS, || group); }
-                    1 => { let _ = tenant.unbind(client, group); }
-                    _ => {
-                        if tenant.remove(client).is_some() {
-                            tenant.connect(client.into(), 9, String::new(), 0);
-                        }
-                    }
-                }
-                proptest::prop_assert_eq!(tenant.violations("s"), Vec::<String>::new());
-                for entry in tenant.groups().values() {
-                    proptest::prop_assert!(entry.members.len() <= 2);
-                }
-            }
-        }
-    }
-}
+mod tests;

@@ -171,6 +171,7 @@ async fn register(
     let settings = body.settings();
     let system_id = body.system_id.into_inner();
     caller.require(&system_id)?;
+    check_webhook_address(&hub, body.webhook.as_ref()).await?;
     hub.backplane
         .register(m::Register {
             system_id,
@@ -180,11 +181,28 @@ async fn register(
     Ok(Success(EmptyList))
 }
 
+/// With `--webhook-deny-private`, a webhook URL that leads inside the network is a 400.
+async fn check_webhook_address(
+    hub: &Hub,
+    webhook: Option<&p::WebhookRequest>,
+) -> Result<(), ApiError> {
+    let Some((host, port)) = webhook
+        .filter(|_| hub.settings.webhook_deny_private)
+        .and_then(p::WebhookRequest::host_and_port)
+    else {
+        return Ok(());
+    };
+    crate::webhooks::guard::check_host(&host, port)
+        .await
+        .map_err(|reason| ApiError::BadRequest(format!("webhook.url: {reason}")))
+}
+
 async fn update_system(
     hub: web::Data<Hub>,
     caller: SystemCaller,
     Body(body): Body<p::UpdateSystemRequest>,
 ) -> ApiResult<EmptyList> {
+    check_webhook_address(&hub, body.webhook.as_ref().and_then(Option::as_ref)).await?;
     hub.backplane
         .update_system(m::UpdateSystem {
             system_id: caller.system_id,

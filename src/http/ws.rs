@@ -144,6 +144,7 @@ pub async fn connect(
         hub.settings.heartbeat,
         (outbox, oversize.clone()),
         Held { permit, lease },
+        hub.settings.client_messages,
     );
     let max_frame_size = hub.settings.max_frame_size;
     let guarded = FrameGuard::new(stream, max_frame_size, oversize);

@@ -11,7 +11,11 @@ const MIB: usize = 1 << 20;
 
 /// A release-like server process with one registered system, "h".
 async fn server_with_system() -> ServerProcess {
-    let server = ServerProcess::start(&[], &[]);
+    server_with_system_and(&[]).await
+}
+
+async fn server_with_system_and(args: &[&str]) -> ServerProcess {
+    let server = ServerProcess::start(args, &[]);
     let token = crate::helpers::mint(None, 600);
     let reply = awc::Client::new()
         .post(format!("http://{}/api/register", server.address))
@@ -77,7 +81,14 @@ async fn endless_fragments_are_closed_with_1009_once_the_message_passes_the_limi
 #[actix_web::test]
 async fn a_flood_of_small_frames_is_read_at_the_servers_pace_with_bounded_memory() {
     use tokio::io::AsyncWriteExt;
-    let server = server_with_system().await;
+    let server = server_with_system_and(&[
+        // The per-client message rate (4029) is not what this test is about.
+        "--client-message-rate",
+        "1e12",
+        "--client-message-burst",
+        "4000000000",
+    ])
+    .await;
     let pid = server.child.id();
     let mut stream = handshake(&server.address, "systemId=h", &[]).await;
     let welcome = read_frame(&mut stream).await.expect("welcome");

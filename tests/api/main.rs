@@ -27,4 +27,5 @@ mod slow;
 mod soak;
 mod supervision;
 mod systems;
+mod webhooks;
 mod websocket;

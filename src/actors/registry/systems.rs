@@ -7,6 +7,7 @@ use super::{SystemRegistry, Tenant};
 use crate::actors::messages::*;
 use crate::protocol::{CloseReason, SystemInfo};
 use crate::settings::SystemSettings;
+use crate::webhooks::OfflineReason;
 
 impl Handler<Register> for SystemRegistry {
     type Result = RegistryResult<()>;
@@ -32,6 +33,11 @@ impl Handler<UpdateSystem> for SystemRegistry {
         self.store
             .put(&msg.system_id, &settings)
             .map_err(|err| RegistryError::Storage(err.to_string()))?;
+        if !msg.update.webhook.is_keep() {
+            self.settings
+                .webhooks
+                .retarget(&msg.system_id, settings.webhook.as_ref());
+        }
         self.tenant(&msg.system_id)?.settings = settings.clone();
         Ok(settings)
     }
@@ -58,9 +64,11 @@ impl Handler<Unregister> for SystemRegistry {
             self.close_all(
                 &msg.system_id,
                 &mut tenant,
-                CloseReason::SystemRemoved,
+                (CloseReason::SystemRemoved, OfflineReason::SystemRemoved),
                 "system removed",
             );
+            // What is queued for its webhook still goes out; then the webhook is forgotten.
+            self.settings.webhooks.retarget(&msg.system_id, None);
         }
         Ok(())
     }

@@ -1,0 +1,91 @@
+//! The registry's handlers for a client's own life: connecting, going away, speaking, and
+//! overflowing its queue.
+
+use actix::{Context, Handler};
+
+use super::{now_millis, SystemRegistry};
+use crate::actors::events::Event;
+use crate::actors::messages::*;
+use crate::actors::outbox::SessionCommand;
+use crate::protocol::{self, CloseReason};
+use crate::settings::EventName;
+use crate::webhooks::WebhookEvent;
+
+impl Handler<Connect> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        let refusal = if self.shutting_down {
+            Err("the server is shutting down".to_owned())
+        } else {
+            match msg.system_id.as_deref().filter(|s| !s.is_empty()) {
+                None => Err("systemId is required: pass ?systemId=... or a SystemId header".into()),
+                Some(system_id) if !self.systems.contains_key(system_id) => {
+                    Err(format!("system '{system_id}' is not registered"))
+                }
+                Some(system_id) => Ok(system_id.to_owned()),
+            }
+        };
+        let system_id = match refusal {
+            Ok(system_id) => system_id,
+            Err(reason) => {
+                // In cluster mode the handshake wrote the client to Redis already: take it back.
+                if let Some(system_id) = &msg.system_id {
+                    self.emit(|| Event::Gone {
+                        system_id: system_id.clone(),
+                        client_id: msg.client_id.clone(),
+                        groups: Vec::new(),
+                        notice: None,
+                    });
+                }
+                msg.session.command(SessionCommand::Close {
+                    kind: CloseReason::Refused,
+                    frame: Some(protocol::refusal_frame(&reason)),
+                    reason,
+                });
+                return;
+            }
+        };
+        log::debug!("client {} connected to system '{system_id}'", msg.client_id);
+        // Pushed before any other frame can be addressed to this client: the welcome is first.
+        msg.session.push(&protocol::welcome_frame(&msg.client_id));
+        if let Some(tenant) = self.systems.get_mut(&system_id) {
+            let user_id = msg.user_id.unwrap_or_default();
+            tenant.connect(msg.client_id.clone(), msg.session, user_id, now_millis());
+        }
+        self.hook(&system_id, EventName::ClientOnline, || {
+            WebhookEvent::client_online(&msg.client_id)
+        });
+    }
+}
+
+impl Handler<Disconnect> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        self.remove_client(&msg.system_id, &msg.client_id, msg.offline);
+    }
+}
+
+impl Handler<ClientMessage> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: ClientMessage, _: &mut Context<Self>) {
+        let Some(client) = self
+            .systems
+            .get(&msg.system_id)
+            .and_then(|tenant| tenant.clients().get(&msg.client_id))
+        else {
+            return;
+        };
+        let (user_id, groups) = (&client.user_id, &client.groups);
+        self.hook(&msg.system_id, EventName::ClientMessage, || {
+            let groups: Vec<String> = groups.iter().cloned().collect();
+            WebhookEvent::client_message(&msg.client_id, user_id, &groups, &msg.text)
+        });
+    }
+}
+
+impl Handler<ClientOverflowed> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: ClientOverflowed, ctx: &mut Context<Self>) {
+        self.evict_slow(ctx, &msg.system_id, &msg.client_id);
+    }
+}

@@ -1,0 +1,83 @@
+//! The registry's handlers that concern every system at once: counts for `/healthz` and
+//! `/metrics`, shutdown, and writing everything to the cluster again.
+
+use actix::{Context, Handler, MessageResult};
+
+use super::SystemRegistry;
+use crate::actors::events::Event;
+use crate::actors::messages::*;
+use crate::protocol::CloseReason;
+use crate::webhooks::OfflineReason;
+
+impl Handler<GetStats> for SystemRegistry {
+    type Result = MessageResult<GetStats>;
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let mut stats = RegistryStats {
+            systems: self.systems.len(),
+            ..RegistryStats::default()
+        };
+        for tenant in self.systems.values() {
+            stats.clients += tenant.clients().len();
+            stats.groups += tenant.groups().len();
+        }
+        MessageResult(stats)
+    }
+}
+
+impl Handler<GetSystemClients> for SystemRegistry {
+    type Result = MessageResult<GetSystemClients>;
+    fn handle(&mut self, _: GetSystemClients, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.systems
+                .iter()
+                .map(|(id, tenant)| (id.clone(), tenant.clients().len()))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<Shutdown> for SystemRegistry {
+    type Result = usize;
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
+        self.shutting_down = true;
+        let mut closed = 0;
+        let systems = std::mem::take(&mut self.systems);
+        for (system_id, mut tenant) in systems {
+            closed += self.close_all(
+                &system_id,
+                &mut tenant,
+                (CloseReason::Shutdown, OfflineReason::Shutdown),
+                "server shutting down",
+            );
+            // The system stays registered; only its clients are gone.
+            self.systems.insert(system_id, tenant);
+        }
+        closed
+    }
+}
+
+impl Handler<ResyncCluster> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, _: ResyncCluster, _: &mut Context<Self>) {
+        for (system_id, tenant) in &self.systems {
+            for (client_id, client) in tenant.clients() {
+                self.emit(|| Event::Connected {
+                    system_id: system_id.clone(),
+                    client_id: client_id.clone(),
+                });
+                // One event carries the client's whole membership.
+                if let Some(first_group) = client.groups.first() {
+                    self.emit(|| Event::Bound {
+                        system_id: system_id.clone(),
+                        client_id: client_id.clone(),
+                        group_name: first_group.clone(),
+                        all_groups: client.groups.iter().cloned().collect(),
+                        user_id: client.user_id.clone(),
+                        extend: client.extend.clone(),
+                        notice: None,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The delivery thread: one bounded queue and one sender task per system, on an arbiter of its
+//! own. Owns every queue; the registry only sends [`Command`]s. The thread ends when the last
+//! [`Webhooks`](super::Webhooks) handle is dropped.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hmac::{KeyInit, Mac};
+use serde::Serialize;
+use tokio::sync::{mpsc, Notify};
+
+use super::{
+    Command, WebhookConfig, WebhookEvent, BATCH_EVENTS, BATCH_WINDOW, FIRST_BACKOFF, MAX_BACKOFF,
+};
+use crate::metrics::Metrics;
+use crate::settings::WebhookSettings;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The body of a delivery.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Batch<'a> {
+    system_id: &'a str,
+    events: &'a [WebhookEvent],
+    /// Events lost since the last batch (overflow, or retries given up); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped: Option<u64>,
+}
+
+/// One system's events waiting to be sent.
+struct Queue {
+    events: VecDeque<WebhookEvent>,
+    /// Lost since the last batch that went out.
+    dropped: u64,
+    /// Where they go now.
+    target: Option<WebhookSettings>,
+    /// The webhook (or the system) is gone: what is queued still goes out, and the sender
+    /// then waits for a webhook to be set again.
+    closing: bool,
+}
+
+/// What every sender shares.
+struct Shared {
+    config: WebhookConfig,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+}
+
+/// A system's queue and the wake-up of its sender.
+#[derive(Clone)]
+struct Lane {
+    queue: Rc<RefCell<Queue>>,
+    wake: Rc<Notify>,
+}
+
+pub(super) fn start(
+    config: WebhookConfig,
+    metrics: Arc<Metrics>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let arbiter = actix::Arbiter::new();
+    let spawned = arbiter.spawn_fn(move || {
+        actix::spawn(async move {
+            let shared = Rc::new(Shared::new(config, metrics));
+            let mut lanes: HashMap<String, Lane> = HashMap::new();
+            while let Some(command) = commands.recv().await {
+                shared.take(command, &mut lanes);
+            }
+            actix::Arbiter::current().stop();
+        });
+    });
+    if !spawned {
+        log::error!("the webhook delivery thread did not start: webhooks will not be sent");
+    }
+}
+
+impl Shared {
+    fn new(config: WebhookConfig, metrics: Arc<Metrics>) -> Shared {
+        let mut http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("wshub/", env!("CARGO_PKG_VERSION")));
+        if config.deny_private {
+            http = http.dns_resolver(Arc::new(super::guard::PublicOnly));
+        }
+        let http = http.build().unwrap_or_else(|err| {
+            log::error!("webhook HTTP client: {err}; using the defaults");
+            reqwest::Client::new()
+        });
+        Shared {
+            config,
+            metrics,
+            http,
+        }
+    }
+
+    fn take(self: &Rc<Self>, command: Command, lanes: &mut HashMap<String, Lane>) {
+        match command {
+            Command::Event {
+                system_id,
+                target,
+                event,
+            } => {
+                let lane = lanes.entry(system_id.clone()).or_insert_with(|| {
+                    let lane = Lane {
+                        queue: Rc::new(RefCell::new(Queue {
+                            events: VecDeque::new(),
+                            dropped: 0,
+                            target: None,
+                            closing: false,
+                        })),
+                        wake: Rc::new(Notify::new()),
+                    };
+                    actix::spawn(self.clone().send_loop(system_id.clone(), lane.clone()));
+                    lane
+                });
+                let mut queue = lane.queue.borrow_mut();
+                queue.target = Some(target);
+                queue.closing = false;
+                if queue.events.len() >= self.config.queue {
+                    // The oldest not yet in flight go first; the backend learns how many.
+                    queue.events.pop_front();
+                    queue.dropped += 1;
+                    self.metrics.webhook_events_dropped.inc();
+                } else {
+                    self.metrics.webhook_queue_depth.inc();
+                }
+                queue.events.push_back(event);
+                lane.wake.notify_one();
+            }
+            Command::Retarget { system_id, target } => {
+                if let Some(lane) = lanes.get(&system_id) {
+                    let mut queue = lane.queue.borrow_mut();
+                    match target {
+                        Some(target) => queue.target = Some(target),
+                        None => queue.closing = true,
+                    }
+                    drop(queue);
+                    lane.wake.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Sends one system's batches, in order, one at a time; idles (a parked future) while there
+    /// is nothing to send.
+    async fn send_loop(self: Rc<Self>, system_id: String, lane: Lane) {
+        loop {
+            let waiting = {
+                let queue = lane.queue.borrow();
+                queue.events.len()
+            };
+            if waiting == 0 {
+                lane.wake.notified().await;
+                continue;
+            }
+            if waiting < BATCH_EVENTS {
+                actix::clock::sleep(BATCH_WINDOW).await;
+            }
+            let (events, dropped) = {
+                let mut queue = lane.queue.borrow_mut();
+                let n = queue.events.len().min(BATCH_EVENTS);
+                let events: Vec<WebhookEvent> = queue.events.drain(..n).collect();
+                (events, std::mem::take(&mut queue.dropped))
+            };
+            self.metrics.webhook_queue_depth.sub(events.len() as i64);
+            let body = serde_json::to_string(&Batch {
+                system_id: &system_id,
+                events: &events,
+                dropped: (dropped > 0).then_some(dropped),
+            })
+            .unwrap_or_default();
+            if !self.deliver(&system_id, &lane, &body).await {
+                // Given up, or the webhook is gone: the next batch says how many were lost.
+                lane.queue.borrow_mut().dropped += dropped + events.len() as u64;
+                self.metrics
+                    .webhook_events_dropped
+                    .inc_by(events.len() as u64);
+            }
+        }
+    }
+
+    /// Posts one batch until a 2xx, retrying with backoff for `--webhook-retry-for`. False if it
+    /// was given up (or the webhook went away meanwhile).
+    async fn deliver(&self, system_id: &str, lane: &Lane, body: &str) -> bool {
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let Some(target) = lane.queue.borrow().target.clone() else {
+                return false;
+            };
+            let outcome = self.post(&target, body).await;
+            self.metrics
+                .webhook_requests
+                .with_label_values(&[outcome.label()])
+                .inc();
+            if outcome == Outcome::Ok {
+                return true;
+            }
+            if started.elapsed() + backoff > self.config.retry_for {
+                log::warn!(
+                    "webhook of system '{system_id}' at {} failed ({}) for {:?}: batch dropped",
+                    target.url,
+                    outcome.label(),
+                    started.elapsed()
+                );
+                return false;
+            }
+            log::debug!(
+                "webhook of system '{system_id}' failed ({}); retrying in {backoff:?}",
+                outcome.label()
+            );
+            self.metrics.webhook_retries.inc();
+            actix::clock::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn post(&self, target: &WebhookSettings, body: &str) -> Outcome {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+            .to_string();
+        let request = self
+            .http
+            .post(&target.url)
+            .header("Content-Type", "application/json")
+            .header("X-Wshub-Timestamp", &timestamp)
+            .header(
+                "X-Wshub-Signature",
+                format!("sha256={}", sign(&target.secret, &timestamp, body)),
+            )
+            .body(body.to_owned());
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Outcome::Ok,
+            Ok(_) => Outcome::Refused,
+            Err(err) if err.is_timeout() => Outcome::Timeout,
+            Err(_) => Outcome::Unreachable,
+        }
+    }
+}
+
+/// How one request ended; the `result` label of `wshub_webhook_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    /// An answer other than 2xx.
+    Refused,
+    Timeout,
+    /// No answer: connection refused, DNS, TLS, or an address `--webhook-deny-private` refused.
+    Unreachable,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// Lowercase hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret`.
+pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = match HmacSha256::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_over_timestamp_dot_body_in_lowercase_hex() {
+        // As Python computes it: hmac.new(secret, b"1700000000." + body, hashlib.sha256).
+        assert_eq!(
+            sign(
+                "0123456789abcdef",
+                "1700000000",
+                r#"{"systemId":"s","events":[]}"#
+            ),
+            "d947843a616bb260279c574fdc71e12975ee989bb90ed75aa6bda8d282d14306"
+        );
+    }
+}

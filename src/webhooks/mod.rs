@@ -1,0 +1,207 @@
+//! Webhooks: what a backend is told about its system's clients, signed and delivered in order.
+//!
+//! The registry (which knows each client's `userId` and groups) builds a [`WebhookEvent`] when
+//! something happens and hands it to [`Webhooks::send`] with the system's webhook settings, if
+//! they ask for that event. [`Webhooks`] is a channel into the delivery thread
+//! ([`delivery`]): one queue per system, bounded, batched (up to [`BATCH_EVENTS`] events or
+//! [`BATCH_WINDOW`]), one batch in flight per system, retried with backoff, signed with
+//! HMAC-SHA256 over `"<timestamp>.<body>"`. The delivery thread is its own actix arbiter, so a
+//! slow or dead endpoint costs pushes, REST replies and other systems nothing.
+
+pub mod delivery;
+pub mod guard;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+pub use crate::config::WebhookConfig;
+use crate::settings::{now_millis, EventName, WebhookSettings};
+
+/// Most events in one batch.
+pub const BATCH_EVENTS: usize = 100;
+/// Longest an event waits for others to share its batch.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// First wait before a retry; it doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Why a client went offline: the `reason` of `client_offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineReason {
+    /// It closed, with a close frame.
+    Closed,
+    /// Its connection ended without a close frame.
+    ConnectionLost,
+    /// It stayed silent past `--client-timeout`.
+    Timeout,
+    /// The server closed it for breaking the rules: 1002, 1003, 1009, 4029.
+    Protocol,
+    CloseClient,
+    SlowConsumer,
+    Shutdown,
+    /// Its node died (cluster mode; reported by the node that purged it).
+    NodeLost,
+    SystemRemoved,
+}
+
+/// How and why a client left: the reason and the close code, if there was one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offline {
+    pub reason: OfflineReason,
+    pub code: Option<u16>,
+}
+
+impl Offline {
+    pub fn new(reason: OfflineReason, code: Option<u16>) -> Offline {
+        Offline { reason, code }
+    }
+}
+
+/// One event, as the backend reads it: `{"id","name","timeMs", ...fields}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookEvent {
+    pub id: String,
+    pub name: EventName,
+    #[serde(rename = "timeMs")]
+    pub time_ms: u64,
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+impl WebhookEvent {
+    fn new(name: EventName, fields: Value) -> WebhookEvent {
+        WebhookEvent {
+            id: crate::protocol::new_id(),
+            name,
+            time_ms: now_millis(),
+            fields: match fields {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+        }
+    }
+
+    pub fn client_online(client_id: &str) -> WebhookEvent {
+        Self::new(EventName::ClientOnline, json!({ "clientId": client_id }))
+    }
+
+    pub fn client_offline(
+        client_id: &str,
+        user_id: &str,
+        groups: &[String],
+        offline: Offline,
+    ) -> WebhookEvent {
+        Self::new(
+            EventName::ClientOffline,
+            json!({
+                "clientId": client_id,
+                "userId": user_id,
+                "groups": groups,
+                "reason": offline.reason,
+                "code": offline.code,
+            }),
+        )
+    }
+
+    pub fn group_joined(client_id: &str, group: &str, user_id: &str, extend: &str) -> WebhookEvent {
+        Self::new(
+            EventName::GroupJoined,
+            json!({ "clientId": client_id, "groupName": group, "userId": user_id, "extend": extend }),
+        )
+    }
+
+    /// `reason`: `unbind`, or `offline` (the client left every group by going away).
+    pub fn group_left(client_id: &str, group: &str, user_id: &str, reason: &str) -> WebhookEvent {
+        Self::new(
+            EventName::GroupLeft,
+            json!({ "clientId": client_id, "groupName": group, "userId": user_id, "reason": reason }),
+        )
+    }
+
+    pub fn group_occupied(group: &str) -> WebhookEvent {
+        Self::new(EventName::GroupOccupied, json!({ "groupName": group }))
+    }
+
+    pub fn group_vacated(group: &str) -> WebhookEvent {
+        Self::new(EventName::GroupVacated, json!({ "groupName": group }))
+    }
+
+    /// `text`: the frame as sent; `data` is its JSON value if it parses, else the string.
+    pub fn client_message(
+        client_id: &str,
+        user_id: &str,
+        groups: &[String],
+        text: &str,
+    ) -> WebhookEvent {
+        let data = serde_json::from_str::<Value>(text).unwrap_or_else(|_| json!(text));
+        Self::new(
+            EventName::ClientMessage,
+            json!({ "clientId": client_id, "userId": user_id, "groups": groups, "data": data }),
+        )
+    }
+}
+
+/// What the delivery thread is told.
+pub(crate) enum Command {
+    /// Queue `event` for `system_id`'s webhook, which is `target` now.
+    Event {
+        system_id: String,
+        target: WebhookSettings,
+        event: WebhookEvent,
+    },
+    /// The system's webhook is `target` now (`None`: removed, or the system is gone): what is
+    /// queued goes to the new URL, or is dropped.
+    Retarget {
+        system_id: String,
+        target: Option<WebhookSettings>,
+    },
+}
+
+/// Where events go. Cheap to clone; the delivery thread lives as long as any clone.
+#[derive(Clone, Debug)]
+pub struct Webhooks {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Webhooks {
+    /// Starts the delivery thread.
+    pub fn start(
+        config: WebhookConfig,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Webhooks {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        delivery::start(config, metrics, receiver);
+        Webhooks { commands }
+    }
+
+    /// Queues `event` for the system's webhook if its settings ask for it; `event` is only built
+    /// then.
+    pub fn send(
+        &self,
+        system_id: &str,
+        webhook: Option<&WebhookSettings>,
+        name: EventName,
+        event: impl FnOnce() -> WebhookEvent,
+    ) {
+        let Some(target) = webhook.filter(|webhook| webhook.wants(name)) else {
+            return;
+        };
+        let _ = self.commands.send(Command::Event {
+            system_id: system_id.to_owned(),
+            target: target.clone(),
+            event: event(),
+        });
+    }
+
+    /// The system's webhook changed or was removed (or the system was).
+    pub fn retarget(&self, system_id: &str, target: Option<&WebhookSettings>) {
+        let _ = self.commands.send(Command::Retarget {
+            system_id: system_id.to_owned(),
+            target: target.cloned(),
+        });
+    }
+}
