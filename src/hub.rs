@@ -59,6 +59,8 @@ pub struct Hub {
     /// How far each operation travels: this node ([`MemoryBackplane`], the default) or the
     /// cluster ([`crate::cluster::Cluster`], set by the server in cluster mode).
     pub backplane: Arc<dyn Backplane>,
+    /// Where webhook events go (the registry's, and those a backplane decides).
+    pub webhooks: Webhooks,
 }
 
 impl Hub {
@@ -103,9 +105,10 @@ impl Hub {
             }
         };
         let metrics = Arc::new(Metrics::new());
+        let webhooks = Webhooks::start(config.webhooks.clone(), metrics.clone());
         let registry = SystemRegistry::new(
             RegistrySettings {
-                webhooks: Webhooks::start(config.webhooks.clone(), metrics.clone()),
+                webhooks: webhooks.clone(),
                 // When something mirrors the groups (a cluster), it decides occupancy for all.
                 local_occupancy: events.is_none(),
                 limits: MembershipLimits {
@@ -148,6 +151,7 @@ impl Hub {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
+            webhooks,
         };
         Ok((hub, RegistryStarter { receiver, registry }))
     }

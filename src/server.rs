@@ -66,8 +66,8 @@ impl Application {
                 &cluster_config,
                 new_node_id(),
                 hub.registry.clone(),
-                events,
-                events_rx,
+                (events, events_rx),
+                hub.webhooks.clone(),
             )
             .await
             .map_err(|err| {

@@ -9,7 +9,8 @@ use redis::AsyncCommands;
 
 use crate::actors::messages as m;
 use crate::error::ApiError;
-use crate::settings::SystemSettings;
+use crate::settings::{EventName, SystemSettings};
+use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
 use super::keys::MemberInfo;
 use super::node::{not_ready, Cluster, HEARTBEAT, NODE_TTL, NOT_READY_BEAT, PURGE_EVERY, SETTLE};
@@ -187,30 +188,41 @@ impl Cluster {
                 let Some((system, client)) = entry.split_once('\n') else {
                     continue;
                 };
+                // Known here, so the webhook events below reach the system's webhook.
+                let _ = self.ensure_system(system).await;
                 let groups: Vec<String> =
                     self.track(conn.smembers(keys.client_groups(system, client)).await)?;
-                for group in groups {
+                let mut user_id = String::new();
+                for group in &groups {
                     let info: Option<String> =
-                        self.track(conn.hget(keys.members(system, &group), client).await)?;
-                    self.leave(system, &group, client).await?;
+                        self.track(conn.hget(keys.members(system, group), client).await)?;
                     let info: MemberInfo = info
                         .and_then(|i| serde_json::from_str(&i).ok())
                         .unwrap_or(MemberInfo {
                             user_id: String::new(),
                             extend: String::new(),
                         });
+                    self.hook(system, EventName::GroupLeft, || {
+                        WebhookEvent::group_left(client, group, &info.user_id, "offline")
+                    });
+                    self.leave(system, group, client).await?;
                     let notice =
                         crate::protocol::presence_frame(false, client, &info.user_id, &info.extend);
+                    user_id = info.user_id;
                     // Published as if from the dead node, so every live node delivers it.
                     let payload = serde_json::to_string(&Published {
                         o: node.clone(),
-                        g: Some(group),
+                        g: Some(group.clone()),
                         f: notice.to_string(),
                     })
                     .unwrap_or_default();
                     let _: i64 =
                         self.track(conn.publish(keys.system_channel(system), payload).await)?;
                 }
+                self.hook(system, EventName::ClientOffline, || {
+                    let offline = Offline::new(OfflineReason::NodeLost, None);
+                    WebhookEvent::client_offline(client, &user_id, &groups, offline)
+                });
                 let result: redis::RedisResult<()> = redis::pipe()
                     .hdel(keys.clients(system), client)
                     .del(keys.client_groups(system, client))

@@ -14,6 +14,7 @@ use crate::actors::events::{Event, EventSink};
 use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
 use crate::settings::SystemSettings;
+use crate::webhooks::Webhooks;
 
 use super::keys::Keys;
 
@@ -89,6 +90,9 @@ pub struct Cluster {
     pub(super) registry: Addr<SystemRegistry>,
     /// Systems known to be registered; systems are never removed, so a hit never goes stale.
     pub(super) known_systems: Mutex<HashMap<String, SystemSettings>>,
+    /// Where the webhook events this node decides for the whole cluster go (group occupied or
+    /// vacated, clients of a dead node gone).
+    pub(super) webhooks: Webhooks,
     /// The last `settings-version` the heartbeat saw: when it moves, this node reads its
     /// systems' settings again (a change it missed while cut off from Redis).
     pub(super) settings_version_seen: AtomicU64,
@@ -152,8 +156,8 @@ impl Cluster {
         config: &ClusterConfig,
         node_id: String,
         registry: Addr<SystemRegistry>,
-        event_sink: EventSink,
-        events: mpsc::UnboundedReceiver<Event>,
+        (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
+        webhooks: Webhooks,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
@@ -174,6 +178,7 @@ impl Cluster {
             redis,
             registry,
             known_systems: Mutex::new(HashMap::new()),
+            webhooks,
             settings_version_seen: AtomicU64::new(u64::MAX),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),

@@ -5,12 +5,29 @@
 pub(super) type Script = std::sync::LazyLock<redis::Script>;
 
 /// Removes a member and, when the group empties, the group from the system's set, atomically.
+/// 1 when this removal emptied the group (it is vacated, cluster-wide), else 0.
 pub(super) static LEAVE: Script = Script::new(|| {
     redis::Script::new(
         r#"
-redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-return 1
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  if removed == 1 then return 1 end
+end
+return 0
+"#,
+    )
+});
+
+/// KEYS: members:{system}:{group}, groups:{system}. ARGV: clientId, member info, group. 1 when
+/// this member is the group's first (it is occupied, cluster-wide), else 0.
+pub(super) static JOIN: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+local added = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if added == 1 and redis.call('HLEN', KEYS[1]) == 1 then return 1 end
+return 0
 "#,
     )
 });

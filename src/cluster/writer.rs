@@ -12,7 +12,9 @@ use crate::error::ApiError;
 
 use super::keys::MemberInfo;
 use super::node::Cluster;
-use super::scripts::{ADMIT, LEAVE};
+use super::scripts::{ADMIT, JOIN, LEAVE};
+use crate::settings::EventName;
+use crate::webhooks::WebhookEvent;
 
 impl Cluster {
     /// Writes a new client to Redis before its welcome frame, so every node can reach it.
@@ -102,6 +104,21 @@ impl Cluster {
             } => {
                 let info =
                     serde_json::to_string(&MemberInfo { user_id, extend }).unwrap_or_default();
+                if notice.is_some() {
+                    // A new membership: whether it made the group occupied is decided here,
+                    // once for the whole cluster.
+                    let first: redis::RedisResult<i64> = JOIN
+                        .key(keys.members(&system_id, &group_name))
+                        .key(keys.groups(&system_id))
+                        .arg(&client_id)
+                        .arg(&info)
+                        .arg(&group_name)
+                        .invoke_async(&mut conn)
+                        .await;
+                    if self.track(first)? == 1 {
+                        self.occupancy(&system_id, &group_name, true);
+                    }
+                }
                 let mut pipe = redis::pipe();
                 for group in &all_groups {
                     pipe.hset(keys.members(&system_id, group), &client_id, &info);
@@ -148,6 +165,31 @@ impl Cluster {
             .arg(group)
             .invoke_async(&mut self.conn())
             .await;
-        self.track(result).map(drop)
+        if self.track(result)? == 1 {
+            self.occupancy(system, group, false);
+        }
+        Ok(())
+    }
+
+    /// Tells the system's webhook that a group became occupied or vacated, cluster-wide: only
+    /// the node whose write made the change calls this.
+    pub(super) fn occupancy(&self, system: &str, group: &str, occupied: bool) {
+        if occupied {
+            self.hook(system, EventName::GroupOccupied, || {
+                WebhookEvent::group_occupied(group)
+            });
+        } else {
+            self.hook(system, EventName::GroupVacated, || {
+                WebhookEvent::group_vacated(group)
+            });
+        }
+    }
+
+    /// Queues a webhook event this node decided for the cluster, if the system asks for it.
+    pub(super) fn hook(&self, system: &str, name: EventName, event: impl FnOnce() -> WebhookEvent) {
+        let webhook = Self::lock(&self.known_systems)
+            .get(system)
+            .and_then(|settings| settings.webhook.clone());
+        self.webhooks.send(system, webhook.as_ref(), name, event);
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::helpers::{expect_close, spawn_app_with, ServerProcess, TestApp, WsClient, WAIT};
 
-fn redis_url() -> Option<String> {
+pub fn redis_url() -> Option<String> {
     let url = std::env::var("WSHUB_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let address = url

@@ -1,6 +1,10 @@
 //! Webhooks against a real HTTP receiver started by the test: every signature is checked as a
 //! backend would check it, events arrive in order, failures are retried, a hanging endpoint
-//! slows nothing, an overflowing queue says what it dropped; and the rules for client frames.
+//! slows nothing, an overflowing queue says what it dropped. `cluster` and `frames` use the same
+//! receiver.
+
+mod cluster;
+mod frames;
 
 use std::collections::{HashSet, VecDeque};
 use std::net::TcpListener;
@@ -8,39 +12,39 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use awc::ws::{Frame, Message};
+use awc::ws::Message;
 use futures_util::SinkExt;
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, WsClient};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
-const SECRET: &str = "a-webhook-secret-of-some-length";
+pub(super) const SECRET: &str = "a-webhook-secret-of-some-length";
 
 /// What the receiver does with the next request; then 200 for every one after the script.
 #[derive(Clone, Copy)]
-enum Answer {
+pub(super) enum Answer {
     Status(u16),
     Hang(Duration),
 }
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(super) struct Received {
     timestamp: String,
     signature: String,
     body: Value,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(super) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 impl Receiver {
     /// Starts an HTTP server on a free port; returns its URL.
-    fn start(&self) -> String {
+    pub(super) fn start(&self) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let state = self.clone();
@@ -57,16 +61,16 @@ impl Receiver {
         url
     }
 
-    fn script(&self, answers: &[Answer]) {
+    pub(super) fn script(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().copied());
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(super) fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
     /// Every event received, first delivery of each, in order.
-    fn events(&self) -> Vec<Value> {
+    pub(super) fn events(&self) -> Vec<Value> {
         let mut seen = HashSet::new();
         self.received()
             .iter()
@@ -76,7 +80,7 @@ impl Receiver {
     }
 
     /// Waits until `done` holds for the events received.
-    async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub(super) async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let events = self.events();
@@ -133,7 +137,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<Receiver>)
     }
 }
 
-async fn register_with_hook(app: &TestApp, system: &str, url: &str) {
+pub(super) async fn register_with_hook(app: &TestApp, system: &str, url: &str) {
     app.api(
         "register",
         "",
@@ -143,7 +147,7 @@ async fn register_with_hook(app: &TestApp, system: &str, url: &str) {
     .ok();
 }
 
-fn names(events: &[Value]) -> Vec<&str> {
+pub(super) fn names(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["name"].as_str().unwrap()).collect()
 }
 
@@ -373,96 +377,6 @@ async fn settings_that_refuse_private_addresses() {
         .await
         .err(400, "webhook.url");
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Frames from clients
-
-async fn close_code(client: &mut WsClient) -> (u16, String) {
-    loop {
-        match client.next_frame().await {
-            Frame::Close(Some(reason)) => {
-                return (
-                    u16::from(reason.code),
-                    reason.description.unwrap_or_default(),
-                )
-            }
-            Frame::Close(None) => return (0, String::new()),
-            _ => {}
-        }
-    }
-}
-
-#[actix_web::test]
-async fn a_binary_frame_closes_with_1003_and_a_flood_with_4029() {
-    let receiver = Receiver::default();
-    let url = receiver.start();
-    let app = spawn_app_with(|c| {
-        c.client_message_rate = 10.0;
-        c.client_message_burst = 20;
-    })
-    .await;
-    register_with_hook(&app, "s", &url).await;
-    let mut bystander = app.connect("s").await;
-    app.bind("s", &bystander, "g", "b").await;
-    bystander.next_json().await;
-
-    let mut binary = app.connect("s").await;
-    binary
-        .conn
-        .send(Message::Binary(vec![1, 2, 3].into()))
-        .await
-        .unwrap();
-    assert_eq!(close_code(&mut binary).await.0, 1003);
-
-    let mut flood = app.connect("s").await;
-    for i in 0..1000 {
-        if flood
-            .conn
-            .send(Message::Text(format!("{i}").into()))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    assert_eq!(
-        close_code(&mut flood).await,
-        (4029, "too many messages".to_owned())
-    );
-    let events = receiver
-        .wait_for("both offline", |e| {
-            names(e).iter().filter(|n| **n == "client_offline").count() == 2
-        })
-        .await;
-    let offline: Vec<(&Value, &Value)> = events
-        .iter()
-        .filter(|e| e["name"] == "client_offline")
-        .map(|e| (&e["reason"], &e["code"]))
-        .collect();
-    assert_eq!(
-        offline,
-        [
-            (&json!("protocol"), &json!(1003)),
-            (&json!("protocol"), &json!(4029))
-        ]
-    );
-    // The burst passed before the close: at most 20 plus what the rate refilled.
-    let messages = names(&events)
-        .iter()
-        .filter(|n| **n == "client_message")
-        .count();
-    assert!((20..=25).contains(&messages), "{messages} messages");
-    // Nobody else noticed.
-    let reply = app
-        .api(
-            "send_to_group",
-            "s",
-            json!({"groupName": "g", "data": "still here"}),
-        )
-        .await
-        .ok();
-    assert_eq!(bystander.next_json().await["messageId"], reply["messageId"]);
 }
 
 #[actix_web::test]

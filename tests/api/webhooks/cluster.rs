@@ -1,0 +1,120 @@
+//! Webhooks in a cluster: each event once, occupancy decided once, a dead node's clients.
+
+use awc::ws::Message;
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+
+use super::{names, register_with_hook, Receiver};
+use crate::helpers::spawn_app_with;
+
+#[actix_web::test]
+async fn in_a_cluster_each_event_comes_once_and_occupancy_is_decided_once() {
+    let Some(redis) = crate::cluster::redis_url() else {
+        return;
+    };
+    let prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
+    let node = |redis: String, prefix: String| {
+        spawn_app_with(move |c| {
+            c.redis_url = Some(redis);
+            c.redis_prefix = prefix;
+        })
+    };
+    let a = node(redis.clone(), prefix.clone()).await;
+    let b = node(redis, prefix).await;
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    register_with_hook(&a, "s", &url).await;
+    let on_a = a.connect("s").await;
+    let mut on_b = b.connect("s").await;
+    a.bind("s", &on_a, "room", "ann").await;
+    b.bind("s", &on_b, "room", "bob").await;
+    b.api(
+        "unbind_from_group",
+        "s",
+        json!({"clientId": on_a.id, "groupName": "room"}),
+    )
+    .await
+    .ok();
+    on_b.conn
+        .send(Message::Close(Some(awc::ws::CloseCode::Normal.into())))
+        .await
+        .unwrap();
+    let events = receiver
+        .wait_for("vacated", |e| names(e).contains(&"group_vacated"))
+        .await;
+    let count = |name: &str| names(&events).iter().filter(|n| **n == name).count();
+    assert_eq!(count("client_online"), 2);
+    assert_eq!(count("group_joined"), 2);
+    assert_eq!(count("group_occupied"), 1, "{events:#?}");
+    assert_eq!(count("group_left"), 2);
+    assert_eq!(count("group_vacated"), 1);
+    assert_eq!(count("client_offline"), 1);
+    // Nothing arrives twice (at least once allows it, but not when the receiver answers).
+    let ids: usize = receiver
+        .received()
+        .iter()
+        .map(|r| r.body["events"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(ids, events.len());
+}
+
+#[actix_web::test]
+async fn the_clients_of_a_dead_node_go_offline_with_node_lost() {
+    let Some(redis) = crate::cluster::redis_url() else {
+        return;
+    };
+    let prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
+    let (redis_for_a, prefix_for_a) = (redis.clone(), prefix.clone());
+    let a = spawn_app_with(move |c| {
+        c.redis_url = Some(redis_for_a);
+        c.redis_prefix = prefix_for_a;
+    })
+    .await;
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    register_with_hook(&a, "s", &url).await;
+    let b = crate::helpers::ServerProcess::start(
+        &["--redis-url", &redis, "--redis-prefix", &prefix],
+        &[],
+    );
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://{}/ws?systemId=s", b.address))
+        .connect()
+        .await
+        .unwrap();
+    let doomed = crate::helpers::next_json(&mut conn).await["data"]["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": doomed, "groupName": "room", "userId": "doomed"}),
+    )
+    .await
+    .ok();
+    receiver
+        .wait_for("the doomed client joined", |e| {
+            names(e).contains(&"group_joined")
+        })
+        .await;
+    let status = std::process::Command::new("kill")
+        .args(["-9", &b.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let events = receiver
+        .wait_for("offline", |e| names(e).contains(&"client_offline"))
+        .await;
+    let offline = events
+        .iter()
+        .find(|e| e["name"] == "client_offline")
+        .unwrap();
+    assert_eq!(offline["clientId"], doomed);
+    assert_eq!(offline["reason"], "node_lost");
+    assert_eq!(offline["code"], Value::Null);
+    assert_eq!(offline["userId"], "doomed");
+    assert_eq!(offline["groups"], json!(["room"]));
+    assert!(names(&events).contains(&"group_vacated"));
+    drop(b);
+}
