@@ -374,6 +374,14 @@ async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
     let url = format!("redis://127.0.0.1:{port}");
     let a = node(&url, "outage:").await;
     a.register("s").await;
+    // A system with settings and no client: Redis loses it too, and the node writes it back.
+    a.api(
+        "register",
+        "",
+        json!({"systemId": "quiet", "webhook": {"url": "http://127.0.0.1:9/h", "secret": "0123456789abcdef"}}),
+    )
+    .await
+    .ok();
     let mut client = a.connect("s").await;
     a.bind("s", &client, "g", "u").await;
     until_code(&mut client, 1001).await;
@@ -421,6 +429,11 @@ async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
     assert_eq!(
         until_code(&mut client, 0).await["messageId"],
         sent["messageId"]
+    );
+    let quiet = b.api("get_system", "quiet", json!({})).await.ok();
+    assert_eq!(
+        quiet["webhook"]["url"], "http://127.0.0.1:9/h",
+        "settings written back"
     );
 }
 
