@@ -169,6 +169,27 @@ async function register() {
   if (res.status === 200 || res.status === 409) useSystem(system);
 }
 
+/** Shows the current system's settings (get_system: the secret is never returned). */
+async function showSystem() {
+  const res = await api("get_system", {});
+  const data = res.body && typeof res.body === "object" && "data" in res.body ? res.body.data : res.body;
+  $("#system-result").textContent = res.status + "\n" + (typeof data === "string" ? data : JSON.stringify(data, null, 2));
+  if (res.status === 200 && data && data.webhook) $("#webhook-url").value = data.webhook.url;
+}
+
+/** Sets the current system's webhook (every event), or removes it. */
+async function saveWebhook(remove) {
+  const webhook = remove ? null : { url: $("#webhook-url").value.trim(), secret: $("#webhook-secret").value };
+  const res = await api("update_system", { webhook });
+  if (res.status === 200) {
+    $("#webhook-secret").value = "";
+    if (remove) $("#webhook-url").value = "";
+    await showSystem();
+  } else {
+    $("#system-result").textContent = res.status + "\n" + (res.body && res.body.msg ? res.body.msg : JSON.stringify(res.body));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clients
 
@@ -380,6 +401,9 @@ function init() {
   $("#register").addEventListener("click", register);
   $("#system-id").addEventListener("keydown", (e) => { if (e.key === "Enter") register(); });
   $("#use-system").addEventListener("click", () => { const v = $("#system-recent").value; if (v) useSystem(v); });
+  $("#save-webhook").addEventListener("click", () => saveWebhook(false));
+  $("#remove-webhook").addEventListener("click", () => saveWebhook(true));
+  $("#show-system").addEventListener("click", showSystem);
   $("#open-client").addEventListener("click", openClient);
   $("#select-all").addEventListener("click", () => {
     const boxes = state.clients.filter((c) => c.state === "open").map((c) => $(".select-client", c.card));

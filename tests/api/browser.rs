@@ -376,3 +376,46 @@ async fn screenshot_for_the_readme() {
     )
     .unwrap();
 }
+
+#[actix_web::test]
+async fn console_sets_shows_and_removes_a_systems_webhook() {
+    let Some(browser) = browser(1280, 800).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = &browser.client;
+    set_up(c, &app, "hooked", 0).await;
+    fill(c, "#webhook-url", "https://backend.example/wshub").await;
+    fill(c, "#webhook-secret", "short").await;
+    click(c, "#save-webhook").await;
+    wait_until(
+        c,
+        "document.querySelector('#system-result').textContent.includes('webhook.secret')",
+    )
+    .await;
+    fill(c, "#webhook-secret", "a-secret-of-more-than-16").await;
+    click(c, "#save-webhook").await;
+    wait_until(
+        c,
+        "document.querySelector('#system-result').textContent.startsWith('200')",
+    )
+    .await;
+    let shown = js(c, "document.querySelector('#system-result').textContent").await;
+    let shown = shown.as_str().unwrap();
+    assert!(shown.contains("https://backend.example/wshub"), "{shown}");
+    assert!(
+        !shown.contains("a-secret-of-more-than-16"),
+        "never shows the secret"
+    );
+    let info = app.api("get_system", "hooked", json!({})).await.ok();
+    assert_eq!(info["webhook"]["url"], "https://backend.example/wshub");
+
+    click(c, "#remove-webhook").await;
+    wait_until(
+        c,
+        "document.querySelector('#system-result').textContent.includes('\"webhook\": null')",
+    )
+    .await;
+    let info = app.api("get_system", "hooked", json!({})).await.ok();
+    assert_eq!(info["webhook"], serde_json::Value::Null);
+}
