@@ -247,6 +247,14 @@ async fn a_batch_refused_twice_arrives_on_the_third_try_once() {
         .await;
     let tries = receiver.received();
     assert_eq!(tries[0].body, tries[2].body, "the same batch, again");
+    let (first, third): (u64, u64) = (
+        tries[0].timestamp.parse().unwrap(),
+        tries[2].timestamp.parse().unwrap(),
+    );
+    assert!(
+        third >= first + 2,
+        "signed afresh after the 1 s and 2 s backoffs"
+    );
     assert_ne!(tries[0].signature, "", "each signed");
     // Later events come in later batches; the first is not sent a fourth time.
     drop(client);
