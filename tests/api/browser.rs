@@ -56,7 +56,7 @@ pub async fn browser(width: u32, height: u32) -> Option<Browser> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but {reason}");
         }
-        eprintln!("SKIPPED browser test: {reason}");
+        crate::helpers::say_skipped("browser test", reason);
         return None;
     };
     let port = TcpListener::bind("127.0.0.1:0")

@@ -30,7 +30,7 @@ pub fn redis_url() -> Option<String> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but {reason}");
     }
-    eprintln!("SKIPPED cluster test: {reason}");
+    crate::helpers::say_skipped("cluster test", &reason);
     None
 }
 
@@ -492,7 +492,7 @@ fn own_redis_or_skip() -> Option<OwnRedis> {
             std::env::var("CI").map_or(true, |v| v != "true"),
             "CI=true but {reason}"
         );
-        eprintln!("SKIPPED Redis outage test: {reason}");
+        crate::helpers::say_skipped("Redis outage test", &reason);
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -396,3 +396,10 @@ pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Says a test is skipped so that `cargo test` shows it: the test harness captures `eprintln!`
+/// of passing tests, but not what is written to the process's stderr directly.
+pub fn say_skipped(what: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {what}: {reason}");
+}
