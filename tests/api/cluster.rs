@@ -492,7 +492,7 @@ fn own_redis_or_skip() -> Option<OwnRedis> {
             std::env::var("CI").map_or(true, |v| v != "true"),
             "CI=true but {reason}"
         );
-        crate::helpers::say_skipped("Redis outage test", &reason);
+        crate::helpers::say_skipped("Redis outage test", reason);
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
