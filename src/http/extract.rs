@@ -234,9 +234,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
+        // For a missing or mistyped field the parser's position says nothing the field name does
+        // not; for broken JSON it points at the break.
         let message = match inner.classify() {
-            serde_json::error::Category::Data if path != "." => format!("{path}: {inner}"),
-            serde_json::error::Category::Data => inner.to_string(),
+            serde_json::error::Category::Data if path != "." => {
+                format!("{path}: {}", without_position(&inner))
+            }
+            serde_json::error::Category::Data => without_position(&inner),
             _ => format!("malformed JSON body: {inner}"),
         };
         ApiError::BadRequest(message)
@@ -244,4 +248,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|err| ApiError::BadRequest(format!("malformed JSON body: {err}")))?;
     Ok(value)
+}
+
+/// A serde_json message without its trailing " at line L column C".
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if err.line() > 0 => text[..at].to_owned(),
+        _ => text,
+    }
 }

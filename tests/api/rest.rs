@@ -46,6 +46,14 @@ async fn malformed_missing_mistyped_and_empty_fields_are_400_naming_the_field() 
     .await
     .err(400, "malformed JSON");
     raw(&app, "register", None, "{}").await.err(400, "systemId");
+    // A person reads the field's name, not the parser's position.
+    let missing = raw(&app, "bind_to_group", Some("s"), r#"{"clientId": "x"}"#).await;
+    assert_eq!(missing.body["msg"], "missing field `groupName`");
+    let mistyped = raw(&app, "register", None, r#"{"systemId": 5}"#).await;
+    assert_eq!(
+        mistyped.body["msg"],
+        "systemId: invalid type: integer `5`, expected a string"
+    );
     raw(&app, "register", None, r#"{"systemId": 5}"#)
         .await
         .err(400, "systemId: invalid type");
