@@ -17,6 +17,13 @@ pub enum ApiAuth {
     None,
 }
 
+/// A feature turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// How WebSocket clients authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClientAuth {
@@ -132,6 +139,13 @@ pub struct Config {
     pub data_dir: Option<std::path::PathBuf>,
     /// Webhook delivery.
     pub webhooks: WebhookConfig,
+    /// Serve `/healthz` and `/metrics` on this port (of `internal_host`) only; `None`: on the
+    /// public port. 0 picks a free one (tests).
+    pub internal_port: Option<u16>,
+    /// Address of the internal port.
+    pub internal_host: String,
+    /// Serve the console at `/`.
+    pub console: bool,
     /// Data frames a client may send per second, on average.
     pub client_message_rate: f64,
     /// Data frames a client may send at once, above the rate.
@@ -306,6 +320,16 @@ pub struct ServeArgs {
     /// across restarts (created if missing; one process per directory).
     #[arg(long, env = "WSHUB_DATA_DIR", default_value = "wshub-data")]
     pub data_dir: std::path::PathBuf,
+    /// Serve /healthz and /metrics on this port only (404 on the public port) [default: on the
+    /// public port].
+    #[arg(long, env = "WSHUB_INTERNAL_PORT")]
+    pub internal_port: Option<u16>,
+    /// Address of --internal-port.
+    #[arg(long, env = "WSHUB_INTERNAL_HOST", default_value = "127.0.0.1")]
+    pub internal_host: String,
+    /// The browser console at /: on, or off (404; the API and /docs stay).
+    #[arg(long, env = "WSHUB_CONSOLE", value_enum, default_value = "on")]
+    pub console: Switch,
     /// Keep registered systems in memory only: they are gone when the process stops.
     #[arg(long, env = "WSHUB_EPHEMERAL")]
     pub ephemeral: bool,
@@ -401,6 +425,9 @@ impl From<ServeArgs> for Config {
                 queue: args.webhook_queue.max(1),
                 deny_private: args.webhook_deny_private,
             },
+            internal_port: args.internal_port,
+            internal_host: args.internal_host,
+            console: args.console == Switch::On,
             client_message_rate: args.client_message_rate,
             client_message_burst: args.client_message_burst.max(1),
             allowed_origins: clean_list(args.allowed_origins),

@@ -11,12 +11,14 @@ use actix_web::{web, App, HttpServer};
 
 use crate::cluster::{new_node_id, Cluster, ClusterConfig};
 use crate::config::{ApiAuth, Config};
+use crate::http::ops::Exposure;
 use crate::http::{self, console, docs, ops};
 use crate::hub::Hub;
 use crate::store::SystemStore;
 
 pub struct Application {
     port: u16,
+    internal_port: Option<u16>,
     server: Server,
     hub: Hub,
 }
@@ -31,6 +33,17 @@ impl Application {
             .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))?;
         let address = listener.local_addr()?;
+        let internal = match config.internal_port {
+            Some(port) => Some(TcpListener::bind((config.internal_host.as_str(), port))?),
+            None => None,
+        };
+        let exposure = web::Data::new(Exposure {
+            internal_port: internal
+                .as_ref()
+                .map(|listener| listener.local_addr().map(|a| a.port()))
+                .transpose()?,
+            console: config.console,
+        });
         let (events, events_rx) = match config.redis_url {
             Some(_) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -85,6 +98,7 @@ impl Application {
         // Rendered once here, not per request.
         let manual = web::Data::new(docs::Manual::render());
 
+        let internal_port = exposure.internal_port;
         let app_hub = hub.clone();
         let mut server = HttpServer::new(move || {
             registry.start_if_first();
@@ -97,13 +111,16 @@ impl Application {
                 )
                 .configure(http::configure(app_hub.clone()))
                 .app_data(manual.clone())
-                .route("/", web::get().to(console::index))
-                .route("/static/console.js", web::get().to(console::script))
-                .route("/static/console.css", web::get().to(console::stylesheet))
-                .route("/docs", web::get().to(docs::docs))
-                .route("/socket.md", web::get().to(docs::socket_md))
-                .route("/healthz", web::get().to(ops::healthz))
-                .route("/metrics", web::get().to(ops::metrics))
+                .app_data(exposure.clone())
+                .service(page("/", console::index))
+                .service(page("/static/console.js", console::script))
+                .service(page("/static/console.css", console::stylesheet))
+                .service(page("/favicon.ico", console::favicon))
+                .service(page("/docs", docs::docs))
+                .service(page("/socket.md", docs::socket_md))
+                .service(page("/healthz", ops::healthz))
+                .service(page("/metrics", ops::metrics))
+                .default_service(web::to(ops::unknown_route))
         })
         .on_connect(http::ws::on_connect)
         // Signals are handled in `run_until_stopped`, which closes the clients first.
@@ -112,7 +129,15 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        let server = server.listen(listener)?.run();
+        server = server.listen(listener)?;
+        if let Some(internal) = internal {
+            log::info!(
+                "/healthz and /metrics on http://{} only",
+                internal.local_addr()?
+            );
+            server = server.listen(internal)?;
+        }
+        let server = server.run();
 
         match config.api_auth {
             ApiAuth::Jwt => log::info!("wshub listening on http://{address} (API auth: jwt)"),
@@ -133,6 +158,7 @@ impl Application {
 
         Ok(Application {
             port: address.port(),
+            internal_port,
             server,
             hub,
         })
@@ -140,6 +166,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `--internal-port`, as bound.
+    pub fn internal_port(&self) -> Option<u16> {
+        self.internal_port
     }
 
     pub fn hub(&self) -> &Hub {
@@ -163,6 +194,18 @@ impl Application {
         });
         self.server.await
     }
+}
+
+/// A page served for GET, and for HEAD as GET without its body.
+fn page<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
 }
 
 /// The longest the listener stays open after shutdown begins; see [`graceful_shutdown`].

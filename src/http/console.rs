@@ -1,26 +1,58 @@
-//! The console at `/`, with its script and stylesheet.
+//! The console at `/`, with its script and stylesheet (404 with `--console off`), and the
+//! favicon.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::ops::{not_found, Exposure};
+use crate::error::ApiError;
+
+/// The favicon, an SVG (browsers take one at `/favicon.ico` when it says so).
+const FAVICON_SVG: &str = include_str!("../../static/favicon.svg");
 
 /// The console's files, compiled into the binary so it is served from any working directory.
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 const CONSOLE_JS: &str = include_str!("../../static/console.js");
 const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 
-pub async fn index() -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn index(
+    req: HttpRequest,
+    exposure: web::Data<Exposure>,
+) -> Result<HttpResponse, ApiError> {
+    if !exposure.console {
+        return Err(not_found(&req));
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(INDEX_HTML)
+        .body(INDEX_HTML))
 }
 
-pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn script(
+    req: HttpRequest,
+    exposure: web::Data<Exposure>,
+) -> Result<HttpResponse, ApiError> {
+    if !exposure.console {
+        return Err(not_found(&req));
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
-        .body(CONSOLE_JS)
+        .body(CONSOLE_JS))
 }
 
-pub async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn stylesheet(
+    req: HttpRequest,
+    exposure: web::Data<Exposure>,
+) -> Result<HttpResponse, ApiError> {
+    if !exposure.console {
+        return Err(not_found(&req));
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
-        .body(CONSOLE_CSS)
+        .body(CONSOLE_CSS))
+}
+
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(FAVICON_SVG)
 }

@@ -1,14 +1,48 @@
 //! What operators and orchestrators read: `/healthz` and `/metrics`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::Hub;
 use crate::actors::messages::{GetStats, GetSystemClients};
 use crate::error::ApiError;
 use crate::protocol::Envelope;
 
+/// Which pages the standalone server shows, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Exposure {
+    /// `--internal-port`, as bound: `/healthz` and `/metrics` answer there only (404 elsewhere).
+    pub internal_port: Option<u16>,
+    /// `--console on`: the console at `/`.
+    pub console: bool,
+}
+
+impl Exposure {
+    /// 404 for an operator page asked on the public port when an internal one is set.
+    pub fn internal_only(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        match self.internal_port {
+            Some(port) if req.app_config().local_addr().port() != port => Err(not_found(req)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The JSON envelope's 404 for a route that does not exist (here).
+pub fn not_found(req: &HttpRequest) -> ApiError {
+    ApiError::NotFound(format!("no page at '{}'", req.path()))
+}
+
+/// Every route the server does not know: a 404 in the JSON envelope.
+pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(not_found(&req))
+}
+
 /// 200 with the registry's counts while serving; 503 once shutdown has begun.
-pub async fn healthz(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
+pub async fn healthz(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    exposure: web::Data<Exposure>,
+) -> Result<HttpResponse, ApiError> {
+    exposure.internal_only(&req)?;
     if hub.is_shutting_down() {
         return Err(ApiError::Unavailable("shutting down".into()));
     }
@@ -17,7 +51,12 @@ pub async fn healthz(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
 }
 
 /// The Prometheus text exposition; the per-system gauges are read from the registry now.
-pub async fn metrics(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    req: HttpRequest,
+    hub: web::Data<Hub>,
+    exposure: web::Data<Exposure>,
+) -> Result<HttpResponse, ApiError> {
+    exposure.internal_only(&req)?;
     let per_system = hub.registry.send(GetSystemClients).await?;
     let stats = hub.registry.send(GetStats).await?;
     hub.metrics.set_system_clients(per_system);

@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub struct TestApp {
     pub port: u16,
+    /// `--internal-port`, as bound, when the test asked for one.
+    pub internal_port: Option<u16>,
     pub hub: Hub,
     /// An admin token minted by the test (not by the server).
     pub token: String,
@@ -41,10 +43,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let port = app.port();
+    let internal_port = app.internal_port();
     let hub = app.hub().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         port,
+        internal_port,
         hub,
         token: mint(None, 3600),
         http: awc::Client::builder().timeout(WAIT).finish(),

@@ -82,3 +82,74 @@ async fn healthz_reports_counts() {
         serde_json::json!({"code": 0, "msg": "success", "data": {"systems": 1, "clients": 0, "groups": 0}})
     );
 }
+
+#[actix_web::test]
+async fn head_answers_like_get_without_a_body_and_unknown_routes_get_the_envelope() {
+    let app = spawn_app().await;
+    for path in [
+        "/",
+        "/static/console.js",
+        "/static/console.css",
+        "/favicon.ico",
+        "/docs",
+        "/socket.md",
+        "/healthz",
+        "/metrics",
+    ] {
+        let (get_status, get_type, _) = get(&app, path).await;
+        let mut head = app.http.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status().as_u16(), get_status, "HEAD {path}");
+        assert_eq!(
+            head.headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            get_type,
+            "HEAD {path}"
+        );
+        assert!(
+            head.body().await.unwrap().is_empty(),
+            "HEAD {path} has no body"
+        );
+    }
+    let (status, content_type, body) = get(&app, "/favicon.ico").await;
+    assert_eq!((status, content_type.as_str()), (200, "image/svg+xml"));
+    assert!(body.starts_with("<svg"));
+    let (status, content_type, body) = get(&app, "/no/such/page").await;
+    assert_eq!((status, content_type.as_str()), (404, "application/json"));
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], -1);
+    assert_eq!(body["msg"], "no page at '/no/such/page'");
+}
+
+#[actix_web::test]
+async fn an_internal_port_takes_health_and_metrics_off_the_public_one() {
+    let app = crate::helpers::spawn_app_with(|c| c.internal_port = Some(0)).await;
+    let internal = app.internal_port.expect("bound");
+    for path in ["/healthz", "/metrics"] {
+        let (status, _, body) = get(&app, path).await;
+        assert_eq!(status, 404, "{path} on the public port: {body}");
+        let reply = app
+            .http
+            .get(format!("http://127.0.0.1:{internal}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 200, "{path} on the internal port");
+    }
+    // Everything else stays where it was.
+    assert_eq!(get(&app, "/").await.0, 200);
+    app.register("s").await;
+}
+
+#[actix_web::test]
+async fn console_off_leaves_the_api_and_the_manual() {
+    let app = crate::helpers::spawn_app_with(|c| c.console = false).await;
+    for path in ["/", "/static/console.js", "/static/console.css"] {
+        assert_eq!(get(&app, path).await.0, 404, "{path}");
+    }
+    assert_eq!(get(&app, "/docs").await.0, 200);
+    assert_eq!(get(&app, "/healthz").await.0, 200);
+    app.register("s").await;
+}
