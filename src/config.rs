@@ -101,6 +101,13 @@ pub struct WebhookConfig {
     pub deny_private: bool,
 }
 
+/// The MQTT bridge: `--mqtt-url` and `--mqtt-prefix`.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub url: String,
+    pub prefix: String,
+}
+
 /// The settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -146,6 +153,8 @@ pub struct Config {
     pub internal_host: String,
     /// Serve the console at `/`.
     pub console: bool,
+    /// The MQTT bridge; `None`: no broker is touched.
+    pub mqtt: Option<MqttConfig>,
     /// Data frames a client may send per second, on average.
     pub client_message_rate: f64,
     /// Data frames a client may send at once, above the rate.
@@ -330,6 +339,12 @@ pub struct ServeArgs {
     /// The browser console at /: on, or off (404; the API and /docs stay).
     #[arg(long, env = "WSHUB_CONSOLE", value_enum, default_value = "on")]
     pub console: Switch,
+    /// MQTT bridge: mqtt://[user:pass@]HOST:PORT of the broker [default: no bridge].
+    #[arg(long, env = "WSHUB_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Topic prefix of the MQTT bridge.
+    #[arg(long, env = "WSHUB_MQTT_PREFIX", default_value = "wshub/")]
+    pub mqtt_prefix: String,
     /// Keep registered systems in memory only: they are gone when the process stops.
     #[arg(long, env = "WSHUB_EPHEMERAL")]
     pub ephemeral: bool,
@@ -428,6 +443,13 @@ impl From<ServeArgs> for Config {
             internal_port: args.internal_port,
             internal_host: args.internal_host,
             console: args.console == Switch::On,
+            mqtt: args
+                .mqtt_url
+                .filter(|url| !url.is_empty())
+                .map(|url| MqttConfig {
+                    url,
+                    prefix: args.mqtt_prefix,
+                }),
             client_message_rate: args.client_message_rate,
             client_message_burst: args.client_message_burst.max(1),
             allowed_origins: clean_list(args.allowed_origins),

@@ -21,6 +21,8 @@ use crate::backplane::Backplane;
 use crate::config::{ApiAuth, ClientAuth, Config, Limits};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
+use crate::mqtt::MqttBridge;
+use crate::outlets::Outlets;
 use crate::store::SystemStore;
 use crate::webhooks::Webhooks;
 
@@ -59,8 +61,8 @@ pub struct Hub {
     /// How far each operation travels: this node ([`MemoryBackplane`], the default) or the
     /// cluster ([`crate::cluster::Cluster`], set by the server in cluster mode).
     pub backplane: Arc<dyn Backplane>,
-    /// Where webhook events go (the registry's, and those a backplane decides).
-    pub webhooks: Webhooks,
+    /// Where events about clients go (the registry's, and those a backplane decides).
+    pub outlets: Outlets,
 }
 
 impl Hub {
@@ -75,6 +77,7 @@ impl Hub {
         };
         let (hub, starter) = Hub::deferred(config, None, store)?;
         starter.start_here();
+        hub.start_bridges();
         Ok(hub)
     }
 
@@ -105,10 +108,19 @@ impl Hub {
             }
         };
         let metrics = Arc::new(Metrics::new());
-        let webhooks = Webhooks::start(config.webhooks.clone(), metrics.clone());
+        let mqtt = match &config.mqtt {
+            Some(mqtt) => {
+                Some(MqttBridge::new(mqtt, metrics.clone()).map_err(std::io::Error::other)?)
+            }
+            None => None,
+        };
+        let outlets = Outlets {
+            webhooks: Webhooks::start(config.webhooks.clone(), metrics.clone()),
+            mqtt,
+        };
         let registry = SystemRegistry::new(
             RegistrySettings {
-                webhooks: webhooks.clone(),
+                outlets: outlets.clone(),
                 // When something mirrors the groups (a cluster), it decides occupancy for all.
                 local_occupancy: events.is_none(),
                 limits: MembershipLimits {
@@ -151,9 +163,17 @@ impl Hub {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
-            webhooks,
+            outlets,
         };
         Ok((hub, RegistryStarter { receiver, registry }))
+    }
+
+    /// Starts the MQTT bridge, if there is one: it pushes through the backplane, so call this
+    /// once the backplane is final.
+    pub fn start_bridges(&self) {
+        if let Some(bridge) = &self.outlets.mqtt {
+            bridge.start(self.backplane.clone(), self.settings.limits.clone());
+        }
     }
 
     /// The admin token made at start when no secret was configured (valid 24 h).

@@ -92,6 +92,8 @@ pub mod gate;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod mqtt;
+pub mod outlets;
 pub mod protocol;
 pub mod server;
 pub mod settings;

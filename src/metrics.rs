@@ -40,6 +40,12 @@ pub struct Metrics {
     pub webhook_queue_depth: IntGauge,
     /// Frames from clients (text and binary), before any is refused.
     pub client_frames: IntCounter,
+    /// MQTT messages bridged, by direction (`in`: broker to clients, `out`: events to broker).
+    pub mqtt_messages: IntCounterVec,
+    /// MQTT messages dropped, by direction.
+    pub mqtt_dropped: IntCounterVec,
+    /// 1 while the bridge is connected to its broker.
+    pub mqtt_connected: IntGauge,
 }
 
 impl Metrics {
@@ -141,6 +147,20 @@ impl Metrics {
             client_frames: counter(
                 "wshub_client_frames_total",
                 "Data frames received from clients.",
+            ),
+            mqtt_messages: counter_vec(
+                "wshub_mqtt_messages_total",
+                "MQTT messages bridged: in (broker to clients), out (events to the broker).",
+                &["direction"],
+            ),
+            mqtt_dropped: counter_vec(
+                "wshub_mqtt_dropped_total",
+                "MQTT messages dropped: in (bad topic or payload, unknown target), out (queue full).",
+                &["direction"],
+            ),
+            mqtt_connected: gauge(
+                "wshub_mqtt_connected",
+                "1 while the MQTT bridge is connected to its broker.",
             ),
             registry,
         }

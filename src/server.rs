@@ -80,7 +80,7 @@ impl Application {
                 new_node_id(),
                 hub.registry.clone(),
                 (events, events_rx),
-                hub.webhooks.clone(),
+                hub.outlets.clone(),
             )
             .await
             .map_err(|err| {
@@ -88,6 +88,7 @@ impl Application {
             })?;
             hub.backplane = cluster;
         }
+        hub.start_bridges();
         // Where the registry runs. actix-web has no per-worker start hook: the app factory below
         // is the only code of ours each HTTP worker runs on its own thread before it serves. So
         // the registry (and the group actors it starts) is started there, by the first worker

@@ -26,10 +26,11 @@ use super::messages::*;
 use super::outbox::{Pushed, SessionCommand, SessionHandle};
 use super::tenant::{MembershipLimits, Removed, Tenant};
 use crate::metrics::Metrics;
+use crate::outlets::Outlets;
 use crate::protocol::{self, ClientInfo, CloseReason, OnlineList};
 use crate::settings::EventName;
 use crate::store::{StoreError, SystemStore};
-use crate::webhooks::{Offline, OfflineReason, WebhookEvent, Webhooks};
+use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
 /// What the registry enforces, fixed at start.
 #[derive(Debug, Clone)]
@@ -40,8 +41,8 @@ pub struct RegistrySettings {
     /// Where changes to this node's clients are reported, in order, if anything mirrors them
     /// (in cluster mode, the writer that keeps Redis up to date).
     pub events: Option<EventSink>,
-    /// Where webhook events go.
-    pub webhooks: Webhooks,
+    /// Where events about clients go (webhooks, MQTT); also how a webhook is retargeted.
+    pub outlets: Outlets,
     /// Whether this registry's groups are the whole of them, so that it decides when a group
     /// is occupied or vacated. In a cluster the backplane decides, for all nodes at once.
     pub local_occupancy: bool,
@@ -102,13 +103,10 @@ impl SystemRegistry {
         }
     }
 
-    /// Queues a webhook event for the system, if its settings ask for it.
+    /// Sends an event about the system wherever its settings ask for it (webhook, MQTT).
     fn hook(&self, system_id: &str, name: EventName, event: impl FnOnce() -> WebhookEvent) {
-        let webhook = self
-            .systems
-            .get(system_id)
-            .and_then(|tenant| tenant.settings.webhook.as_ref());
-        self.settings.webhooks.send(system_id, webhook, name, event);
+        let settings = self.systems.get(system_id).map(|tenant| &tenant.settings);
+        self.settings.outlets.send(system_id, settings, name, event);
     }
 
     /// Removes a client: its remaining groups get the 1002 notice, the cluster and the webhook
@@ -188,17 +186,17 @@ impl SystemRegistry {
         let groups: Vec<String> = tenant.groups().keys().cloned().collect();
         let clients = tenant.drain();
         let count = clients.len();
-        let webhook = tenant.settings.webhook.as_ref();
-        let hooks = &self.settings.webhooks;
+        let settings = Some(&tenant.settings);
+        let hooks = &self.settings.outlets;
         let offline = Offline::new(offline, why.code());
         for (client_id, client) in clients {
             let client_groups: Vec<String> = client.groups.iter().cloned().collect();
             for group in &client_groups {
-                hooks.send(system_id, webhook, EventName::GroupLeft, || {
+                hooks.send(system_id, settings, EventName::GroupLeft, || {
                     WebhookEvent::group_left(&client_id, group, &client.user_id, "offline")
                 });
             }
-            hooks.send(system_id, webhook, EventName::ClientOffline, || {
+            hooks.send(system_id, settings, EventName::ClientOffline, || {
                 WebhookEvent::client_offline(&client_id, &client.user_id, &client_groups, offline)
             });
             // Other nodes' members still hear that these clients went offline.
@@ -216,7 +214,7 @@ impl SystemRegistry {
         }
         if self.settings.local_occupancy {
             for group in &groups {
-                hooks.send(system_id, webhook, EventName::GroupVacated, || {
+                hooks.send(system_id, settings, EventName::GroupVacated, || {
                     WebhookEvent::group_vacated(group)
                 });
             }

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actors::events::{Event, EventSink};
 use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
+use crate::outlets::Outlets;
 use crate::settings::SystemSettings;
-use crate::webhooks::Webhooks;
 
 use super::keys::Keys;
 
@@ -92,7 +92,7 @@ pub struct Cluster {
     pub(super) known_systems: Mutex<HashMap<String, SystemSettings>>,
     /// Where the webhook events this node decides for the whole cluster go (group occupied or
     /// vacated, clients of a dead node gone).
-    pub(super) webhooks: Webhooks,
+    pub(super) outlets: Outlets,
     /// The last `settings-version` the heartbeat saw: when it moves, this node reads its
     /// systems' settings again (a change it missed while cut off from Redis).
     pub(super) settings_version_seen: AtomicU64,
@@ -157,7 +157,7 @@ impl Cluster {
         node_id: String,
         registry: Addr<SystemRegistry>,
         (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
-        webhooks: Webhooks,
+        outlets: Outlets,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
@@ -178,7 +178,7 @@ impl Cluster {
             redis,
             registry,
             known_systems: Mutex::new(HashMap::new()),
-            webhooks,
+            outlets,
             settings_version_seen: AtomicU64::new(u64::MAX),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),

@@ -187,9 +187,7 @@ impl Cluster {
 
     /// Queues a webhook event this node decided for the cluster, if the system asks for it.
     pub(super) fn hook(&self, system: &str, name: EventName, event: impl FnOnce() -> WebhookEvent) {
-        let webhook = Self::lock(&self.known_systems)
-            .get(system)
-            .and_then(|settings| settings.webhook.clone());
-        self.webhooks.send(system, webhook.as_ref(), name, event);
+        let settings = Self::lock(&self.known_systems).get(system).cloned();
+        self.outlets.send(system, settings.as_ref(), name, event);
     }
 }

@@ -36,7 +36,8 @@ pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(not_found(&req))
 }
 
-/// 200 with the registry's counts while serving; 503 once shutdown has begun.
+/// 200 with the registry's counts (and, with a bridge, `mqtt`: `connected` or `disconnected`)
+/// while serving; 503 once shutdown has begun.
 pub async fn healthz(
     req: HttpRequest,
     hub: web::Data<Hub>,
@@ -47,7 +48,17 @@ pub async fn healthz(
         return Err(ApiError::Unavailable("shutting down".into()));
     }
     let stats = hub.registry.send(GetStats).await?;
-    Ok(HttpResponse::Ok().json(Envelope::success(stats)))
+    let mut data = serde_json::to_value(stats).unwrap_or_default();
+    // The bridge's state is reported, never a reason to fail the node.
+    if let Some(bridge) = &hub.outlets.mqtt {
+        let state = if bridge.is_connected() {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        data["mqtt"] = serde_json::Value::from(state);
+    }
+    Ok(HttpResponse::Ok().json(Envelope::success(data)))
 }
 
 /// The Prometheus text exposition; the per-system gauges are read from the registry now.

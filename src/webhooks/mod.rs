@@ -197,6 +197,15 @@ impl Webhooks {
         });
     }
 
+    /// Queues `event` for the system's webhook, which is `target` now.
+    pub fn queue(&self, system_id: &str, target: &WebhookSettings, event: WebhookEvent) {
+        let _ = self.commands.send(Command::Event {
+            system_id: system_id.to_owned(),
+            target: target.clone(),
+            event,
+        });
+    }
+
     /// The system's webhook changed or was removed (or the system was).
     pub fn retarget(&self, system_id: &str, target: Option<&WebhookSettings>) {
         let _ = self.commands.send(Command::Retarget {

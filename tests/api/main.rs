@@ -18,6 +18,7 @@ mod helpers;
 mod isolation;
 mod limits;
 mod metrics;
+mod mqtt;
 mod pages;
 mod presence;
 mod raw_ws;

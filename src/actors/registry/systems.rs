@@ -35,6 +35,7 @@ impl Handler<UpdateSystem> for SystemRegistry {
             .map_err(|err| RegistryError::Storage(err.to_string()))?;
         if !msg.update.webhook.is_keep() {
             self.settings
+                .outlets
                 .webhooks
                 .retarget(&msg.system_id, settings.webhook.as_ref());
         }
@@ -68,7 +69,10 @@ impl Handler<Unregister> for SystemRegistry {
                 "system removed",
             );
             // What is queued for its webhook still goes out; then the webhook is forgotten.
-            self.settings.webhooks.retarget(&msg.system_id, None);
+            self.settings
+                .outlets
+                .webhooks
+                .retarget(&msg.system_id, None);
         }
         Ok(())
     }

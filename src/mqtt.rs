@@ -1,0 +1,393 @@
+//! The MQTT bridge (`--mqtt-url`): devices publish and browsers see it, browsers speak and devices
+//! hear it.
+//!
+//! - **Down:** a publish to `<prefix><systemId>/group/<groupName>`, `.../client/<clientId>` or
+//!   `.../system` is pushed like the matching `send_to_*` call, through the same backplane call
+//!   a REST handler makes. The bridge subscribes through an MQTT 5 shared subscription, so in a
+//!   cluster each publish enters once, on one node, and reaches members on every node.
+//! - **Up:** the events a system's `mqtt` settings ask for are published to
+//!   `<prefix><systemId>/events/<name>` at QoS 1, as the JSON object a webhook batch carries,
+//!   by the node that decided them (as for webhooks).
+//!
+//! Broker down: publishes wait in the client's bounded queue, then are dropped and counted; the
+//! event loop reconnects with backoff and subscribes again. Nothing else waits for the broker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use serde_json::value::RawValue;
+
+use crate::actors::messages as m;
+use crate::backplane::Backplane;
+use crate::config::Limits;
+pub use crate::config::MqttConfig;
+use crate::metrics::Metrics;
+use crate::protocol::{self as p, MessageRef};
+
+use crate::webhooks::WebhookEvent;
+
+/// Publishes that may wait for the broker before new ones are dropped.
+const QUEUE: usize = 10_000;
+/// The shared-subscription group: every wshub node of a cluster is in it.
+const SHARE_GROUP: &str = "wshub";
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// At most one log line per kind of refusal in this long.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The broker's address and credentials, from `mqtt://[user:pass@]host:port`.
+fn options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions, String> {
+    let rest = config
+        .url
+        .strip_prefix("mqtt://")
+        .ok_or_else(|| format!("--mqtt-url {}: must start with mqtt://", config.url))?;
+    let (credentials, address) = match rest.rsplit_once('@') {
+        Some((credentials, address)) => (Some(credentials), address),
+        None => (None, rest),
+    };
+    let address = address.trim_end_matches('/');
+    let (host, port) = match address.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("--mqtt-url {}: bad port", config.url))?,
+        ),
+        None => (address, 1883),
+    };
+    if host.is_empty() {
+        return Err(format!("--mqtt-url {}: no host", config.url));
+    }
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(15));
+    if let Some(credentials) = credentials {
+        let (user, pass) = credentials.split_once(':').unwrap_or((credentials, ""));
+        options.set_credentials(user, pass);
+    }
+    Ok(options)
+}
+
+/// The bridge: its client (cheap to clone) and, until it is started, its event loop.
+pub struct MqttBridge {
+    client: AsyncClient,
+    prefix: String,
+    connected: AtomicBool,
+    metrics: Arc<Metrics>,
+    event_loop: Mutex<Option<EventLoop>>,
+}
+
+impl std::fmt::Debug for MqttBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttBridge")
+            .field("prefix", &self.prefix)
+            .field("connected", &self.connected.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl MqttBridge {
+    /// Makes the bridge; nothing touches the network until [`start`](Self::start).
+    pub fn new(config: &MqttConfig, metrics: Arc<Metrics>) -> Result<Arc<MqttBridge>, String> {
+        let client_id = format!("wshub-{}", &p::new_id()[..12]);
+        let (client, event_loop) = AsyncClient::new(options(config, &client_id)?, QUEUE);
+        Ok(Arc::new(MqttBridge {
+            client,
+            prefix: config.prefix.clone(),
+            connected: AtomicBool::new(false),
+            metrics,
+            event_loop: Mutex::new(Some(event_loop)),
+        }))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Publishes `event` for the system; dropped (and counted) when the queue for the broker is
+    /// full.
+    pub fn publish_event(&self, system_id: &str, event: &WebhookEvent) {
+        let topic = format!(
+            "{}{system_id}/events/{}",
+            self.prefix,
+            serde_json::to_value(event.name)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+        let payload = serde_json::to_vec(&event).unwrap_or_default();
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+        {
+            Ok(()) => self.metrics.mqtt_messages.with_label_values(&["out"]).inc(),
+            Err(_) => self.metrics.mqtt_dropped.with_label_values(&["out"]).inc(),
+        }
+    }
+
+    /// Runs the event loop (connect, subscribe, reconnect) and hands each publish to the
+    /// backplane, in order, on the current actix arbiter. Call once.
+    pub fn start(self: &Arc<Self>, backplane: Arc<dyn Backplane>, limits: Limits) {
+        let Some(mut event_loop) = self.event_loop.lock().ok().and_then(|mut l| l.take()) else {
+            return;
+        };
+        let (inbox, mut received) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(QUEUE);
+        let bridge = self.clone();
+        actix_web::rt::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match event_loop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff = Duration::from_millis(100);
+                        log::info!("MQTT bridge connected");
+                        bridge.connected.store(true, Ordering::Relaxed);
+                        bridge.metrics.mqtt_connected.set(1);
+                        let filter = format!("$share/{SHARE_GROUP}/{}#", bridge.prefix);
+                        if let Err(err) = bridge.client.try_subscribe(filter, QoS::AtLeastOnce) {
+                            log::error!("MQTT bridge cannot subscribe: {err}");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                        if inbox.try_send((topic, publish.payload.to_vec())).is_err() {
+                            bridge.metrics.mqtt_dropped.with_label_values(&["in"]).inc();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        if bridge.connected.swap(false, Ordering::Relaxed) {
+                            log::warn!("MQTT bridge lost the broker: {err}; reconnecting");
+                        }
+                        bridge.metrics.mqtt_connected.set(0);
+                        actix_web::rt::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        });
+        let bridge = self.clone();
+        actix_web::rt::spawn(async move {
+            let mut last_log = None::<Instant>;
+            while let Some((topic, payload)) = received.recv().await {
+                let result = bridge.push(&*backplane, &limits, &topic, &payload).await;
+                match result {
+                    Ok(()) => bridge
+                        .metrics
+                        .mqtt_messages
+                        .with_label_values(&["in"])
+                        .inc(),
+                    Err(reason) => {
+                        bridge.metrics.mqtt_dropped.with_label_values(&["in"]).inc();
+                        if last_log.is_none_or(|at| at.elapsed() > LOG_EVERY) {
+                            log::warn!("MQTT publish on '{topic}' dropped: {reason} (logged once per 10 s)");
+                            last_log = Some(Instant::now());
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Pushes one MQTT publish like the matching `send_to_*` call.
+    async fn push(
+        &self,
+        backplane: &dyn Backplane,
+        limits: &Limits,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let target = parse_topic(&self.prefix, topic).ok_or("not a wshub topic")?;
+        let text = std::str::from_utf8(payload).map_err(|_| "binary payload")?;
+        let message = Message::parse(text)?;
+        if message.data.get().len() > limits.max_data_size {
+            return Err(format!("data over {} bytes", limits.max_data_size));
+        }
+        p::check_user_id("sendUserId", &message.send_user_id, limits).map_err(|e| e.to_string())?;
+        let message_id = p::new_id();
+        let frame = p::push_frame(
+            &message_id,
+            MessageRef {
+                send_user_id: &message.send_user_id,
+                code: message.code,
+                msg: &message.msg,
+                data: &message.data,
+            },
+        );
+        if frame.len() > limits.max_push_size {
+            return Err(format!("frame over {} bytes", limits.max_push_size));
+        }
+        let result = match target {
+            Target::Group(system_id, group_name) => backplane
+                .send_to_group(m::SendToGroup {
+                    system_id,
+                    group_name,
+                    frame,
+                })
+                .await
+                .map(drop),
+            Target::Client(system_id, client_id) => {
+                backplane
+                    .send_to_client(m::SendToClient {
+                        system_id,
+                        client_id,
+                        frame,
+                    })
+                    .await
+            }
+            Target::System(system_id) => backplane
+                .send_to_system(m::SendToSystem { system_id, frame })
+                .await
+                .map(drop),
+        };
+        result.map_err(|err| err.to_string())
+    }
+}
+
+/// Where a down publish goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Group(String, String),
+    Client(String, String),
+    System(String),
+}
+
+fn parse_topic(prefix: &str, topic: &str) -> Option<Target> {
+    let rest = topic.strip_prefix(prefix)?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [system, "group", group] if !system.is_empty() && !group.is_empty() => {
+            Some(Target::Group((*system).into(), (*group).into()))
+        }
+        [system, "client", client] if !system.is_empty() && !client.is_empty() => {
+            Some(Target::Client((*system).into(), (*client).into()))
+        }
+        [system, "system"] if !system.is_empty() => Some(Target::System((*system).into())),
+        _ => None,
+    }
+}
+
+/// A down payload's message fields.
+struct Message {
+    send_user_id: String,
+    code: i64,
+    msg: String,
+    data: Box<RawValue>,
+}
+
+impl Message {
+    /// A JSON object with any of `code`, `msg`, `data`, `sendUserId` supplies those fields; any
+    /// other JSON is `data`; anything else is `data` as a string.
+    fn parse(text: &str) -> Result<Message, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields {
+            #[serde(default)]
+            send_user_id: Option<String>,
+            #[serde(default)]
+            code: Option<i64>,
+            #[serde(default)]
+            msg: Option<String>,
+            #[serde(default)]
+            data: Option<Box<RawValue>>,
+        }
+        let as_data = |raw: Box<RawValue>| Message {
+            send_user_id: String::new(),
+            code: 0,
+            msg: String::new(),
+            data: raw,
+        };
+        let Ok(raw) = serde_json::from_str::<Box<RawValue>>(text) else {
+            let string = serde_json::value::to_raw_value(text).map_err(|e| e.to_string())?;
+            return Ok(as_data(string));
+        };
+        if raw.get().trim_start().starts_with('{') {
+            if let Ok(fields) = serde_json::from_str::<Fields>(raw.get()) {
+                let any = fields.send_user_id.is_some()
+                    || fields.code.is_some()
+                    || fields.msg.is_some()
+                    || fields.data.is_some();
+                if any {
+                    let empty = serde_json::value::to_raw_value("").map_err(|e| e.to_string())?;
+                    return Ok(Message {
+                        send_user_id: fields.send_user_id.unwrap_or_default(),
+                        code: fields.code.unwrap_or_default(),
+                        msg: fields.msg.unwrap_or_default(),
+                        data: fields.data.unwrap_or(empty),
+                    });
+                }
+            }
+        }
+        Ok(as_data(raw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_name_a_group_a_client_or_the_system() {
+        let parse = |t| parse_topic("wshub/", t);
+        assert_eq!(
+            parse("wshub/s/group/room"),
+            Some(Target::Group("s".into(), "room".into()))
+        );
+        assert_eq!(
+            parse("wshub/s/client/abc"),
+            Some(Target::Client("s".into(), "abc".into()))
+        );
+        assert_eq!(parse("wshub/s/system"), Some(Target::System("s".into())));
+        for bad in [
+            "wshub/s",
+            "wshub/s/group",
+            "wshub//system",
+            "other/s/system",
+            "wshub/s/events/x",
+            "wshub/s/group/a/b",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn payloads_are_fields_a_json_value_or_text() {
+        let m =
+            Message::parse(r#"{"code":7,"msg":"m","data":{"t":1},"sendUserId":"dev"}"#).unwrap();
+        assert_eq!(
+            (
+                m.code,
+                m.msg.as_str(),
+                m.data.get(),
+                m.send_user_id.as_str()
+            ),
+            (7, "m", r#"{"t":1}"#, "dev")
+        );
+        let m = Message::parse(r#"{"temp":21.5}"#).unwrap();
+        assert_eq!((m.code, m.data.get()), (0, r#"{"temp":21.5}"#));
+        let m = Message::parse("42").unwrap();
+        assert_eq!(m.data.get(), "42");
+        let m = Message::parse("door open").unwrap();
+        assert_eq!(m.data.get(), r#""door open""#);
+    }
+
+    #[test]
+    fn the_url_gives_host_port_and_credentials() {
+        let config = |url: &str| MqttConfig {
+            url: url.into(),
+            prefix: "wshub/".into(),
+        };
+        let o = options(&config("mqtt://user:pw@broker.test:1884"), "id").unwrap();
+        assert_eq!(o.broker_address(), ("broker.test".to_owned(), 1884));
+        assert!(options(&config("http://x"), "id").is_err());
+        assert!(options(&config("mqtt://:1883"), "id").is_err());
+        assert_eq!(
+            options(&config("mqtt://b"), "id")
+                .unwrap()
+                .broker_address()
+                .1,
+            1883
+        );
+    }
+}
