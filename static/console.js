@@ -387,6 +387,22 @@ async function inspect(method, body) {
   $("#inspect-result").textContent = res.status + "\n" + (typeof res.body === "string" ? res.body : JSON.stringify(res.body && "data" in res.body ? res.body.data : res.body, null, 2));
 }
 
+/** Shows whether the MQTT bridge is connected, when there is one (from /healthz). */
+async function watchBridge() {
+  try {
+    const res = await fetch("/healthz");
+    const body = res.ok ? await res.json() : null;
+    const bridgeState = body && body.data ? body.data.mqtt : undefined;
+    const badge = $("#mqtt-status");
+    badge.hidden = bridgeState === undefined;
+    if (bridgeState !== undefined) {
+      badge.textContent = "MQTT " + bridgeState;
+      badge.className = "badge " + (bridgeState === "connected" ? "ok" : "bad");
+    }
+  } catch (_) { /* /healthz elsewhere (--internal-port): no badge */ }
+  setTimeout(watchBridge, 5000);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wiring
 
@@ -425,6 +441,7 @@ function init() {
     if (clientId) inspect("get_client_info", { clientId });
   });
   $("#clear-calls").addEventListener("click", () => { $("#call-log").textContent = ""; });
+  watchBridge();
   useSystem(state.system);
   refreshClientSelects();
   updateTargetFields();

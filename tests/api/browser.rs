@@ -419,3 +419,33 @@ async fn console_sets_shows_and_removes_a_systems_webhook() {
     let info = app.api("get_system", "hooked", json!({})).await.ok();
     assert_eq!(info["webhook"], serde_json::Value::Null);
 }
+
+#[actix_web::test]
+async fn console_shows_whether_the_mqtt_bridge_is_connected() {
+    let Some(url) = crate::mqtt::broker_url() else {
+        return;
+    };
+    let Some(browser) = browser(1280, 800).await else {
+        return;
+    };
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.mqtt = Some(wshub::mqtt::MqttConfig {
+            url,
+            prefix: format!("wshub-test/{}/", &wshub::protocol::new_id()[..12]),
+        });
+    })
+    .await;
+    let c = &browser.client;
+    c.goto(&app.url("/")).await.unwrap();
+    wait_until(
+        c,
+        "document.querySelector('#mqtt-status').textContent === 'MQTT connected'",
+    )
+    .await;
+    // Without a bridge there is no badge.
+    let plain = spawn_app().await;
+    c.goto(&plain.url("/")).await.unwrap();
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let hidden = js(c, "document.querySelector('#mqtt-status').hidden").await;
+    assert_eq!(hidden, Value::Bool(true));
+}

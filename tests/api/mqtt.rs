@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::helpers::{spawn_app_with, TestApp, WsClient};
 
-fn broker_url() -> Option<String> {
+pub fn broker_url() -> Option<String> {
     let url =
         std::env::var("WSHUB_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".to_owned());
     let address = url.trim_start_matches("mqtt://").to_owned();
