@@ -13,9 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-ALL_SCENARIOS="fanout-rate fanout system unicast idle fanout-rate-2-nodes"
+ALL_SCENARIOS="fanout-rate fanout system unicast idle fanout-rate-2-nodes mqtt-fanout"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:1883}
 RESULTS=${RESULTS:-benches/results.jsonl}
 LIMITSRV_DIR=${LIMITSRV_DIR:-../shared/reference/limitsrv}
 LIMITSRV_TARGET=${LIMITSRV_TARGET:-/tmp/limitsrv}
@@ -36,6 +37,7 @@ args_for() {
     unicast) echo "--clients 100 --messages 20000 --inflight 32 --payload 64" ;;
     idle) echo "--clients 15000" ;;
     fanout-rate-2-nodes) echo "--clients 1000 --messages 300 --rate 50 --payload 64" ;;
+    mqtt-fanout) echo "--clients 1000 --messages 2000 --inflight 4 --payload 64" ;;
   esac
 }
 
@@ -86,6 +88,23 @@ for round in $(seq "$ROUNDS"); do
         --token "$TOKEN" --pid "${NODE_PIDS[0]}" --pid "${NODE_PIDS[1]}" --label wshub \
         --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
       stop_cluster
+      sleep 0.5
+      continue
+    fi
+    if [[ $scenario == mqtt-fanout ]]; then
+      # wshub only: limitsrv has no MQTT side. The bridge's broker is $MQTT_URL.
+      mqtt_prefix="bench-$RANDOM$RANDOM/"
+      WSHUB_JWT_SECRET=$SECRET RUST_LOG=warn taskset -c 0 target/release/wshub --port "$PORT" --ephemeral \
+        --mqtt-url "$MQTT_URL" --mqtt-prefix "$mqtt_prefix" >/tmp/bench-server.log 2>&1 &
+      SERVER_PID=$!
+      for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+      sleep 0.5   # the bridge subscribes
+      echo "round $round: $scenario against wshub"
+      # shellcheck disable=SC2046
+      taskset -c 1 "$LOAD" mqtt-fanout --url "http://127.0.0.1:$PORT" --token "$TOKEN" --pid "$SERVER_PID" \
+        --mqtt-url "$MQTT_URL" --mqtt-prefix "$mqtt_prefix" --label wshub --json "$RESULTS" \
+        $(args_for "$scenario") | grep -v '^{'
+      stop
       sleep 0.5
       continue
     fi

@@ -48,6 +48,9 @@ enum Scenario {
     Idle(Opts),
     /// send_to_client requests over K keep-alive connections, to N clients.
     Unicast(Opts),
+    /// N clients in one group; M messages published to the MQTT broker of the server's bridge
+    /// (--mqtt-url) flat out, then the same M through REST (K in flight), side by side.
+    MqttFanout(Opts),
     /// Every scenario once (at the sizes given; --tiny for a smoke run).
     All(Opts),
     /// Writes BENCHMARKS.md and the latency plot from a results file.
@@ -97,6 +100,12 @@ struct Opts {
     /// Tiny sizes, to prove the harness works (CI).
     #[arg(long)]
     tiny: bool,
+    /// The broker of the server's MQTT bridge (mqtt-fanout).
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    mqtt_url: String,
+    /// The bridge's topic prefix (the server's --mqtt-prefix).
+    #[arg(long, default_value = "wshub/")]
+    mqtt_prefix: String,
     /// Concurrent connection attempts while connecting clients.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
@@ -151,6 +160,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
         Scenario::System(o) => vec![system(o).await],
         Scenario::Idle(o) => vec![idle(o).await],
         Scenario::Unicast(o) => vec![unicast(o).await],
+        Scenario::MqttFanout(o) => vec![mqtt_fanout(o).await],
         Scenario::All(o) => {
             let rate = o.rate;
             vec![
@@ -606,6 +616,114 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
     })
 }
 
+/// Publishes `count` messages to `topic` flat out (QoS 1), each stamped like a REST send.
+async fn publish_messages(o: &Opts, topic: &str, count: usize, pad: &str) {
+    use rumqttc::v5::mqttbytes::QoS;
+    let address = o.mqtt_url.trim_start_matches("mqtt://");
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "1883"));
+    let options = rumqttc::v5::MqttOptions::new(
+        format!("load-{}", now_nanos()),
+        host,
+        port.parse().unwrap_or(1883),
+    );
+    let (client, mut event_loop) = rumqttc::v5::AsyncClient::new(options, 1000);
+    let poller = actix_web::rt::spawn(async move { while event_loop.poll().await.is_ok() {} });
+    for seq in 0..count {
+        let body = format!(
+            r#"{{"code":7,"data":{{"t":{},"s":{seq},"p":"{pad}"}}}}"#,
+            now_nanos()
+        );
+        client
+            .publish(topic, QoS::AtLeastOnce, false, body)
+            .await
+            .expect("publish queued");
+    }
+    // Let the last acknowledgements through before the client goes.
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let _ = client.disconnect().await;
+    poller.abort();
+}
+
+/// Clears what a phase counted, for the next phase on the same clients.
+fn reset(tally: &Tally) {
+    tally.received.set(0);
+    tally.last.set(None);
+    tally.latencies.borrow_mut().clear();
+}
+
+async fn mqtt_fanout(o: Opts) -> Value {
+    let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 1000 });
+    let messages = o.messages.unwrap_or(if o.tiny { 10 } else { 2000 });
+    let inflight = o.inflight.unwrap_or(4);
+    let api = Rc::new(Api::new(&o, inflight.max(16)));
+    api.call("register", json!({"systemId": api.system}).to_string())
+        .await;
+    let tally = Rc::new(Tally::default());
+    let (ids, _) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+    futures_util::stream::iter(ids.iter())
+        .map(|id| {
+            api.call(
+                "bind_to_group",
+                json!({"clientId": id, "groupName": "g"}).to_string(),
+            )
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    settle(&tally, Duration::from_millis(300)).await;
+    let expected = (clients * messages) as u64;
+
+    // Through MQTT: the device publishes, the bridge pushes.
+    let topic = format!("{}{}/group/g", o.mqtt_prefix, api.system);
+    let pad = "x".repeat(o.payload);
+    reset(&tally);
+    let cpu_before = cpu_seconds(&o.pids());
+    let started = Instant::now();
+    publish_messages(&o, &topic, messages, &pad).await;
+    await_delivery(&tally, expected, Duration::from_secs(3)).await;
+    let mqtt_elapsed = tally
+        .last
+        .get()
+        .map_or(started.elapsed(), |last| last.duration_since(started));
+    let mqtt_cpu = cpu_before.zip(cpu_seconds(&o.pids())).map(|(a, b)| b - a);
+    let mqtt_delivered = tally.received.get();
+    let (p50, p99, max, latencies) = latency_summary(&tally);
+
+    // The same through REST, on the same clients.
+    reset(&tally);
+    let targets = vec![("groupName".to_owned(), "g".to_owned())];
+    let rest = send_phase(
+        &o,
+        &api,
+        &tally,
+        "send_to_group",
+        targets,
+        messages,
+        inflight,
+        None,
+        expected,
+    )
+    .await;
+    json!({
+        "scenario": o.name.clone().unwrap_or_else(|| "mqtt-fanout".to_owned()),
+        "server": o.label, "clients": clients, "messages": messages, "inflight": inflight,
+        "payload": o.payload,
+        "delivered": mqtt_delivered, "lost": expected.saturating_sub(mqtt_delivered),
+        "messages_per_s": messages as f64 / mqtt_elapsed.as_secs_f64(),
+        "frames_per_s": mqtt_delivered as f64 / mqtt_elapsed.as_secs_f64(),
+        "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+        "cpu_s": mqtt_cpu,
+        "cpu_us_per_frame": mqtt_cpu.map(|c| c * 1e6 / mqtt_delivered.max(1) as f64),
+        "rest_messages_per_s": messages as f64 / rest.elapsed.as_secs_f64(),
+        "rest_frames_per_s": rest.delivered as f64 / rest.elapsed.as_secs_f64(),
+        "rest_p99_ms": rest.p99,
+        "rest_cpu_us_per_frame": rest.cpu.map(|c| c * 1e6 / rest.delivered.max(1) as f64),
+        "rest_lost": rest.lost,
+        "rss_kib": rss_kib(&o.pids()),
+        "latency_curve": curve(&latencies),
+    })
+}
+
 async fn system(o: Opts) -> Value {
     let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 10_000 });
     let messages = o.messages.unwrap_or(if o.tiny { 5 } else { 50 });
@@ -786,6 +904,33 @@ const FIGURES: &[(&str, &str, &str, bool)] = &[
     ("fanout-rate-2-nodes", "p99_ms", "p99 latency, ms", false),
     ("fanout-rate-2-nodes", "max_ms", "max latency, ms", false),
     ("fanout-rate-2-nodes", "lost", "lost frames", false),
+    ("mqtt-fanout", "messages_per_s", "MQTT publishes/s", true),
+    (
+        "mqtt-fanout",
+        "frames_per_s",
+        "delivered frames/s, MQTT",
+        true,
+    ),
+    (
+        "mqtt-fanout",
+        "rest_frames_per_s",
+        "delivered frames/s, REST",
+        true,
+    ),
+    (
+        "mqtt-fanout",
+        "cpu_us_per_frame",
+        "CPU µs per frame, MQTT",
+        false,
+    ),
+    (
+        "mqtt-fanout",
+        "rest_cpu_us_per_frame",
+        "CPU µs per frame, REST",
+        false,
+    ),
+    ("mqtt-fanout", "p99_ms", "p99 latency, ms, MQTT", false),
+    ("mqtt-fanout", "lost", "lost frames, MQTT", false),
     ("system", "frames_per_s", "delivered frames/s", true),
     (
         "system",
