@@ -36,6 +36,12 @@ pub enum CloseReason {
     Refused,
     /// It sent a frame over `--max-frame-size` (1009).
     TooBig,
+    /// It broke the WebSocket protocol (1002).
+    ProtocolError,
+    /// It sent a binary frame (1003).
+    Binary,
+    /// It sent more than `--client-message-rate` (4029).
+    TooManyMessages,
     /// Its outbound queue passed `--max-outbound-queue` (4008).
     Slow,
     /// Its system was unregistered (4001).
@@ -52,6 +58,9 @@ impl CloseReason {
             CloseReason::Shutdown => Some(1001),
             CloseReason::Refused => Some(1008),
             CloseReason::TooBig => Some(1009),
+            CloseReason::ProtocolError => Some(1002),
+            CloseReason::Binary => Some(1003),
+            CloseReason::TooManyMessages => Some(4029),
             CloseReason::Slow => Some(4008),
             CloseReason::SystemRemoved => Some(4001),
             CloseReason::Heartbeat => None,
@@ -65,6 +74,9 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::Refused => "refused",
             CloseReason::TooBig => "too_big",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::Binary => "binary",
+            CloseReason::TooManyMessages => "too_many_messages",
             CloseReason::Slow => "slow",
             CloseReason::SystemRemoved => "system_removed",
             CloseReason::Heartbeat => "heartbeat",

@@ -182,6 +182,7 @@ impl WsSession {
     fn client_text(&mut self, text: bytestring::ByteString, ctx: &mut WebsocketContext<Self>) {
         self.metrics().client_frames.inc();
         if !self.allow_message() {
+            self.metrics().client_closed(Why::TooManyMessages);
             self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
             return;
         }
@@ -318,6 +319,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Binary(_))
             | Ok(ws::Message::Continuation(actix_http::ws::Item::FirstBinary(_))) => {
                 self.metrics().client_frames.inc();
+                self.metrics().client_closed(Why::Binary);
                 self.close_for_protocol(
                     ctx,
                     CloseCode::Unsupported,
@@ -328,6 +330,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Continuation(actix_http::ws::Item::FirstText(_))) => {
                 self.metrics().client_frames.inc();
                 if !self.allow_message() {
+                    self.metrics().client_closed(Why::TooManyMessages);
                     self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
                 }
             }
@@ -344,6 +347,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Err(err) => {
                 log::debug!("client {}: protocol error: {err}", self.client_id);
                 self.outbox.stop_reading();
+                self.metrics().client_closed(Why::ProtocolError);
                 self.close_for_protocol(ctx, CloseCode::Protocol, "protocol error");
             }
         }

@@ -82,6 +82,11 @@ async fn a_binary_frame_closes_with_1003_and_a_flood_with_4029() {
         .filter(|n| **n == "client_message")
         .count();
     assert!((20..=40).contains(&messages), "{messages} messages");
+    let metrics = String::from_utf8(app.hub.metrics.render()).unwrap();
+    for reason in ["binary", "too_many_messages"] {
+        let line = format!("wshub_clients_closed_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     // Nobody else noticed.
     let reply = app
         .api(
