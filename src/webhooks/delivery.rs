@@ -36,11 +36,9 @@ struct Queue {
     events: VecDeque<WebhookEvent>,
     /// Lost since the last batch that went out.
     dropped: u64,
-    /// Where they go now.
+    /// Where they go now; a webhook that is removed keeps its last target until the queue is
+    /// sent.
     target: Option<WebhookSettings>,
-    /// The webhook (or the system) is gone: what is queued still goes out, and the sender
-    /// then waits for a webhook to be set again.
-    closing: bool,
 }
 
 /// What every sender shares.
@@ -111,7 +109,6 @@ impl Shared {
                             events: VecDeque::new(),
                             dropped: 0,
                             target: None,
-                            closing: false,
                         })),
                         wake: Rc::new(Notify::new()),
                     };
@@ -120,7 +117,6 @@ impl Shared {
                 });
                 let mut queue = lane.queue.borrow_mut();
                 queue.target = Some(target);
-                queue.closing = false;
                 if queue.events.len() >= self.config.queue {
                     // The oldest not yet in flight go first; the backend learns how many.
                     queue.events.pop_front();
@@ -134,12 +130,7 @@ impl Shared {
             }
             Command::Retarget { system_id, target } => {
                 if let Some(lane) = lanes.get(&system_id) {
-                    let mut queue = lane.queue.borrow_mut();
-                    match target {
-                        Some(target) => queue.target = Some(target),
-                        None => queue.closing = true,
-                    }
-                    drop(queue);
+                    lane.queue.borrow_mut().target = Some(target);
                     lane.wake.notify_one();
                 }
             }

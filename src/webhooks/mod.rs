@@ -153,11 +153,10 @@ pub(crate) enum Command {
         target: WebhookSettings,
         event: WebhookEvent,
     },
-    /// The system's webhook is `target` now (`None`: removed, or the system is gone): what is
-    /// queued goes to the new URL, or is dropped.
+    /// The system's webhook is `target` now: what is queued goes to the new URL.
     Retarget {
         system_id: String,
-        target: Option<WebhookSettings>,
+        target: WebhookSettings,
     },
 }
 
@@ -178,25 +177,6 @@ impl Webhooks {
         Webhooks { commands }
     }
 
-    /// Queues `event` for the system's webhook if its settings ask for it; `event` is only built
-    /// then.
-    pub fn send(
-        &self,
-        system_id: &str,
-        webhook: Option<&WebhookSettings>,
-        name: EventName,
-        event: impl FnOnce() -> WebhookEvent,
-    ) {
-        let Some(target) = webhook.filter(|webhook| webhook.wants(name)) else {
-            return;
-        };
-        let _ = self.commands.send(Command::Event {
-            system_id: system_id.to_owned(),
-            target: target.clone(),
-            event: event(),
-        });
-    }
-
     /// Queues `event` for the system's webhook, which is `target` now.
     pub fn queue(&self, system_id: &str, target: &WebhookSettings, event: WebhookEvent) {
         let _ = self.commands.send(Command::Event {
@@ -206,11 +186,12 @@ impl Webhooks {
         });
     }
 
-    /// The system's webhook changed or was removed (or the system was).
-    pub fn retarget(&self, system_id: &str, target: Option<&WebhookSettings>) {
+    /// The system's webhook now points at `target`: what is queued goes there. (A webhook that
+    /// is removed, or whose system is, is not retargeted: what is queued still goes out.)
+    pub fn retarget(&self, system_id: &str, target: &WebhookSettings) {
         let _ = self.commands.send(Command::Retarget {
             system_id: system_id.to_owned(),
-            target: target.cloned(),
+            target: target.clone(),
         });
     }
 }

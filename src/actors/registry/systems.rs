@@ -33,11 +33,15 @@ impl Handler<UpdateSystem> for SystemRegistry {
         self.store
             .put(&msg.system_id, &settings)
             .map_err(|err| RegistryError::Storage(err.to_string()))?;
-        if !msg.update.webhook.is_keep() {
+        if let Some(webhook) = settings
+            .webhook
+            .as_ref()
+            .filter(|_| !msg.update.webhook.is_keep())
+        {
             self.settings
                 .outlets
                 .webhooks
-                .retarget(&msg.system_id, settings.webhook.as_ref());
+                .retarget(&msg.system_id, webhook);
         }
         self.tenant(&msg.system_id)?.settings = settings.clone();
         Ok(settings)
@@ -68,11 +72,7 @@ impl Handler<Unregister> for SystemRegistry {
                 (CloseReason::SystemRemoved, OfflineReason::SystemRemoved),
                 "system removed",
             );
-            // What is queued for its webhook still goes out; then the webhook is forgotten.
-            self.settings
-                .outlets
-                .webhooks
-                .retarget(&msg.system_id, None);
+            // What is queued for its webhook still goes out (the sender keeps its last target).
         }
         Ok(())
     }
