@@ -14,40 +14,43 @@ const INDEX_HTML: &str = include_str!("../../static/index.html");
 const CONSOLE_JS: &str = include_str!("../../static/console.js");
 const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 
+/// One of the console's files, unless the console is off (`--console off`: 404).
+fn console_file(
+    req: &HttpRequest,
+    exposure: &Exposure,
+    content_type: &'static str,
+    body: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    if !exposure.console {
+        return Err(not_found(req));
+    }
+    Ok(HttpResponse::Ok().content_type(content_type).body(body))
+}
+
 pub async fn index(
     req: HttpRequest,
     exposure: web::Data<Exposure>,
 ) -> Result<HttpResponse, ApiError> {
-    if !exposure.console {
-        return Err(not_found(&req));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(INDEX_HTML))
+    console_file(&req, &exposure, "text/html; charset=utf-8", INDEX_HTML)
 }
 
 pub async fn script(
     req: HttpRequest,
     exposure: web::Data<Exposure>,
 ) -> Result<HttpResponse, ApiError> {
-    if !exposure.console {
-        return Err(not_found(&req));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .body(CONSOLE_JS))
+    console_file(
+        &req,
+        &exposure,
+        "text/javascript; charset=utf-8",
+        CONSOLE_JS,
+    )
 }
 
 pub async fn stylesheet(
     req: HttpRequest,
     exposure: web::Data<Exposure>,
 ) -> Result<HttpResponse, ApiError> {
-    if !exposure.console {
-        return Err(not_found(&req));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .body(CONSOLE_CSS))
+    console_file(&req, &exposure, "text/css; charset=utf-8", CONSOLE_CSS)
 }
 
 pub async fn favicon() -> HttpResponse {
