@@ -549,6 +549,48 @@ async fn send_phase(
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
+/// A registered system with `clients` clients connected and bound to group `g`.
+struct Group {
+    api: Rc<Api>,
+    tally: Rc<Tally>,
+    connect_rate: f64,
+    bind_seconds: f64,
+    /// Frames the binds brought (the presence notices).
+    bind_notices: u64,
+}
+
+impl Group {
+    async fn set_up(o: &Opts, clients: usize, inflight: usize) -> Group {
+        let api = Rc::new(Api::new(o, inflight.max(16)));
+        api.call("register", json!({"systemId": api.system}).to_string())
+            .await;
+        let tally = Rc::new(Tally::default());
+        let (ids, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+        // Bind everyone (16 in flight), with the presence notices that go with it.
+        let bind_started = Instant::now();
+        futures_util::stream::iter(ids.iter())
+            .map(|id| {
+                api.call(
+                    "bind_to_group",
+                    json!({"clientId": id, "groupName": "g"}).to_string(),
+                )
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        let bind_seconds = bind_started.elapsed().as_secs_f64();
+        settle(&tally, Duration::from_millis(300)).await;
+        let bind_notices = tally.frames.get();
+        Group {
+            api,
+            tally,
+            connect_rate,
+            bind_seconds,
+            bind_notices,
+        }
+    }
+}
+
 async fn fanout(o: Opts, rate: Option<f64>) -> Value {
     let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 1000 });
     let messages = o.messages.unwrap_or(if o.tiny {
@@ -559,27 +601,13 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
         2000
     });
     let inflight = o.inflight.unwrap_or(4);
-    let api = Rc::new(Api::new(&o, inflight.max(16)));
-    api.call("register", json!({"systemId": api.system}).to_string())
-        .await;
-    let tally = Rc::new(Tally::default());
-    let (ids, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
-
-    // Bind everyone (16 in flight), with the presence notices that go with it.
-    let bind_started = Instant::now();
-    futures_util::stream::iter(ids.iter())
-        .map(|id| {
-            api.call(
-                "bind_to_group",
-                json!({"clientId": id, "groupName": "g"}).to_string(),
-            )
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    let bind_seconds = bind_started.elapsed().as_secs_f64();
-    settle(&tally, Duration::from_millis(300)).await;
-    let bind_notices = tally.frames.get();
+    let Group {
+        api,
+        tally,
+        connect_rate,
+        bind_seconds,
+        bind_notices,
+    } = Group::set_up(&o, clients, inflight).await;
 
     let targets = vec![("groupName".to_owned(), "g".to_owned())];
     let expected = (clients * messages) as u64;
@@ -655,22 +683,7 @@ async fn mqtt_fanout(o: Opts) -> Value {
     let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 1000 });
     let messages = o.messages.unwrap_or(if o.tiny { 10 } else { 2000 });
     let inflight = o.inflight.unwrap_or(4);
-    let api = Rc::new(Api::new(&o, inflight.max(16)));
-    api.call("register", json!({"systemId": api.system}).to_string())
-        .await;
-    let tally = Rc::new(Tally::default());
-    let (ids, _) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
-    futures_util::stream::iter(ids.iter())
-        .map(|id| {
-            api.call(
-                "bind_to_group",
-                json!({"clientId": id, "groupName": "g"}).to_string(),
-            )
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    settle(&tally, Duration::from_millis(300)).await;
+    let Group { api, tally, .. } = Group::set_up(&o, clients, inflight).await;
     let expected = (clients * messages) as u64;
 
     // Through MQTT: the device publishes, the bridge pushes.
