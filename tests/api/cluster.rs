@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::helpers::{expect_close, spawn_app_with, ServerProcess, TestApp, WsClient, WAIT};
+use crate::helpers::{expect_close, spawn_app_with, OwnServer, ServerProcess, TestApp, WsClient};
 
 pub fn redis_url() -> Option<String> {
     let url = std::env::var("WSHUB_TEST_REDIS_URL")
@@ -252,17 +252,9 @@ async fn every_call_works_for_clients_on_any_node() {
     }
 }
 
-#[actix_web::test]
-async fn a_killed_node_leaves_no_ghosts() {
-    let Some(redis) = redis_url() else { return };
-    let prefix = fresh_prefix();
-    let a = node(&redis, &prefix).await;
-    a.register("s").await;
-    let b = ServerProcess::start(&["--redis-url", &redis, "--redis-prefix", &prefix], &[]);
-    let mut watcher = a.connect("s").await;
-    a.bind("s", &watcher, "room", "watcher").await;
-    until_code(&mut watcher, 1001).await;
-    // A client of the child node b, bound through a.
+/// A client of the node process `b` in system "s", bound to "room" as "doomed" through `a`:
+/// its connection (keep it open) and its clientId.
+pub async fn doomed_client(a: &TestApp, b: &ServerProcess) -> (crate::helpers::WsConn, String) {
     let (_, mut conn) = awc::Client::new()
         .ws(format!("ws://{}/ws?systemId=s", b.address))
         .connect()
@@ -279,14 +271,33 @@ async fn a_killed_node_leaves_no_ghosts() {
     )
     .await
     .ok();
-    assert_eq!(until_code(&mut watcher, 1001).await["sendUserId"], "doomed");
+    (conn, doomed)
+}
 
-    let killed = Instant::now();
+/// Kills a node process without letting it say goodbye.
+pub fn kill_9(node: &ServerProcess) {
     let status = std::process::Command::new("kill")
-        .args(["-9", &b.child.id().to_string()])
+        .args(["-9", &node.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[actix_web::test]
+async fn a_killed_node_leaves_no_ghosts() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    a.register("s").await;
+    let b = ServerProcess::start(&["--redis-url", &redis, "--redis-prefix", &prefix], &[]);
+    let mut watcher = a.connect("s").await;
+    a.bind("s", &watcher, "room", "watcher").await;
+    until_code(&mut watcher, 1001).await;
+    let (conn, doomed) = doomed_client(&a, &b).await;
+    assert_eq!(until_code(&mut watcher, 1001).await["sendUserId"], "doomed");
+
+    let killed = Instant::now();
+    kill_9(&b);
     // The purge comes after the node's liveness key expires: wait up to the stated 15 s.
     let notice = loop {
         let frame = tokio::time::timeout(Duration::from_secs(15), watcher.conn.next())
@@ -315,54 +326,6 @@ async fn a_killed_node_leaves_no_ghosts() {
     assert_eq!(info["online"], false);
     drop(conn);
     drop(b);
-}
-
-/// A Redis server of the test's own, on a free port, that it can stop and start.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        let mut redis = OwnRedis { port, child: None };
-        redis.restart();
-        redis
-    }
-
-    fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[actix_web::test]
@@ -403,7 +366,7 @@ async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
     assert_eq!(client.next_json().await["messageId"], direct["messageId"]);
 
     // Redis comes back empty; the node reconnects, resubscribes and writes its state again.
-    redis.restart();
+    redis.restart().expect("redis-server restarts");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let reply = a
@@ -480,7 +443,7 @@ async fn every_node_sees_a_client_and_its_groups_as_soon_as_the_reply_is_given()
     }
 }
 
-fn own_redis_or_skip() -> Option<OwnRedis> {
+fn own_redis_or_skip() -> Option<OwnServer> {
     redis_url()?;
     if std::process::Command::new("redis-server")
         .arg("--version")
@@ -495,12 +458,12 @@ fn own_redis_or_skip() -> Option<OwnRedis> {
         crate::helpers::say_skipped("Redis outage test", reason);
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    Some(OwnRedis::start(port))
+    let redis = OwnServer::start(
+        "redis-server",
+        &["--port", "{port}", "--save", "", "--appendonly", "no"],
+    )
+    .expect("redis-server starts");
+    Some(redis)
 }
 
 /// Redis restarted empty under traffic: until every node has written its state back, calls
@@ -552,7 +515,7 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
                 other => panic!("handshake during the outage: {:?}", other.map(|_| ())),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            redis.restart();
+            redis.restart().expect("redis-server restarts");
             restarted = true;
         }
         let sent = a

@@ -407,3 +407,66 @@ pub fn say_skipped(what: &str, reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {what}: {reason}");
 }
+
+/// A server of the test's own (a private Redis or Mosquitto) on a free port, that the test can
+/// stop and start again; stopped when dropped.
+pub struct OwnServer {
+    pub port: u16,
+    program: String,
+    /// Its arguments, `{port}` standing for the port.
+    args: Vec<String>,
+    child: Option<std::process::Child>,
+}
+
+impl OwnServer {
+    /// Starts `program args` on a free port; `None` if it cannot be started.
+    pub fn start(program: &str, args: &[&str]) -> Option<OwnServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut server = OwnServer {
+            port,
+            program: program.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+        };
+        server.restart()?;
+        Some(server)
+    }
+
+    /// Starts it again on the same port and waits until it accepts connections.
+    pub fn restart(&mut self) -> Option<()> {
+        let port = self.port.to_string();
+        let child = std::process::Command::new(&self.program)
+            .args(self.args.iter().map(|a| a.replace("{port}", &port)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(())
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -4,7 +4,6 @@
 //! without one the tests skip with a printed reason; under `CI=true` a missing broker fails.
 
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use awc::ws::Message;
@@ -15,7 +14,7 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::helpers::{spawn_app_with, TestApp, WsClient};
+use crate::helpers::{spawn_app_with, OwnServer, TestApp, WsClient};
 
 pub fn broker_url() -> Option<String> {
     let url =
@@ -336,67 +335,17 @@ async fn in_a_cluster_one_publish_reaches_each_member_once() {
     }
 }
 
-/// A private Mosquitto on a free port, killed when dropped.
-struct OwnBroker {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnBroker {
-    fn start() -> Option<OwnBroker> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let mut broker = OwnBroker { port, child: None };
-        broker.restart()?;
-        Some(broker)
-    }
-
-    fn restart(&mut self) -> Option<()> {
-        // Debian puts it in /usr/sbin, which a user's PATH may lack.
-        let program = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .unwrap_or("mosquitto");
-        let child = Command::new(program)
-            .args(["-p", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(())
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[actix_web::test]
 async fn a_broker_that_dies_and_returns_is_reconnected_by_itself() {
     if broker_url().is_none() {
         return;
     }
-    let Some(mut broker) = OwnBroker::start() else {
+    // Debian puts it in /usr/sbin, which a user's PATH may lack.
+    let program = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or("mosquitto");
+    let Some(mut broker) = OwnServer::start(program, &["-p", "{port}"]) else {
         let reason = "mosquitto cannot be started here (apt-get install mosquitto)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but {reason}");

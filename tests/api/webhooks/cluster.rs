@@ -77,32 +77,13 @@ async fn the_clients_of_a_dead_node_go_offline_with_node_lost() {
         &["--redis-url", &redis, "--redis-prefix", &prefix],
         &[],
     );
-    let (_, mut conn) = awc::Client::new()
-        .ws(format!("ws://{}/ws?systemId=s", b.address))
-        .connect()
-        .await
-        .unwrap();
-    let doomed = crate::helpers::next_json(&mut conn).await["data"]["clientId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    a.api(
-        "bind_to_group",
-        "s",
-        json!({"clientId": doomed, "groupName": "room", "userId": "doomed"}),
-    )
-    .await
-    .ok();
+    let (_conn, doomed) = crate::cluster::doomed_client(&a, &b).await;
     receiver
         .wait_for("the doomed client joined", |e| {
             names(e).contains(&"group_joined")
         })
         .await;
-    let status = std::process::Command::new("kill")
-        .args(["-9", &b.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::cluster::kill_9(&b);
     let events = receiver
         .wait_for("offline", |e| names(e).contains(&"client_offline"))
         .await;
