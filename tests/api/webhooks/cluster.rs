@@ -99,3 +99,41 @@ async fn the_clients_of_a_dead_node_go_offline_with_node_lost() {
     assert!(names(&events).contains(&"group_vacated"));
     drop(b);
 }
+
+#[actix_web::test]
+async fn a_webhook_set_on_one_node_is_used_at_once_by_the_other() {
+    let Some(redis) = crate::cluster::redis_url() else {
+        return;
+    };
+    let prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
+    let node = |redis: String, prefix: String| {
+        spawn_app_with(move |c| {
+            c.redis_url = Some(redis);
+            c.redis_prefix = prefix;
+        })
+    };
+    let a = node(redis.clone(), prefix.clone()).await;
+    let b = node(redis, prefix).await;
+    a.register("s").await;
+    // b knows the system, without a webhook, before the change.
+    let mut on_b = b.connect("s").await;
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    a.api(
+        "update_system",
+        "s",
+        json!({"webhook": {"url": url, "secret": super::SECRET, "events": ["client_message"]}}),
+    )
+    .await
+    .ok();
+    // Answered once every node has taken it: b's client's next message is reported.
+    on_b.conn
+        .send(Message::Text(r#"{"after":"update"}"#.into()))
+        .await
+        .unwrap();
+    let events = receiver
+        .wait_for("the message from b", |e| !e.is_empty())
+        .await;
+    assert_eq!(names(&events), ["client_message"]);
+    assert_eq!(events[0]["data"], json!({"after": "update"}));
+}
