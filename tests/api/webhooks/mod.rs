@@ -361,6 +361,20 @@ async fn an_overflowing_queue_says_how_many_it_dropped() {
             .sum();
         if received + dropped == emitted {
             assert!(dropped > 0, "the queue of 5 overflowed");
+            let metrics = String::from_utf8(app.hub.metrics.render()).unwrap();
+            let value = |name: &str| -> f64 {
+                metrics
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0)
+            };
+            assert_eq!(value("wshub_webhook_events_dropped_total "), dropped as f64);
+            assert!(value("wshub_webhook_requests_total{result=\"timeout\"}") >= 1.0);
+            assert!(value("wshub_webhook_retries_total ") >= 1.0);
+            assert!(value("wshub_webhook_requests_total{result=\"ok\"}") >= 1.0);
+            assert!(metrics.contains("wshub_webhook_queue_depth "));
             break;
         }
         assert!(
