@@ -145,9 +145,14 @@ impl MqttBridge {
                         bridge.connected.store(true, Ordering::Relaxed);
                         bridge.metrics.mqtt_connected.set(1);
                         let filter = format!("$share/{SHARE_GROUP}/{}#", bridge.prefix);
-                        if let Err(err) = bridge.client.try_subscribe(filter, QoS::AtLeastOnce) {
-                            log::error!("MQTT bridge cannot subscribe: {err}");
-                        }
+                        let client = bridge.client.clone();
+                        // Events queued while the broker was away fill the client's channel; the
+                        // subscription waits for room behind them instead of being refused.
+                        actix_web::rt::spawn(async move {
+                            if let Err(err) = client.subscribe(filter, QoS::AtLeastOnce).await {
+                                log::error!("MQTT bridge cannot subscribe: {err}");
+                            }
+                        });
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         let topic = String::from_utf8_lossy(&publish.topic).into_owned();

@@ -326,6 +326,8 @@ pub struct ServerProcess {
     pub address: String,
     /// What it logged before it said where it listens.
     pub log: Vec<String>,
+    /// What it logged since, as it comes.
+    later_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -378,12 +380,29 @@ impl ServerProcess {
             }
             lines.push(line);
         };
-        std::thread::spawn(move || for _ in log.lines() {});
+        let later_log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = later_log.clone();
+        std::thread::spawn(move || {
+            for line in log.lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         ServerProcess {
             child,
             address,
             log: lines,
+            later_log,
         }
+    }
+
+    /// Lines logged after start-up that contain `needle`.
+    pub fn later_lines_with(&self, needle: &str) -> Vec<String> {
+        let lines = self.later_log.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 }
 

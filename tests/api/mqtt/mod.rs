@@ -14,7 +14,9 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::helpers::{spawn_app_with, OwnServer, TestApp, WsClient};
+use crate::helpers::{spawn_app_with, TestApp, WsClient};
+
+mod outage;
 
 pub fn broker_url() -> Option<String> {
     let url =
@@ -333,59 +335,4 @@ async fn in_a_cluster_one_publish_reaches_each_member_once() {
             "no duplicates"
         );
     }
-}
-
-#[actix_web::test]
-async fn a_broker_that_dies_and_returns_is_reconnected_by_itself() {
-    if broker_url().is_none() {
-        return;
-    }
-    // Debian puts it in /usr/sbin, which a user's PATH may lack.
-    let program = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists())
-        .unwrap_or("mosquitto");
-    let Some(mut broker) = OwnServer::start(program, &["-p", "{port}"]) else {
-        let reason = "mosquitto cannot be started here (apt-get install mosquitto)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but {reason}");
-        }
-        crate::helpers::say_skipped("MQTT outage test", reason);
-        return;
-    };
-    let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let prefix = fresh_prefix();
-    let app = bridged(&url, &prefix, None).await;
-    app.register("s").await;
-    let mut client = app.connect("s").await;
-    let device = Device::connect(&url);
-    until_subscribed(&device, &prefix, "s", &mut client).await;
-
-    broker.kill();
-    let bridge = app.hub.outlets.mqtt.clone().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bridge.is_connected() {
-        assert!(Instant::now() < deadline, "the loss was never noticed");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Nothing else waits for the broker.
-    let sent = app
-        .api("send_to_system", "s", json!({"data": "via REST"}))
-        .await
-        .ok();
-    assert_eq!(client.next_json().await["messageId"], sent["messageId"]);
-    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(
-        health.status().as_u16(),
-        200,
-        "a broker outage does not fail the node"
-    );
-
-    broker.restart().expect("mosquitto restarts");
-    let device = Device::connect(&url);
-    until_subscribed(&device, &prefix, "s", &mut client).await;
-    device
-        .publish(&format!("{prefix}s/system"), "\"back\"")
-        .await;
-    assert_eq!(client.next_json().await["data"], "back");
 }
