@@ -1,3 +1,7 @@
+//! Why this file is long: every flag, with its environment variable, default and help text,
+//! and the settings it becomes, live in this one module, so that what an operator can set is
+//! read (and changed) in one place.
+//!
 //! Configuration: every setting in one place, from flags with environment fallbacks.
 //!
 //! [`Cli`] is what `wshub --help` shows; [`Config`] is what the library runs on, so tests and
@@ -108,6 +112,16 @@ pub struct MqttConfig {
     pub prefix: String,
 }
 
+/// Connection state recovery: `--recovery-window` and `--recovery-buffer`.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryConfig {
+    /// How long a client that lost its connection may come back as itself; `None`: recovery is
+    /// off (`--recovery-window 0`), clients asking for it get a plain session.
+    pub window: Option<Duration>,
+    /// Bytes of frames kept for one recovery client.
+    pub buffer: usize,
+}
+
 /// The settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -165,6 +179,8 @@ pub struct Config {
     /// With `--api-auth none`, `Host` names `/api` answers besides IP addresses and
     /// `localhost` (a defence against DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// Connection state recovery.
+    pub recovery: RecoveryConfig,
 }
 
 impl Default for Config {
@@ -375,6 +391,13 @@ pub struct ServeArgs {
     /// addresses and localhost (against DNS rebinding).
     #[arg(long, env = "WSHUB_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// Seconds a client that asked for recovery (/ws?recovery=1) and lost its connection may
+    /// resume as itself, with its groups and the frames it missed; 0 turns recovery off.
+    #[arg(long, env = "WSHUB_RECOVERY_WINDOW", default_value_t = 120.0, value_parser = seconds)]
+    pub recovery_window: f64,
+    /// Bytes of frames kept for one recovery client; an absent client past it goes offline.
+    #[arg(long, env = "WSHUB_RECOVERY_BUFFER", default_value_t = 1024 * 1024)]
+    pub recovery_buffer: usize,
 }
 
 /// A comma-separated flag's items, trimmed, without empty ones.
@@ -392,6 +415,13 @@ fn positive_rate(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "'{s}' is not a positive number of frames per second"
         )),
+    }
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() && v < 1e9 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
     }
 }
 
@@ -454,6 +484,11 @@ impl From<ServeArgs> for Config {
             client_message_burst: args.client_message_burst.max(1),
             allowed_origins: clean_list(args.allowed_origins),
             allowed_hosts: clean_list(args.allowed_hosts),
+            recovery: RecoveryConfig {
+                window: (args.recovery_window > 0.0)
+                    .then(|| Duration::from_secs_f64(args.recovery_window)),
+                buffer: args.recovery_buffer.max(1),
+            },
         }
     }
 }

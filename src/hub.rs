@@ -18,7 +18,7 @@ use crate::actors::tenant::MembershipLimits;
 use crate::auth::{self, Authenticator};
 use crate::backplane::memory::MemoryBackplane;
 use crate::backplane::Backplane;
-use crate::config::{ApiAuth, ClientAuth, Config, Limits};
+use crate::config::{ApiAuth, ClientAuth, Config, Limits, RecoveryConfig};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttBridge;
@@ -43,6 +43,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// See [`Config::allowed_hosts`].
     pub allowed_hosts: Vec<String>,
+    /// Connection state recovery.
+    pub recovery: RecoveryConfig,
 }
 
 /// Cheap to clone: every field is shared.
@@ -128,6 +130,7 @@ impl Hub {
                     max_clients_per_group: config.limits.max_clients_per_group,
                 },
                 slow_close_grace: config.slow_close_grace,
+                recovery: config.recovery,
                 events,
             },
             metrics.clone(),
@@ -153,6 +156,7 @@ impl Hub {
                 webhook_deny_private: config.webhooks.deny_private,
                 allowed_origins: config.allowed_origins.clone(),
                 allowed_hosts: config.allowed_hosts.clone(),
+                recovery: config.recovery,
             }),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
             gate: Arc::new(ConnectionGate::new(

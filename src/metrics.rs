@@ -46,6 +46,10 @@ pub struct Metrics {
     pub mqtt_dropped: IntCounterVec,
     /// 1 while the bridge is connected to its broker.
     pub mqtt_connected: IntGauge,
+    /// Resumes tried, by result (`recovered`, or why not).
+    pub resumes: IntCounterVec,
+    /// Recovery clients whose connection is lost and whose window is open.
+    pub clients_away: IntGauge,
 }
 
 impl Metrics {
@@ -161,6 +165,16 @@ impl Metrics {
             mqtt_connected: gauge(
                 "wshub_mqtt_connected",
                 "1 while the MQTT bridge is connected to its broker.",
+            ),
+            resumes: counter_vec(
+                "wshub_resumes_total",
+                "Resumes tried, by result: recovered, invalid_token, expired, last_not_held, \
+                 bound_passed, node_lost.",
+                &["result"],
+            ),
+            clients_away: gauge(
+                "wshub_clients_away",
+                "Recovery clients whose connection is lost and whose window is open.",
             ),
             registry,
         }

@@ -48,6 +48,8 @@ pub enum CloseReason {
     SystemRemoved,
     /// It stayed silent past `--client-timeout`: dropped without a close frame.
     Heartbeat,
+    /// The same client resumed on another connection (4009).
+    ResumedElsewhere,
 }
 
 impl CloseReason {
@@ -64,6 +66,7 @@ impl CloseReason {
             CloseReason::Slow => Some(4008),
             CloseReason::SystemRemoved => Some(4001),
             CloseReason::Heartbeat => None,
+            CloseReason::ResumedElsewhere => Some(4009),
         }
     }
 
@@ -80,6 +83,7 @@ impl CloseReason {
             CloseReason::Slow => "slow",
             CloseReason::SystemRemoved => "system_removed",
             CloseReason::Heartbeat => "heartbeat",
+            CloseReason::ResumedElsewhere => "resumed_elsewhere",
         }
     }
 }
@@ -87,6 +91,12 @@ impl CloseReason {
 /// A fresh unguessable id: a UUIDv4 (122 random bits) as 32 lowercase hex digits.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A resume token: two UUIDv4s (244 random bits) as 64 lowercase hex digits, unrelated to any
+/// clientId.
+pub fn new_resume_token() -> String {
+    format!("{}{}", new_id(), new_id())
 }
 
 /// A string field that must be present and non-empty (`systemId`, `clientId`, `groupName`).
@@ -439,6 +449,14 @@ struct PushFrame<'a> {
     data: &'a RawValue,
 }
 
+/// The messageId of a frame made by [`push_frame`]: it is always the first field, so it is read
+/// without parsing the frame. `None` for other frames (the welcome).
+pub fn message_id_of(frame: &str) -> Option<&str> {
+    let rest = frame.strip_prefix(r#"{"messageId":""#)?;
+    // Ids are made by the server (hex, or a node prefix and hex): never an escaped quote.
+    rest.split_once('"').map(|(id, _)| id)
+}
+
 /// Serializes a push once; the result is shared by every recipient.
 pub fn push_frame(message_id: &str, message: MessageRef<'_>) -> ByteString {
     let frame = PushFrame {
@@ -489,11 +507,60 @@ pub fn presence_frame(online: bool, client_id: &str, user_id: &str, extend: &str
 #[serde(rename_all = "camelCase")]
 struct Welcome<'a> {
     client_id: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    recovery: Option<&'a RecoveryWelcome>,
 }
 
-/// The first frame a client gets: `{"code":0,"msg":"success","data":{"clientId":..}}`.
-pub fn welcome_frame(client_id: &str) -> ByteString {
-    to_frame(&Envelope::success(Welcome { client_id }))
+/// What a welcome tells a client that asked for recovery.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryWelcome {
+    /// Single use: presented with `resume=` after a lost connection.
+    pub resume_token: String,
+    pub recovered: bool,
+    /// Frames replayed after the welcome (a successful resume only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed: Option<usize>,
+    /// Why a resume was not honoured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ResumeRefusal>,
+}
+
+/// Why a resume could not be honoured: the welcome's `reason`, and the metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeRefusal {
+    /// Unknown, already used, or of another system.
+    InvalidToken,
+    /// The window ended before the resume.
+    Expired,
+    /// `last` names a frame the server no longer holds (or never sent).
+    LastNotHeld,
+    /// The frames kept for it passed `--recovery-buffer`.
+    BoundPassed,
+    /// The node that held it is gone (cluster mode).
+    NodeLost,
+}
+
+impl ResumeRefusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            ResumeRefusal::InvalidToken => "invalid_token",
+            ResumeRefusal::Expired => "expired",
+            ResumeRefusal::LastNotHeld => "last_not_held",
+            ResumeRefusal::BoundPassed => "bound_passed",
+            ResumeRefusal::NodeLost => "node_lost",
+        }
+    }
+}
+
+/// The first frame a client gets: `{"code":0,"msg":"success","data":{"clientId":..}}`, with
+/// `resumeToken`, `recovered` (and `missed` or `reason`) for a client that asked for recovery.
+pub fn welcome_frame(client_id: &str, recovery: Option<&RecoveryWelcome>) -> ByteString {
+    to_frame(&Envelope::success(Welcome {
+        client_id,
+        recovery,
+    }))
 }
 
 /// The frame sent before a refused connection is closed: `{"code":-1001,"msg":..,"data":[]}`.
@@ -625,6 +692,8 @@ pub enum ClientInfo {
         groups: Vec<String>,
         /// Unix time in milliseconds.
         connected_at: u64,
+        /// False while a recovery client is away (its connection lost, its window open).
+        connected: bool,
     },
     #[serde(rename_all = "camelCase")]
     Offline { online: bool, client_id: String },
@@ -735,6 +804,38 @@ impl CheckLimits for EmptyRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_id_is_read_off_a_push_without_parsing_it() {
+        let data = serde_json::value::to_raw_value(&serde_json::json!({"a": "\"x\""})).unwrap();
+        let message = MessageRef {
+            send_user_id: "u\"1",
+            code: 7,
+            msg: "m",
+            data: &data,
+        };
+        let frame = push_frame("node1-abc", message);
+        assert_eq!(message_id_of(&frame), Some("node1-abc"));
+        assert_eq!(message_id_of(&welcome_frame("c", None)), None);
+    }
+
+    #[test]
+    fn a_recovery_welcome_adds_its_fields_to_the_plain_one() {
+        assert_eq!(
+            welcome_frame("c", None),
+            r#"{"code":0,"msg":"success","data":{"clientId":"c"}}"#
+        );
+        let recovery = RecoveryWelcome {
+            resume_token: "t".into(),
+            recovered: false,
+            missed: None,
+            reason: Some(ResumeRefusal::LastNotHeld),
+        };
+        assert_eq!(
+            welcome_frame("c", Some(&recovery)),
+            r#"{"code":0,"msg":"success","data":{"clientId":"c","resumeToken":"t","recovered":false,"reason":"last_not_held"}}"#
+        );
+    }
 
     #[test]
     fn names_with_control_characters_or_outer_spaces_are_refused() {

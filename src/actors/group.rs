@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use actix::{Actor, Context, Handler, Recipient, Supervised};
 use bytestring::ByteString;
 
-use super::messages::{Broadcast, ClientOverflowed, Join, Leave};
+use super::messages::{Broadcast, ClientOverflowed, Join, Leave, Rejoin};
 use super::outbox::{Pushed, SessionHandle};
 
 pub struct Group {
@@ -85,6 +85,15 @@ impl Handler<Join> for Group {
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
         self.members.insert(msg.client_id, msg.session);
         self.send_to_all(&msg.notice);
+    }
+}
+
+impl Handler<Rejoin> for Group {
+    type Result = ();
+    fn handle(&mut self, msg: Rejoin, _: &mut Context<Self>) {
+        if let Some(session) = self.members.get_mut(&msg.client_id) {
+            *session = msg.session;
+        }
     }
 }
 

@@ -50,6 +50,24 @@ pub struct Connect {
     /// Preset by a client token's `userId` claim.
     pub user_id: Option<String>,
     pub session: SessionHandle,
+    pub recovery: RecoveryRequest,
+}
+
+/// What a connecting client asked of connection state recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryRequest {
+    /// Nothing (or recovery is off): a plain session.
+    None,
+    /// `recovery=1`: a new session that may be resumed.
+    Fresh,
+    /// `resume=<token>&last=<messageId>`: come back as the client the token names.
+    Resume { token: String, last: Option<String> },
+}
+
+impl RecoveryRequest {
+    pub fn wanted(&self) -> bool {
+        *self != RecoveryRequest::None
+    }
 }
 
 /// A group could not queue a frame for this client: its outbound queue is full. Idempotent.
@@ -65,7 +83,8 @@ pub struct ClientOverflowed {
 #[rtype(result = "usize")]
 pub struct Shutdown;
 
-/// A session has stopped (closed, dropped, timed out). Idempotent.
+/// A session has stopped (closed, dropped, timed out). Idempotent; ignored when the client has
+/// moved on to another session (a resume).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Disconnect {
@@ -73,6 +92,8 @@ pub struct Disconnect {
     pub client_id: String,
     /// How it went: `client_offline`'s reason and code.
     pub offline: Offline,
+    /// The session's outbox: which session of the client this was.
+    pub outbox: std::sync::Arc<super::outbox::Outbox>,
 }
 
 /// A text frame from a client: a `client_message` event if its system's webhook asks for it.
@@ -240,6 +261,14 @@ pub struct Join {
 pub struct Leave {
     pub client_id: String,
     pub notice: ByteString,
+}
+
+/// A member resumed on a new session: deliver to `session` from now on. Nobody is told.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Rejoin {
+    pub client_id: String,
+    pub session: SessionHandle,
 }
 
 /// Sends a frame to every member.

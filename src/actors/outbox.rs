@@ -15,6 +15,15 @@
 //! and, should the session stay frozen, shuts its socket down from outside
 //! ([`SessionHandle::shut_down_socket`]) so that the connection, its actor and its queue are
 //! freed without the actor having to run.
+//!
+//! A client that asked for recovery also keeps a history: the frames its session has taken to
+//! write, bounded by `--recovery-buffer`, so a resume can replay whatever came after the last
+//! frame the client saw. When its connection is lost the registry *parks* the outbox: pushes go
+//! on queuing (bounded by `--recovery-buffer` now, history and queue together, the oldest
+//! history going first) for a session that will never take them. A resume takes the history
+//! after `last` and the queue, and from then on forwards every push to the new session's outbox,
+//! so a push already on its way to the old handle (a group's mailbox) is neither lost nor
+//! reordered. The frames are the same shared bytes throughout: keeping them copies nothing.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -29,7 +38,7 @@ use futures_util::task::AtomicWaker;
 use futures_util::Stream;
 
 use crate::metrics::Metrics;
-use crate::protocol::CloseReason;
+use crate::protocol::{self, CloseReason};
 
 /// What a session is told to do besides writing frames (frames go through its outbox, see
 /// this module). Sessions only ever receive this one type, so groups and the registry hold
@@ -52,7 +61,39 @@ pub enum SessionCommand {
 struct Queue {
     frames: VecDeque<ByteString>,
     bytes: usize,
+    /// `Some` for a client that asked for recovery.
+    history: Option<History>,
+    /// Its connection is lost and its recovery window open (see the module docs).
+    parked: bool,
+    /// Resumed on another connection: pushes go there.
+    forward: Option<SessionHandle>,
 }
+
+/// Frames a recovery client's session has taken to write, oldest first.
+#[derive(Default)]
+struct History {
+    frames: VecDeque<ByteString>,
+    bytes: usize,
+    /// A frame was dropped from the front: a resume must name a frame still held.
+    trimmed: bool,
+}
+
+impl History {
+    fn drop_oldest(&mut self) -> bool {
+        match self.frames.pop_front() {
+            Some(frame) => {
+                self.bytes -= frame.len();
+                self.trimmed = true;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Why a resume cannot replay what the client missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastNotHeld;
 
 /// State shared by a session and everyone holding its handle. Lives as long as any of them.
 pub struct Outbox {
@@ -60,6 +101,12 @@ pub struct Outbox {
     queue: Mutex<Queue>,
     /// The bound on `queue.bytes`.
     limit: usize,
+    /// The bound on a recovery client's history, and on history and queue together once
+    /// parked.
+    recovery_limit: usize,
+    /// The client this outbox belongs to. It changes once, when a resume makes the session's
+    /// client the one that came back.
+    client_id: Mutex<String>,
     /// Wakes the session's [`OutboxStream`] when the queue stops being empty.
     waker: AtomicWaker,
     /// Set once the session is being closed: nothing more is queued for it.
@@ -72,10 +119,22 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(limit: usize, socket: Option<RawFd>, metrics: Arc<Metrics>) -> Arc<Outbox> {
+    /// `recovery`: `Some(--recovery-buffer)` for a client that asked for recovery.
+    pub fn new(
+        client_id: String,
+        limit: usize,
+        recovery: Option<usize>,
+        socket: Option<RawFd>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Outbox> {
         Arc::new(Outbox {
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                history: recovery.map(|_| History::default()),
+                ..Queue::default()
+            }),
             limit,
+            recovery_limit: recovery.unwrap_or(0),
+            client_id: Mutex::new(client_id),
             waker: AtomicWaker::new(),
             closing: AtomicBool::new(false),
             socket: Mutex::new(socket),
@@ -94,11 +153,36 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes every waiting frame (empty when none).
+    /// The client this outbox belongs to now.
+    pub fn client_id(&self) -> String {
+        self.client_id
+            .lock()
+            .map(|id| id.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Whether the client asked for recovery.
+    pub fn keeps_history(&self) -> bool {
+        self.recovery_limit > 0
+    }
+
+    /// Takes every waiting frame (empty when none); a recovery client's history keeps them.
     pub fn take_all(&self) -> VecDeque<ByteString> {
         let mut queue = self.queue();
         queue.bytes = 0;
-        std::mem::take(&mut queue.frames)
+        let frames = std::mem::take(&mut queue.frames);
+        if let Some(history) = &mut queue.history {
+            // Only pushes carry a messageId that `last` can name (not the welcome).
+            for frame in frames
+                .iter()
+                .filter(|f| protocol::message_id_of(f).is_some())
+            {
+                history.bytes += frame.len();
+                history.frames.push_back(frame.clone());
+            }
+            while history.bytes > self.recovery_limit && history.drop_oldest() {}
+        }
+        frames
     }
 
     pub fn is_closing(&self) -> bool {
@@ -182,13 +266,30 @@ impl SessionHandle {
     /// Queues a frame for the session unless that would pass its bound. Never waits on it.
     pub fn push(&self, frame: &ByteString) -> Pushed {
         let outbox = &self.outbox;
-        if outbox.is_closing() {
-            outbox.metrics.frames_dropped.inc();
-            return Pushed::Dropped;
-        }
         let was_empty = {
             let mut queue = outbox.queue();
-            if queue.bytes + frame.len() > outbox.limit {
+            if let Some(next) = queue.forward.clone() {
+                drop(queue);
+                return next.push(frame);
+            }
+            if outbox.is_closing() {
+                drop(queue);
+                outbox.metrics.frames_dropped.inc();
+                return Pushed::Dropped;
+            }
+            let limit = if queue.parked {
+                // Parked: history and queue share the recovery bound, oldest history first.
+                let Queue { history, bytes, .. } = &mut *queue;
+                if let Some(history) = history {
+                    while history.bytes + *bytes + frame.len() > outbox.recovery_limit
+                        && history.drop_oldest()
+                    {}
+                }
+                outbox.recovery_limit
+            } else {
+                outbox.limit
+            };
+            if queue.bytes + frame.len() > limit {
                 drop(queue);
                 outbox.metrics.frames_dropped.inc();
                 return if outbox.start_closing() {
@@ -205,6 +306,64 @@ impl SessionHandle {
             outbox.waker.wake();
         }
         Pushed::Queued
+    }
+
+    /// Queues frames a resume replays, outside the bound (they are within
+    /// `--recovery-buffer`, and the session takes them at once).
+    pub fn push_replay(&self, frames: Vec<ByteString>) {
+        if frames.is_empty() {
+            return;
+        }
+        self.outbox.queue().frames.extend(frames);
+        self.outbox.waker.wake();
+    }
+
+    /// The connection is lost and the client may come back: keep queuing for it, within
+    /// `--recovery-buffer`.
+    pub fn park(&self) {
+        self.outbox.queue().parked = true;
+    }
+
+    /// A resume: the frames the client has not seen (after the one named `last`, every held
+    /// one when `None`), after which pushes go to `to`. Fails, changing nothing, when `last` is
+    /// not held (or the client kept no history).
+    pub fn hand_over(
+        &self,
+        last: Option<&str>,
+        to: &SessionHandle,
+    ) -> Result<Vec<ByteString>, LastNotHeld> {
+        let mut queue = self.outbox.queue();
+        let history = queue.history.as_ref().ok_or(LastNotHeld)?;
+        let start = match last {
+            None if history.trimmed => return Err(LastNotHeld),
+            None => 0,
+            Some(last) => {
+                history
+                    .frames
+                    .iter()
+                    .rposition(|frame| protocol::message_id_of(frame) == Some(last))
+                    .ok_or(LastNotHeld)?
+                    + 1
+            }
+        };
+        let mut replay: Vec<ByteString> = history.frames.iter().skip(start).cloned().collect();
+        replay.extend(queue.frames.drain(..));
+        queue.bytes = 0;
+        queue.history = None;
+        queue.forward = Some(to.clone());
+        Ok(replay)
+    }
+
+    /// Makes the session's client `client_id` (a resume adopted it).
+    pub fn adopt(&self, client_id: &str) {
+        if let Ok(mut id) = self.outbox.client_id.lock() {
+            *id = client_id.to_owned();
+        }
+    }
+
+    /// Whether this handle reaches `outbox`.
+    pub fn is(&self, outbox: &Arc<Outbox>) -> bool {
+        Arc::ptr_eq(&self.outbox, outbox)
     }
 
     /// Sends a command outside the queue (close requests).

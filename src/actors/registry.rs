@@ -17,6 +17,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, Supervisor};
 use bytestring::ByteString;
 
 mod clients;
+mod recovery;
 mod systems;
 mod whole;
 
@@ -24,10 +25,12 @@ use super::events::{Event, EventSink};
 use super::group::Group;
 use super::messages::*;
 use super::outbox::{Pushed, SessionCommand, SessionHandle};
-use super::tenant::{MembershipLimits, Removed, Tenant};
+use super::resume::ResumeBook;
+use super::tenant::{Client, MembershipLimits, Removed, Tenant};
+use crate::config::RecoveryConfig;
 use crate::metrics::Metrics;
 use crate::outlets::Outlets;
-use crate::protocol::{self, ClientInfo, CloseReason, OnlineList};
+use crate::protocol::{self, ClientInfo, CloseReason, OnlineList, ResumeRefusal};
 use crate::settings::EventName;
 use crate::store::{StoreError, SystemStore};
 use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
@@ -46,6 +49,8 @@ pub struct RegistrySettings {
     /// Whether this registry's groups are the whole of them, so that it decides when a group
     /// is occupied or vacated. In a cluster the backplane decides, for all nodes at once.
     pub local_occupancy: bool,
+    /// Connection state recovery.
+    pub recovery: RecoveryConfig,
 }
 
 /// A system's state as the registry holds it: sessions reached through their outboxes, groups
@@ -63,6 +68,8 @@ pub struct SystemRegistry {
     metrics: Arc<Metrics>,
     /// Set by [`Shutdown`]: from then on new connections are refused.
     shutting_down: bool,
+    /// Resume tokens given out, and those whose client did not come back.
+    book: ResumeBook,
 }
 
 impl Actor for SystemRegistry {
@@ -87,7 +94,13 @@ impl SystemRegistry {
             settings,
             metrics,
             shutting_down: false,
+            book: ResumeBook::default(),
         })
+    }
+
+    /// A client of a system, if both exist.
+    fn find_client(&self, system_id: &str, client_id: &str) -> Option<&Client<SessionHandle>> {
+        self.systems.get(system_id)?.clients().get(client_id)
     }
 
     fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut SystemState> {
@@ -122,10 +135,14 @@ impl SystemRegistry {
             session,
             user_id,
             groups,
+            resume_token,
+            was_away,
             notice,
             remaining,
             vacated,
         } = self.systems.get_mut(system_id)?.remove(client_id)?;
+        self.book
+            .client_gone(resume_token.as_deref(), was_away, &self.metrics);
         for group in &groups {
             self.hook(system_id, EventName::GroupLeft, || {
                 WebhookEvent::group_left(client_id, group, &user_id, "offline")
@@ -161,8 +178,13 @@ impl SystemRegistry {
 
     /// Removes a client whose outbound queue overflowed and closes it with 4008. Its session may
     /// be frozen (it only runs while its socket takes data), so if it has not gone within the
-    /// grace period its socket is shut down from here.
+    /// grace period its socket is shut down from here. An away client's kept frames passed
+    /// `--recovery-buffer`: it goes offline (it has no connection to close).
     fn evict_slow(&mut self, ctx: &mut Context<Self>, system_id: &str, client_id: &str) {
+        if self.is_away(system_id, client_id) {
+            self.end_absence(system_id, client_id, ResumeRefusal::BoundPassed);
+            return;
+        }
         let offline = Offline::new(OfflineReason::SlowConsumer, Some(4008));
         let Some(session) = self.remove_client(system_id, client_id, offline) else {
             return;
@@ -190,6 +212,9 @@ impl SystemRegistry {
         let hooks = &self.settings.outlets;
         let offline = Offline::new(offline, why.code());
         for (client_id, client) in clients {
+            let away = client.away.is_some();
+            self.book
+                .client_gone(client.resume_token.as_deref(), away, &self.metrics);
             let client_groups: Vec<String> = client.groups.iter().cloned().collect();
             for group in &client_groups {
                 hooks.send(system_id, settings, EventName::GroupLeft, || {

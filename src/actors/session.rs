@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Running, StreamHandler};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
-use super::messages::{ClientMessage, Connect, Disconnect};
+use super::messages::{ClientMessage, Connect, Disconnect, RecoveryRequest};
 use super::outbox::{Outbox, OutboxStream, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::backplane::Lease;
@@ -55,18 +55,21 @@ pub enum Admission {
         system_id: Option<String>,
         /// Preset by a client token.
         user_id: Option<String>,
+        recovery: RecoveryRequest,
     },
     /// Refuse at once with −1001 and close 1008, for this reason.
     Refuse(String),
 }
 
 pub struct WsSession {
-    client_id: String,
     /// Taken when the registry is asked to admit the session; whatever is left in it once the
     /// session is registered names its system for `Disconnect`.
     admission: Option<Admission>,
     /// The system it asked to join, once it has asked.
     system_id: Option<String>,
+    /// It asked for recovery: a lost connection leaves its outbox to the registry, which may
+    /// keep it for a resume.
+    recovery: bool,
     registry: Addr<SystemRegistry>,
     heartbeat: Heartbeat,
     /// When the client last sent anything (a pong or any frame).
@@ -97,8 +100,8 @@ pub struct Held {
 }
 
 impl WsSession {
+    /// The client's id is its outbox's.
     pub fn new(
-        client_id: String,
         admission: Admission,
         registry: Addr<SystemRegistry>,
         heartbeat: Heartbeat,
@@ -107,9 +110,9 @@ impl WsSession {
         (message_rate, message_burst): (f64, u32),
     ) -> Self {
         WsSession {
-            client_id,
             admission: Some(admission),
             system_id: None,
+            recovery: false,
             registry,
             heartbeat,
             last_heard: Instant::now(),
@@ -140,7 +143,7 @@ impl WsSession {
     fn start_heartbeat(&self, ctx: &mut WebsocketContext<Self>) {
         ctx.run_interval(self.heartbeat.ping_interval, |session, ctx| {
             if session.last_heard.elapsed() > session.heartbeat.client_timeout {
-                log::debug!("client {} timed out", session.client_id);
+                log::debug!("client {} timed out", session.outbox.client_id());
                 session.metrics().client_closed(Why::Heartbeat);
                 session.offline = Offline::new(OfflineReason::Timeout, None);
                 // A silent peer may be gone without a FIN: no close handshake, just stop.
@@ -189,7 +192,7 @@ impl WsSession {
         if let Some(system_id) = &self.system_id {
             self.registry.do_send(ClientMessage {
                 system_id: system_id.clone(),
-                client_id: self.client_id.clone(),
+                client_id: self.outbox.client_id(),
                 text,
             });
         }
@@ -202,13 +205,22 @@ impl WsSession {
 
     /// Tells the registry this client is gone (at most once).
     fn disconnect(&mut self) {
-        self.outbox.start_closing();
+        let lost = matches!(
+            self.offline.reason,
+            OfflineReason::ConnectionLost | OfflineReason::Timeout
+        );
+        // A recovery client's lost connection may be resumed: the registry decides whether
+        // its outbox goes on queuing.
+        if !(self.recovery && lost) {
+            self.outbox.start_closing();
+        }
         if let Some(system_id) = self.system_id.take() {
             // Sent through the same mailbox after Connect, so it is handled after it.
             self.registry.do_send(Disconnect {
                 system_id,
-                client_id: self.client_id.clone(),
+                client_id: self.outbox.client_id(),
                 offline: self.offline,
+                outbox: self.outbox.clone(),
             });
         }
     }
@@ -220,14 +232,20 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.add_stream(OutboxStream(self.outbox.clone()));
         match self.admission.take() {
-            Some(Admission::Connect { system_id, user_id }) => {
+            Some(Admission::Connect {
+                system_id,
+                user_id,
+                recovery,
+            }) => {
                 self.start_heartbeat(ctx);
                 self.system_id = system_id.clone();
+                self.recovery = recovery.wanted();
                 self.registry.do_send(Connect {
                     system_id,
-                    client_id: self.client_id.clone(),
+                    client_id: self.outbox.client_id(),
                     user_id,
                     session: SessionHandle::new(ctx.address().recipient(), self.outbox.clone()),
+                    recovery,
                 });
             }
             Some(Admission::Refuse(reason)) => self.refuse(ctx, &reason),
@@ -236,7 +254,7 @@ impl Actor for WsSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        log::debug!("client {} disconnected", self.client_id);
+        log::debug!("client {} disconnected", self.outbox.client_id());
         self.disconnect();
         Running::Stop
     }
@@ -344,8 +362,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
             Err(ws::ProtocolError::Overflow) => self.close_too_big(ctx),
             Err(_) if self.oversize.is_set() => self.close_too_big(ctx),
+            // The connection ended under the stream (EOF or a reset mid-frame): lost, not a
+            // protocol error, and there is nobody to send a close frame to.
+            Err(ws::ProtocolError::Io(err)) => {
+                log::debug!("client {}: connection lost: {err}", self.outbox.client_id());
+                ctx.stop();
+            }
             Err(err) => {
-                log::debug!("client {}: protocol error: {err}", self.client_id);
+                log::debug!("client {}: protocol error: {err}", self.outbox.client_id());
                 self.outbox.stop_reading();
                 self.metrics().client_closed(Why::ProtocolError);
                 self.close_for_protocol(ctx, CloseCode::Protocol, "protocol error");

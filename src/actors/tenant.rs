@@ -34,6 +34,11 @@ pub struct Client<S> {
     pub groups: BTreeSet<String>,
     /// Unix time in milliseconds.
     pub connected_at: u64,
+    /// The token that resumes it, for a client that asked for recovery.
+    pub resume_token: Option<String>,
+    /// Set while its connection is lost and its recovery window open: the window's number,
+    /// so that only the timer of this absence ends it.
+    pub away: Option<u64>,
 }
 
 /// One group: its members, and how its fan-out is reached.
@@ -75,6 +80,9 @@ pub struct Removed<S, G> {
     pub user_id: String,
     /// The groups it was in.
     pub groups: Vec<String>,
+    pub resume_token: Option<String>,
+    /// Its connection was lost (its recovery window was open).
+    pub was_away: bool,
     /// The 1002 notice those groups got; `None` when it was in none.
     pub notice: Option<ByteString>,
     /// The fan-outs of the groups that still have members, to be told with `notice`.
@@ -115,7 +123,14 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
     }
 
     /// Adds a client that is in no group yet.
-    pub fn connect(&mut self, client_id: String, session: S, user_id: String, connected_at: u64) {
+    pub fn connect(
+        &mut self,
+        client_id: String,
+        session: S,
+        user_id: String,
+        connected_at: u64,
+        resume_token: Option<String>,
+    ) {
         self.clients.insert(
             client_id,
             Client {
@@ -124,8 +139,41 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
                 extend: String::new(),
                 groups: BTreeSet::new(),
                 connected_at,
+                resume_token,
+                away: None,
             },
         );
+    }
+
+    /// Its connection is lost; absence number `away` begins. False if there is no such client.
+    pub fn park(&mut self, client_id: &str, away: u64) -> bool {
+        match self.clients.get_mut(client_id) {
+            Some(client) => {
+                client.away = Some(away);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A resume: the client goes on with `session` and `resume_token`. Returns its old session,
+    /// whether it was away, and its groups' fan-outs (to be given the new session).
+    pub fn resume(
+        &mut self,
+        client_id: &str,
+        session: S,
+        resume_token: String,
+    ) -> Option<(S, bool, Vec<G>)> {
+        let client = self.clients.get_mut(client_id)?;
+        let old = std::mem::replace(&mut client.session, session);
+        client.resume_token = Some(resume_token);
+        let was_away = client.away.take().is_some();
+        let fan_outs = client
+            .groups
+            .iter()
+            .filter_map(|group| self.groups.get(group).map(|entry| entry.fan_out.clone()))
+            .collect();
+        Some((old, was_away, fan_outs))
     }
 
     /// Binds a client to a group, making the group's fan-out with `new_fan_out` if the group is
@@ -229,6 +277,8 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             session: client.session,
             user_id: client.user_id,
             groups: client.groups.into_iter().collect(),
+            resume_token: client.resume_token,
+            was_away: client.away.is_some(),
             notice,
             remaining,
             vacated,
@@ -293,6 +343,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
                 extend: client.extend.clone(),
                 groups: client.groups.iter().cloned().collect(),
                 connected_at: client.connected_at,
+                connected: client.away.is_none(),
                 client_id,
             },
             None => ClientInfo::Offline {

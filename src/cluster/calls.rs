@@ -88,6 +88,7 @@ pub(super) fn client_info_from(value: serde_json::Value, client_id: String) -> C
             })
             .unwrap_or_default(),
         connected_at: value["connectedAt"].as_u64().unwrap_or_default(),
+        connected: value["connected"].as_bool().unwrap_or(true),
     }
 }
 

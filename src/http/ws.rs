@@ -12,17 +12,41 @@ use serde::Deserialize;
 use super::extract::{check_origin, SYSTEM_ID_HEADER};
 use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
+use crate::actors::messages::RecoveryRequest;
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, Held, WsSession};
 use crate::backplane::Lease;
 use crate::config::ClientAuth;
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct WsQuery {
     #[serde(rename = "systemId")]
     system_id: Option<String>,
     token: Option<String>,
+    /// `1` (or `true`): the client asks for connection state recovery.
+    recovery: Option<String>,
+    /// A resume token from an earlier welcome.
+    resume: Option<String>,
+    /// The messageId of the last frame the client received (empty: none).
+    last: Option<String>,
+}
+
+impl WsQuery {
+    /// What the client asked of recovery; nothing when it is off (`--recovery-window 0`).
+    fn recovery(&mut self, enabled: bool) -> RecoveryRequest {
+        let resume = self.resume.take().filter(|token| !token.is_empty());
+        let asked = matches!(self.recovery.as_deref(), Some("1" | "true"));
+        match resume {
+            _ if !enabled => RecoveryRequest::None,
+            Some(token) => RecoveryRequest::Resume {
+                token,
+                last: self.last.take().filter(|last| !last.is_empty()),
+            },
+            None if asked => RecoveryRequest::Fresh,
+            None => RecoveryRequest::None,
+        }
+    }
 }
 
 /// The connection's socket descriptor, recorded by [`on_connect`] so that a frozen slow
@@ -48,30 +72,37 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
     }
 }
 
-/// Reads `systemId` and `token` from the query (an unreadable query counts as empty), with the
-/// `SystemId` header as the fallback for the system.
-fn parse_request(req: &HttpRequest) -> (Option<String>, Option<String>) {
-    let query = web::Query::<WsQuery>::from_query(req.query_string())
+/// Reads the query (an unreadable query counts as empty), with the `SystemId` header as the
+/// fallback for the system.
+fn parse_request(req: &HttpRequest) -> WsQuery {
+    let mut query = web::Query::<WsQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .unwrap_or(WsQuery {
-            system_id: None,
-            token: None,
+        .unwrap_or_default();
+    query.system_id = query
+        .system_id
+        .take()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            req.headers()
+                .get(SYSTEM_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
         });
-    let system_id = query.system_id.filter(|s| !s.is_empty()).or_else(|| {
-        req.headers()
-            .get(SYSTEM_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    });
-    (system_id, query.token)
+    query
 }
 
-fn admission(hub: &Hub, system_id: Option<String>, token: Option<&str>) -> Admission {
+fn admission(
+    hub: &Hub,
+    system_id: Option<String>,
+    token: Option<&str>,
+    recovery: RecoveryRequest,
+) -> Admission {
     let Some(system_id) = system_id else {
         return Admission::Connect {
             system_id: None,
             user_id: None,
+            recovery,
         };
     };
     let max = hub.settings.limits.max_system_id_len;
@@ -97,6 +128,7 @@ fn admission(hub: &Hub, system_id: Option<String>, token: Option<&str>) -> Admis
     Admission::Connect {
         system_id: Some(system_id),
         user_id,
+        recovery,
     }
 }
 
@@ -111,7 +143,9 @@ pub async fn connect(
     if !hub.settings.allowed_origins.is_empty() {
         check_origin(&req, &hub.settings.allowed_origins, "open /ws")?;
     }
-    let (system_id, token) = parse_request(&req);
+    let mut query = parse_request(&req);
+    let recovery = query.recovery(hub.settings.recovery.window.is_some());
+    let (system_id, token) = (query.system_id, query.token);
     let permit = hub
         .gate
         .admit(system_id.as_deref())
@@ -120,7 +154,8 @@ pub async fn connect(
     if let Err(err) = ws::handshake(&req) {
         return Err(err.into());
     }
-    let admission = admission(&hub, system_id, token.as_deref());
+    let recovery_buffer = recovery.wanted().then_some(hub.settings.recovery.buffer);
+    let admission = admission(&hub, system_id, token.as_deref(), recovery);
     let client_id = hub.backplane.new_client_id();
     // Before the upgrade: the client must be reachable once it has its welcome frame.
     let lease = match &admission {
@@ -133,12 +168,13 @@ pub async fn connect(
     let socket = req.conn_data::<ConnectionSocket>().map(|s| s.0);
     let oversize = Oversize::default();
     let outbox = Outbox::new(
+        client_id,
         hub.settings.limits.max_outbound_queue,
+        recovery_buffer,
         socket,
         hub.metrics.clone(),
     );
     let session = WsSession::new(
-        client_id,
         admission,
         hub.registry.clone(),
         hub.settings.heartbeat,

@@ -46,6 +46,9 @@ pub enum OfflineReason {
     /// Its node died (cluster mode; reported by the node that purged it).
     NodeLost,
     SystemRemoved,
+    /// A recovery client did not come back: its window ended, its kept frames passed
+    /// `--recovery-buffer`, or its resume could not be honoured.
+    RecoveryExpired,
 }
 
 /// How and why a client left: the reason and the close code, if there was one.

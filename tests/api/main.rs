@@ -22,6 +22,7 @@ mod mqtt;
 mod pages;
 mod presence;
 mod raw_ws;
+mod recovery;
 mod rest;
 mod shutdown;
 mod slow;

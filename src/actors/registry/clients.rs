@@ -3,13 +3,13 @@
 
 use actix::{Context, Handler};
 
-use super::{now_millis, SystemRegistry};
+use super::SystemRegistry;
 use crate::actors::events::Event;
 use crate::actors::messages::*;
 use crate::actors::outbox::SessionCommand;
 use crate::protocol::{self, CloseReason};
 use crate::settings::EventName;
-use crate::webhooks::WebhookEvent;
+use crate::webhooks::{OfflineReason, WebhookEvent};
 
 impl Handler<Connect> for SystemRegistry {
     type Result = ();
@@ -46,33 +46,40 @@ impl Handler<Connect> for SystemRegistry {
             }
         };
         log::debug!("client {} connected to system '{system_id}'", msg.client_id);
-        // Pushed before any other frame can be addressed to this client: the welcome is first.
-        msg.session.push(&protocol::welcome_frame(&msg.client_id));
-        if let Some(tenant) = self.systems.get_mut(&system_id) {
-            let user_id = msg.user_id.unwrap_or_default();
-            tenant.connect(msg.client_id.clone(), msg.session, user_id, now_millis());
-        }
-        self.hook(&system_id, EventName::ClientOnline, || {
-            WebhookEvent::client_online(&msg.client_id)
-        });
+        self.admit(system_id, msg);
     }
 }
 
 impl Handler<Disconnect> for SystemRegistry {
     type Result = ();
-    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.remove_client(&msg.system_id, &msg.client_id, msg.offline);
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
+        let Some(client) = self.find_client(&msg.system_id, &msg.client_id) else {
+            return;
+        };
+        // The client went on with another session (a resume): this one's end changes nothing.
+        if !client.session.is(&msg.outbox) {
+            return;
+        }
+        // Only a connection lost without a close frame may be resumed.
+        let lost = matches!(
+            msg.offline.reason,
+            OfflineReason::ConnectionLost | OfflineReason::Timeout
+        );
+        match self.settings.recovery.window {
+            Some(window) if lost && client.resume_token.is_some() => {
+                self.park(ctx, &msg.system_id, &msg.client_id, window)
+            }
+            _ => {
+                self.remove_client(&msg.system_id, &msg.client_id, msg.offline);
+            }
+        }
     }
 }
 
 impl Handler<ClientMessage> for SystemRegistry {
     type Result = ();
     fn handle(&mut self, msg: ClientMessage, _: &mut Context<Self>) {
-        let Some(client) = self
-            .systems
-            .get(&msg.system_id)
-            .and_then(|tenant| tenant.clients().get(&msg.client_id))
-        else {
+        let Some(client) = self.find_client(&msg.system_id, &msg.client_id) else {
             return;
         };
         let (user_id, groups) = (&client.user_id, &client.groups);

@@ -12,7 +12,7 @@ const LIMITS: MembershipLimits = MembershipLimits {
 fn tenant_with(clients: &[&str]) -> TestTenant {
     let mut tenant = TestTenant::new(SystemSettings::new(0));
     for (n, id) in clients.iter().enumerate() {
-        tenant.connect(id.to_string(), n as u32, String::new(), 0);
+        tenant.connect(id.to_string(), n as u32, String::new(), 0, None);
     }
     tenant
 }
@@ -146,7 +146,7 @@ proptest::proptest! {
                 1 => { let _ = tenant.unbind(client, group); }
                 _ => {
                     if tenant.remove(client).is_some() {
-                        tenant.connect(client.into(), 9, String::new(), 0);
+                        tenant.connect(client.into(), 9, String::new(), 0, None);
                     }
                 }
             }

@@ -1,0 +1,205 @@
+//! Connection state recovery in the registry: admitting a client (plain, recoverable, or
+//! resuming), keeping a client whose connection was lost, and ending its absence.
+//!
+//! A recovery client's lost connection *parks* it: it stays in the tenant, in its groups and in
+//! every count, and its outbox goes on queuing (see [`crate::actors::outbox`]). Nothing is told
+//! to anyone. A resume within `--recovery-window` hands the client to the new session: the
+//! frames it missed go out after the welcome, its groups deliver to the new session, and an old
+//! connection still open is closed with 4009. When the window ends first, or its kept frames
+//! pass `--recovery-buffer`, the client goes offline then, with the 1002 notices and
+//! `client_offline` (`recovery_expired`) it was spared.
+
+use std::time::Duration;
+
+use actix::{AsyncContext, Context};
+
+use super::{now_millis, SystemRegistry};
+use crate::actors::events::Event;
+use crate::actors::messages::{Connect, RecoveryRequest, Rejoin};
+use crate::actors::outbox::SessionHandle;
+use crate::protocol::{self, CloseReason, RecoveryWelcome, ResumeRefusal};
+use crate::settings::EventName;
+use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
+
+impl SystemRegistry {
+    /// Admits a client the registry accepted into `system_id`: a plain one, a recoverable one,
+    /// or one that resumes (and, failing that, gets a fresh recoverable session saying why).
+    pub(super) fn admit(&mut self, system_id: String, msg: Connect) {
+        let Connect {
+            client_id,
+            user_id,
+            session,
+            recovery,
+            ..
+        } = msg;
+        let refusal = match recovery {
+            RecoveryRequest::None => {
+                self.add_client(&system_id, client_id, session, user_id, None);
+                return;
+            }
+            RecoveryRequest::Fresh => None,
+            RecoveryRequest::Resume { token, last } => {
+                match self.resume(&system_id, &client_id, &session, &token, last.as_deref()) {
+                    Ok(()) => {
+                        self.metrics.resumes.with_label_values(&["recovered"]).inc();
+                        return;
+                    }
+                    Err(why) => {
+                        self.metrics.resumes.with_label_values(&[why.label()]).inc();
+                        Some(why)
+                    }
+                }
+            }
+        };
+        self.add_client(&system_id, client_id, session, user_id, Some(refusal));
+    }
+
+    /// A new client: its welcome (with a resume token, and why a resume failed, if it asked
+    /// for recovery), then it joins the tenant.
+    fn add_client(
+        &mut self,
+        system_id: &str,
+        client_id: String,
+        session: SessionHandle,
+        user_id: Option<String>,
+        recovery: Option<Option<ResumeRefusal>>,
+    ) {
+        let welcome = recovery.map(|reason| RecoveryWelcome {
+            resume_token: self.book.issue(system_id, &client_id),
+            recovered: false,
+            missed: None,
+            reason,
+        });
+        // Pushed before any other frame can be addressed to this client: the welcome is first.
+        session.push(&protocol::welcome_frame(&client_id, welcome.as_ref()));
+        if let Some(tenant) = self.systems.get_mut(system_id) {
+            tenant.connect(
+                client_id.clone(),
+                session,
+                user_id.unwrap_or_default(),
+                now_millis(),
+                welcome.map(|w| w.resume_token),
+            );
+        }
+        self.hook(system_id, EventName::ClientOnline, || {
+            WebhookEvent::client_online(&client_id)
+        });
+    }
+
+    /// Hands the client `token` names to `session`. On failure nothing of `session` is used.
+    fn resume(
+        &mut self,
+        system_id: &str,
+        fresh_id: &str,
+        session: &SessionHandle,
+        token: &str,
+        last: Option<&str>,
+    ) -> Result<(), ResumeRefusal> {
+        let (token_system, client_id) = self.book.lookup(token)?.clone();
+        // Another system's token is not this client's to use; its own client is left alone.
+        if token_system != system_id {
+            return Err(ResumeRefusal::InvalidToken);
+        }
+        self.book.forget(token);
+        let old = match self.systems.get(system_id).map(|t| t.client(&client_id)) {
+            Some(Ok(client)) => client.session.clone(),
+            _ => return Err(ResumeRefusal::InvalidToken),
+        };
+        let Ok(replay) = old.hand_over(last, session) else {
+            // It can never be resumed now: it goes offline, and a connection still open ends.
+            let offline = Offline::new(OfflineReason::RecoveryExpired, None);
+            if let Some(old) = self.remove_client(system_id, &client_id, offline) {
+                self.close(&old, CloseReason::ResumedElsewhere, "resumed elsewhere");
+            }
+            return Err(ResumeRefusal::LastNotHeld);
+        };
+        let new_token = self.book.issue(system_id, &client_id);
+        let Some((old, was_away, fan_outs)) = self
+            .systems
+            .get_mut(system_id)
+            .and_then(|tenant| tenant.resume(&client_id, session.clone(), new_token.clone()))
+        else {
+            return Err(ResumeRefusal::InvalidToken);
+        };
+        for group in fan_outs {
+            group.do_send(Rejoin {
+                client_id: client_id.clone(),
+                session: session.clone(),
+            });
+        }
+        session.adopt(&client_id);
+        if was_away {
+            self.metrics.clients_away.dec();
+        } else {
+            // A half-open connection the server had not noticed yet.
+            self.close(&old, CloseReason::ResumedElsewhere, "resumed elsewhere");
+        }
+        let welcome = RecoveryWelcome {
+            resume_token: new_token,
+            recovered: true,
+            missed: Some(replay.len()),
+            reason: None,
+        };
+        session.push(&protocol::welcome_frame(&client_id, Some(&welcome)));
+        session.push_replay(replay);
+        // The id the handshake made for this connection is not used (a cluster wrote it down).
+        self.emit(|| Event::Gone {
+            system_id: system_id.to_owned(),
+            client_id: fresh_id.to_owned(),
+            groups: Vec::new(),
+            notice: None,
+        });
+        Ok(())
+    }
+
+    /// A recovery client lost its connection: it stays, and its window begins.
+    pub(super) fn park(
+        &mut self,
+        ctx: &mut Context<Self>,
+        system_id: &str,
+        client_id: &str,
+        window: Duration,
+    ) {
+        let absence = self.book.next_absence();
+        let Some(tenant) = self.systems.get_mut(system_id) else {
+            return;
+        };
+        if !tenant.park(client_id, absence) {
+            return;
+        }
+        if let Ok(client) = tenant.client(client_id) {
+            client.session.park();
+        }
+        self.metrics.clients_away.inc();
+        let (system_id, client_id) = (system_id.to_owned(), client_id.to_owned());
+        ctx.run_later(window, move |registry, _| {
+            let still_away = registry
+                .find_client(&system_id, &client_id)
+                .is_some_and(|client| client.away == Some(absence));
+            if still_away {
+                registry.end_absence(&system_id, &client_id, ResumeRefusal::Expired);
+            }
+        });
+    }
+
+    /// An away client will not come back: it goes offline now, and a late resume hears `why`.
+    pub(super) fn end_absence(&mut self, system_id: &str, client_id: &str, why: ResumeRefusal) {
+        let token = self
+            .find_client(system_id, client_id)
+            .and_then(|client| client.resume_token.clone());
+        let offline = Offline::new(OfflineReason::RecoveryExpired, None);
+        if self.remove_client(system_id, client_id, offline).is_none() {
+            return;
+        }
+        if let Some(token) = token {
+            let keep = self.settings.recovery.window.unwrap_or_default();
+            self.book.remember(token, why, keep);
+        }
+    }
+
+    /// Whether `client_id` is away (its connection lost, its window open).
+    pub(super) fn is_away(&self, system_id: &str, client_id: &str) -> bool {
+        self.find_client(system_id, client_id)
+            .is_some_and(|client| client.away.is_some())
+    }
+}
