@@ -33,7 +33,7 @@ pub type Reply<'a, T> = LocalBoxFuture<'a, Result<T, ApiError>>;
 /// Held by a session for its whole life: whatever the backplane needs to keep the client
 /// reachable (in a cluster, this node's subscription to the system's channel).
 pub struct Lease {
-    _held: Option<Box<dyn Any>>,
+    _held: Option<Box<dyn Any + Send>>,
 }
 
 impl Lease {
@@ -43,7 +43,7 @@ impl Lease {
     }
 
     /// Holds `guard` until the lease is dropped.
-    pub fn holding(guard: impl Any) -> Lease {
+    pub fn holding(guard: impl Any + Send) -> Lease {
         Lease {
             _held: Some(Box::new(guard)),
         }

@@ -116,6 +116,9 @@ pub struct Outbox {
     socket: Mutex<Option<RawFd>>,
     /// Counts frames dropped for this session.
     metrics: Arc<Metrics>,
+    /// What keeps a parked client reachable (its session's backplane lease, handed over when
+    /// the connection was lost); released with the outbox.
+    kept: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 impl Outbox {
@@ -139,6 +142,7 @@ impl Outbox {
             closing: AtomicBool::new(false),
             socket: Mutex::new(socket),
             metrics,
+            kept: Mutex::new(None),
         })
     }
 
@@ -159,6 +163,15 @@ impl Outbox {
             .lock()
             .map(|id| id.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Keeps `lease` (a [`crate::backplane::Lease`]) for as long as the outbox lives: a parked
+    /// client stays reachable (in a cluster, its node stays subscribed to its system's channel)
+    /// after its session is gone.
+    pub fn keep_lease(&self, lease: impl std::any::Any + Send) {
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = Some(Box::new(lease));
+        }
     }
 
     /// Whether the client asked for recovery.

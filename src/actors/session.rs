@@ -87,7 +87,7 @@ pub struct WsSession {
     message_burst: f64,
     last_message: Instant,
     /// Released when the session is dropped.
-    _held: Held,
+    held: Held,
 }
 
 /// What a connection holds for as long as its session lives.
@@ -123,7 +123,7 @@ impl WsSession {
             message_rate,
             message_burst: f64::from(message_burst),
             last_message: Instant::now(),
-            _held: held,
+            held,
         }
     }
 
@@ -215,6 +215,10 @@ impl WsSession {
             self.outbox.start_closing();
         }
         if let Some(system_id) = self.system_id.take() {
+            if self.recovery && lost {
+                let lease = std::mem::replace(&mut self.held.lease, Lease::none());
+                self.outbox.keep_lease(lease);
+            }
             // Sent through the same mailbox after Connect, so it is handled after it.
             self.registry.do_send(Disconnect {
                 system_id,

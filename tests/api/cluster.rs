@@ -34,11 +34,11 @@ pub fn redis_url() -> Option<String> {
     None
 }
 
-fn fresh_prefix() -> String {
+pub fn fresh_prefix() -> String {
     format!("wshub-test-{}:", wshub::protocol::new_id())
 }
 
-async fn node(redis: &str, prefix: &str) -> TestApp {
+pub async fn node(redis: &str, prefix: &str) -> TestApp {
     let (redis, prefix) = (redis.to_owned(), prefix.to_owned());
     spawn_app_with(move |c| {
         c.redis_url = Some(redis);

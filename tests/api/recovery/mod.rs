@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use crate::helpers::{next_json, spawn_app, spawn_app_with, TestApp, WsClient, WsConn};
 use crate::webhooks::{names, register_with_hook, Receiver};
 
+mod cluster;
+
 /// A client that asked for recovery, with what it needs to resume.
 struct Recoverable {
     client: WsClient,
