@@ -91,6 +91,20 @@ impl History {
     }
 }
 
+/// What a resume takes from the old outbox to the new one.
+pub struct HandedOver {
+    /// The frame the client named as the last it saw.
+    pub last: Option<ByteString>,
+    /// What it has not seen, in order.
+    pub replay: Vec<ByteString>,
+}
+
+impl HandedOver {
+    pub fn missed(&self) -> usize {
+        self.replay.len()
+    }
+}
+
 /// Why a resume cannot replay what the client missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastNotHeld;
@@ -321,13 +335,21 @@ impl SessionHandle {
         Pushed::Queued
     }
 
-    /// Queues frames a resume replays, outside the bound (they are within
-    /// `--recovery-buffer`, and the session takes them at once).
-    pub fn push_replay(&self, frames: Vec<ByteString>) {
-        if frames.is_empty() {
+    /// Starts a resumed client's outbox: `handed.last` stays in its history (so that a resume
+    /// of this session may name it again), and the frames to replay are queued, outside the
+    /// bound (they are within `--recovery-buffer`, and the session takes them at once).
+    pub fn take_over(&self, handed: HandedOver) {
+        let mut queue = self.outbox.queue();
+        if let (Some(history), Some(last)) = (&mut queue.history, handed.last) {
+            history.bytes += last.len();
+            history.frames.push_back(last);
+            history.trimmed = true;
+        }
+        if handed.replay.is_empty() {
             return;
         }
-        self.outbox.queue().frames.extend(frames);
+        queue.frames.extend(handed.replay);
+        drop(queue);
         self.outbox.waker.wake();
     }
 
@@ -344,7 +366,7 @@ impl SessionHandle {
         &self,
         last: Option<&str>,
         to: &SessionHandle,
-    ) -> Result<Vec<ByteString>, LastNotHeld> {
+    ) -> Result<HandedOver, LastNotHeld> {
         let mut queue = self.outbox.queue();
         let history = queue.history.as_ref().ok_or(LastNotHeld)?;
         let start = match last {
@@ -359,12 +381,15 @@ impl SessionHandle {
                     + 1
             }
         };
+        let last = start
+            .checked_sub(1)
+            .and_then(|i| history.frames.get(i).cloned());
         let mut replay: Vec<ByteString> = history.frames.iter().skip(start).cloned().collect();
         replay.extend(queue.frames.drain(..));
         queue.bytes = 0;
         queue.history = None;
         queue.forward = Some(to.clone());
-        Ok(replay)
+        Ok(HandedOver { last, replay })
     }
 
     /// Makes the session's client `client_id` (a resume adopted it).

@@ -105,7 +105,7 @@ impl SystemRegistry {
             Some(Ok(client)) => client.session.clone(),
             _ => return Err(ResumeRefusal::InvalidToken),
         };
-        let Ok(replay) = old.hand_over(last, session) else {
+        let Ok(handed) = old.hand_over(last, session) else {
             // It can never be resumed now: it goes offline, and a connection still open ends.
             let offline = Offline::new(OfflineReason::RecoveryExpired, None);
             if let Some(old) = self.remove_client(system_id, &client_id, offline) {
@@ -137,11 +137,11 @@ impl SystemRegistry {
         let welcome = RecoveryWelcome {
             resume_token: new_token,
             recovered: true,
-            missed: Some(replay.len()),
+            missed: Some(handed.missed()),
             reason: None,
         };
         session.push(&protocol::welcome_frame(&client_id, Some(&welcome)));
-        session.push_replay(replay);
+        session.take_over(handed);
         // The id the handshake made for this connection is not used (a cluster wrote it down).
         self.emit(|| Event::Gone {
             system_id: system_id.to_owned(),

@@ -12,6 +12,7 @@ use crate::helpers::{next_json, spawn_app, spawn_app_with, TestApp, WsClient, Ws
 use crate::webhooks::{names, register_with_hook, Receiver};
 
 mod cluster;
+mod property;
 
 /// A client that asked for recovery, with what it needs to resume.
 struct Recoverable {
