@@ -193,34 +193,41 @@ async function saveWebhook(remove) {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-function wsUrl(system) {
+/** Console clients ask for connection state recovery, so a dropped one can resume. */
+function wsUrl(system, resume) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  return proto + "//" + location.host + "/ws?systemId=" + encodeURIComponent(system);
+  let url = proto + "//" + location.host + "/ws?systemId=" + encodeURIComponent(system) + "&recovery=1";
+  if (resume) url += "&resume=" + encodeURIComponent(resume.token) + "&last=" + encodeURIComponent(resume.last || "");
+  return url;
 }
 
 function openClient() {
   if (!state.system) { $("#system-id").focus(); return; }
   const card = $("#client-card").content.firstElementChild.cloneNode(true);
-  const client = { n: state.nextClient++, card, ws: null, id: "", state: "connecting", system: state.system };
+  // resumeToken and the messageId of the last frame shown: what a resume needs.
+  const client = { n: state.nextClient++, card, ws: null, id: "", state: "connecting", system: state.system, token: "", last: "" };
   state.clients.push(client);
   $(".label", card).textContent = "#" + client.n;
   $(".client-id", card).addEventListener("click", () => client.id && copyText(client.id));
   $(".close-ws", card).addEventListener("click", () => client.ws && client.ws.close(1000, "closed from the console"));
   $(".kick", card).addEventListener("click", () => client.id && api("close_client", { clientId: client.id }, { system: client.system }));
   $(".reconnect", card).addEventListener("click", () => connect(client));
+  $(".drop", card).addEventListener("click", () => drop(client));
+  $(".resume", card).addEventListener("click", () => connect(client, { token: client.token, last: client.last }));
   $(".remove", card).addEventListener("click", () => removeClient(client));
   $("#no-clients").hidden = true;
   $("#client-cards").append(card);
   connect(client);
 }
 
-function connect(client) {
+/** Opens the client's socket: a new client, or (with `resume`) the same one coming back. */
+function connect(client, resume) {
   const { card } = client;
-  setClientState(client, "connecting", "connecting");
+  setClientState(client, "connecting", resume ? "resuming" : "connecting");
   client.id = "";
   $(".client-id", card).textContent = "…";
   let ws;
-  try { ws = new WebSocket(wsUrl(client.system)); }
+  try { ws = new WebSocket(wsUrl(client.system, resume)); }
   catch (err) { addFrame(client, "closed", "—", "could not open: " + err.message); setClientState(client, "closed", "failed"); return; }
   client.ws = ws;
   ws.onmessage = (ev) => onFrame(client, ev.data);
@@ -234,18 +241,37 @@ function connect(client) {
   };
 }
 
+/** Stops reading the socket without closing it, as a cut network would look to the page: the
+ *  server keeps the client (its groups, and the frames sent to it) for a resume. */
+function drop(client) {
+  if (!client.ws) return;
+  const ws = client.ws;
+  client.ws = null;
+  ws.onmessage = null;
+  ws.onclose = null;
+  addFrame(client, "closed", "—", "dropped · frames are no longer read; the server keeps them");
+  setClientState(client, "dropped", "dropped");
+  refreshClientSelects();
+}
+
 function onFrame(client, raw) {
   let frame;
   try { frame = JSON.parse(raw); } catch { addFrame(client, "err", "?", raw); return; }
   if (!client.id && frame.code === 0 && frame.data && frame.data.clientId) {
-    client.id = frame.data.clientId;
+    const data = frame.data;
+    client.id = data.clientId;
+    client.token = data.resumeToken || "";
     client.card.dataset.clientId = client.id;
     $(".client-id", client.card).textContent = client.id;
     setClientState(client, "open", "open");
     refreshClientSelects();
-    addFrame(client, "welcome", "0", "connected as " + client.id);
+    let text = "connected as " + client.id;
+    if (data.recovered) text = "resumed as " + client.id + " · missed " + data.missed;
+    else if (data.reason) text += " · not resumed: " + data.reason + " (a new client)";
+    addFrame(client, "welcome", "0", text);
     return;
   }
+  if (frame.messageId) client.last = frame.messageId;
   const code = Number(frame.code);
   let kind = "push";
   if (code === 1001) kind = "online";
@@ -290,6 +316,8 @@ function setClientState(client, stateName, label) {
   $(".remove", client.card).hidden = stateName !== "closed";
   $(".close-ws", client.card).disabled = stateName !== "open";
   $(".kick", client.card).disabled = stateName !== "open";
+  $(".drop", client.card).hidden = stateName !== "open";
+  $(".resume", client.card).hidden = stateName !== "dropped";
 }
 
 function removeClient(client) {
@@ -300,7 +328,8 @@ function removeClient(client) {
   refreshClientSelects();
 }
 
-function openClients() { return state.clients.filter((c) => c.state === "open" && c.id); }
+/** Clients the server holds: open ones, and dropped ones it keeps for a resume. */
+function openClients() { return state.clients.filter((c) => (c.state === "open" || c.state === "dropped") && c.id); }
 
 function refreshClientSelects() {
   for (const sel of $$(".client-select")) {
