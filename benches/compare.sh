@@ -5,6 +5,7 @@
 #   benches/compare.sh                      # every scenario, 3 alternating rounds
 #   ROUNDS=1 SCENARIOS="fanout-rate" benches/compare.sh
 #   APPEND=1 SCENARIOS="fanout-rate-2-nodes" benches/compare.sh   # add to the existing results
+#   REPORT_ONLY=1 benches/compare.sh        # rewrite BENCHMARKS.md from the results, run nothing
 #
 # fanout-rate-2-nodes runs two wshub nodes in cluster mode (Redis at $REDIS_URL), both on CPU 0,
 # with the clients spread over both; limitsrv has no cluster mode and is not run for it.
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-ALL_SCENARIOS="fanout-rate fanout system unicast idle fanout-rate-2-nodes mqtt-fanout"
+ALL_SCENARIOS="fanout-rate fanout-rate-recovery fanout system unicast idle fanout-rate-2-nodes mqtt-fanout"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:1883}
@@ -32,6 +33,7 @@ TOKEN=$(WSHUB_JWT_SECRET=$SECRET target/release/wshub token)
 args_for() {
   case $1 in
     fanout-rate) echo "--clients 1000 --messages 300 --rate 50 --payload 64" ;;
+    fanout-rate-recovery) echo "--clients 1000 --messages 300 --rate 50 --payload 64 --recovery-share 0.5" ;;
     fanout) echo "--clients 1000 --messages 2000 --inflight 4 --payload 64" ;;
     system) echo "--clients 10000 --messages 30 --inflight 1 --payload 64" ;;
     unicast) echo "--clients 100 --messages 20000 --inflight 32 --payload 64" ;;
@@ -76,8 +78,10 @@ stop() {
 }
 trap stop EXIT
 
-[[ -n ${APPEND:-} ]] || : >"$RESULTS"
-for round in $(seq "$ROUNDS"); do
+[[ -n ${APPEND:-}${REPORT_ONLY:-} ]] || : >"$RESULTS"
+run_rounds=$ROUNDS
+[[ -z ${REPORT_ONLY:-} ]] || run_rounds=0
+for round in $(seq "$run_rounds"); do
   for scenario in $SCENARIOS; do
     if [[ $scenario == fanout-rate-2-nodes ]]; then
       start_cluster
@@ -88,6 +92,17 @@ for round in $(seq "$ROUNDS"); do
         --token "$TOKEN" --pid "${NODE_PIDS[0]}" --pid "${NODE_PIDS[1]}" --label wshub \
         --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
       stop_cluster
+      sleep 0.5
+      continue
+    fi
+    if [[ $scenario == fanout-rate-recovery ]]; then
+      # wshub only (limitsrv has no recovery): compare it with wshub's own fanout-rate.
+      start wshub
+      echo "round $round: $scenario against wshub"
+      # shellcheck disable=SC2046
+      taskset -c 1 "$LOAD" fanout-rate --name "$scenario" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+        --pid "$SERVER_PID" --label wshub --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
+      stop
       sleep 0.5
       continue
     fi

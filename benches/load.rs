@@ -109,6 +109,10 @@ struct Opts {
     /// Concurrent connection attempts while connecting clients.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
+    /// Share of the clients (0 to 1) that connect with `recovery=1` (connection state
+    /// recovery): what that costs the clients that did and did not ask for it.
+    #[arg(long, default_value_t = 0.0)]
+    recovery_share: f64,
 }
 
 impl Opts {
@@ -229,6 +233,8 @@ struct Api {
     system: String,
     /// Base URLs for WebSocket clients (empty: `url`).
     ws_bases: Vec<String>,
+    /// Share of clients that ask for recovery.
+    recovery_share: f64,
 }
 
 impl Api {
@@ -243,6 +249,7 @@ impl Api {
             token: o.token.clone(),
             system: format!("bench-{}", now_nanos() % 1_000_000_000),
             ws_bases: o.ws_urls.clone(),
+            recovery_share: o.recovery_share.clamp(0.0, 1.0),
         }
     }
 
@@ -372,8 +379,15 @@ async fn connect_many(
     let started = Instant::now();
     let mut ids = Vec::with_capacity(n);
     let urls = api.ws_urls();
+    let recovering = (n as f64 * api.recovery_share).round() as usize;
     let mut pending = futures_util::stream::iter(0..n)
-        .map(|i| connect_client(urls[i % urls.len()].clone(), tally.clone()))
+        .map(|i| {
+            let mut url = urls[i % urls.len()].clone();
+            if i < recovering {
+                url.push_str("&recovery=1");
+            }
+            connect_client(url, tally.clone())
+        })
         .buffer_unordered(concurrency.max(1));
     while let Some(id) = pending.next().await {
         ids.push(id);
@@ -634,6 +648,7 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
     json!({
         "scenario": scenario, "server": o.label, "clients": clients, "messages": messages,
         "inflight": inflight, "rate": rate, "payload": o.payload,
+        "recovery_share": api.recovery_share,
         "connect_per_s": connect_rate, "bind_seconds": bind_seconds, "bind_frames": bind_notices,
         "delivered": phase.delivered, "lost": phase.lost,
         "frames_per_s": phase.delivered as f64 / phase.elapsed.as_secs_f64(),
@@ -907,6 +922,14 @@ const FIGURES: &[(&str, &str, &str, bool)] = &[
     ("fanout-rate", "p99_ms", "p99 latency, ms", false),
     ("fanout-rate", "max_ms", "max latency, ms", false),
     ("fanout-rate", "lost", "lost frames", false),
+    (
+        "fanout-rate-recovery",
+        "cpu_us_per_frame",
+        "server CPU µs per frame, half the clients in recovery mode",
+        false,
+    ),
+    ("fanout-rate-recovery", "p99_ms", "p99 latency, ms", false),
+    ("fanout-rate-recovery", "lost", "lost frames", false),
     (
         "fanout-rate-2-nodes",
         "cpu_us_per_frame",
