@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpServer};
 use crate::cluster::{new_node_id, Cluster, ClusterConfig};
 use crate::config::{ApiAuth, Config};
 use crate::http::ops::Exposure;
-use crate::http::{self, console, docs, ops};
+use crate::http::{self, client_lib, console, docs, ops};
 use crate::hub::Hub;
 use crate::store::SystemStore;
 
@@ -117,6 +117,8 @@ impl Application {
                 .service(page("/static/console.js", console::script))
                 .service(page("/static/console.css", console::stylesheet))
                 .service(page("/favicon.ico", console::favicon))
+                .service(page("/wshub.js", client_lib::script))
+                .service(page("/wshub.d.ts", client_lib::types))
                 .service(page("/docs", docs::docs))
                 .service(page("/socket.md", docs::socket_md))
                 .service(page("/healthz", ops::healthz))

@@ -2,10 +2,11 @@
 //!
 //! [`configure`] mounts the push endpoints (`/ws`, `/api/*`) on any actix-web `App` or `Scope`,
 //! which is how a host application embeds wshub; [`crate::server::Application`] adds the
-//! console ([`console`]), the manual ([`docs`]) and `/healthz` and `/metrics` ([`ops`]) for the
-//! standalone server.
+//! console ([`console`]), the browser client library ([`client_lib`]), the manual ([`docs`]) and
+//! `/healthz` and `/metrics` ([`ops`]) for the standalone server.
 
 pub mod api;
+pub mod client_lib;
 pub mod console;
 pub mod docs;
 pub mod extract;

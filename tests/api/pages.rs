@@ -153,3 +153,34 @@ async fn console_off_leaves_the_api_and_the_manual() {
     assert_eq!(get(&app, "/healthz").await.0, 200);
     app.register("s").await;
 }
+
+#[actix_web::test]
+async fn the_client_library_and_its_types_are_served_to_any_origin_even_with_the_console_off() {
+    let app = crate::helpers::spawn_app_with(|c| c.console = false).await;
+    for (path, kind, needle) in [
+        (
+            "/wshub.js",
+            "text/javascript",
+            "export function connect(options)",
+        ),
+        (
+            "/wshub.d.ts",
+            "application/typescript",
+            "export function connect(options: ConnectOptions): Connection;",
+        ),
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .insert_header(("Origin", "https://frontend.example"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let cors = response.headers().get("access-control-allow-origin");
+        assert_eq!(cors.map(|v| v.to_str().unwrap()), Some("*"), "{path}");
+        let (_, content_type, body) = get(&app, path).await;
+        assert!(content_type.starts_with(kind), "{path}: {content_type}");
+        assert!(body.contains(needle), "{path}");
+    }
+}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
 
+mod client_lib;
 mod recovery;
 mod system_panel;
 
