@@ -50,6 +50,44 @@ impl Lease {
     }
 }
 
+/// Where the client a resume token names lives.
+pub enum TokenHome {
+    /// Here (or nowhere): this node's registry resumes it, or says why not.
+    Here,
+    /// On a node that is gone: the resume fails with `node_lost`.
+    Lost,
+    /// On another live node: the connection is relayed there.
+    Elsewhere(Box<dyn Relay>),
+}
+
+/// A connection relayed to the node that holds its client (a resume that reached another node).
+/// The client stays where it was, so every call and broadcast reaches it as before; that node
+/// sends this one the frames to write, and this one sends it what the connection does.
+pub trait Relay: Send + std::fmt::Debug {
+    /// Asks the client's node to resume it on `session`: it then pushes the welcome and every
+    /// frame to `session`. Fails (`Err`) when that node does not answer: the connection should
+    /// then be dropped, so the client tries again and learns the node is gone.
+    fn open(
+        &self,
+        session: crate::actors::outbox::SessionHandle,
+        resume: RelayedResume,
+    ) -> futures_util::future::LocalBoxFuture<'static, Result<(), ()>>;
+    /// A text frame from the client (already within its rate).
+    fn client_message(&self, text: bytestring::ByteString);
+    /// The connection ended (how: `offline`).
+    fn gone(&self, offline: crate::webhooks::Offline);
+}
+
+/// What a relayed resume asks of the client's node.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RelayedResume {
+    pub system_id: String,
+    pub token: String,
+    pub last: Option<String>,
+    /// From a client token, as in a local connect.
+    pub user_id: Option<String>,
+}
+
 /// Every operation that may reach beyond this node's registry. See the module docs.
 pub trait Backplane: Send + Sync {
     /// A fresh clientId for a client connecting to this node (in a cluster, it names the node).
@@ -80,4 +118,9 @@ pub trait Backplane: Send + Sync {
     fn get_all_groups(&self, cmd: m::GetAllGroups) -> Reply<'_, BTreeMap<String, Vec<String>>>;
     fn close_client(&self, cmd: m::CloseClient) -> Reply<'_, ()>;
     fn get_client_info(&self, cmd: m::GetClientInfo) -> Reply<'_, ClientInfo>;
+
+    /// Where the client a resume token names lives (a token starts with its node's id).
+    fn token_home(self: std::sync::Arc<Self>, _token: String) -> Reply<'static, TokenHome> {
+        Box::pin(async { Ok(TokenHome::Here) })
+    }
 }

@@ -70,6 +70,24 @@ impl CloseReason {
         }
     }
 
+    /// The reason a close code stands for (a relayed close); `None` for a code the server does
+    /// not send, and for none at all (a drop without a close frame).
+    pub fn from_code(code: Option<u16>) -> Option<CloseReason> {
+        Some(match code? {
+            1000 => CloseReason::Rest,
+            1001 => CloseReason::Shutdown,
+            1008 => CloseReason::Refused,
+            1009 => CloseReason::TooBig,
+            1002 => CloseReason::ProtocolError,
+            1003 => CloseReason::Binary,
+            4029 => CloseReason::TooManyMessages,
+            4008 => CloseReason::Slow,
+            4001 => CloseReason::SystemRemoved,
+            4009 => CloseReason::ResumedElsewhere,
+            _ => return None,
+        })
+    }
+
     /// The metrics label.
     pub fn label(self) -> &'static str {
         match self {

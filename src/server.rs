@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 
-use crate::cluster::{new_node_id, Cluster, ClusterConfig};
+use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
 use crate::config::{ApiAuth, Config};
 use crate::http::ops::Exposure;
 use crate::http::{self, client_lib, console, docs, ops};
@@ -81,6 +81,11 @@ impl Application {
                 hub.registry.clone(),
                 (events, events_rx),
                 hub.outlets.clone(),
+                RelaySettings {
+                    max_outbound_queue: config.limits.max_outbound_queue,
+                    recovery_buffer: config.recovery.buffer,
+                    metrics: hub.metrics.clone(),
+                },
             )
             .await
             .map_err(|err| {

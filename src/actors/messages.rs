@@ -62,6 +62,8 @@ pub enum RecoveryRequest {
     Fresh,
     /// `resume=<token>&last=<messageId>`: come back as the client the token names.
     Resume { token: String, last: Option<String> },
+    /// A resume already known to fail (its node is gone): a fresh session saying why.
+    Failed(crate::protocol::ResumeRefusal),
 }
 
 impl RecoveryRequest {

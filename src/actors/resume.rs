@@ -21,9 +21,13 @@ pub struct ResumeBook {
 }
 
 impl ResumeBook {
-    /// A fresh token for a client.
+    /// A fresh token for a client. It starts with whatever precedes the clientId's 32 random
+    /// hex digits (in a cluster, the node's id), so that any node knows where it resumes.
     pub fn issue(&mut self, system_id: &str, client_id: &str) -> String {
-        let token = protocol::new_resume_token();
+        let node = client_id
+            .get(..client_id.len().saturating_sub(32))
+            .unwrap_or_default();
+        let token = format!("{node}{}", protocol::new_resume_token());
         self.live
             .insert(token.clone(), (system_id.to_owned(), client_id.to_owned()));
         token

@@ -11,13 +11,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, Running, StreamHandler};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Handler, Running, StreamHandler,
+};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 
 use super::messages::{ClientMessage, Connect, Disconnect, RecoveryRequest};
 use super::outbox::{Outbox, OutboxStream, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::backplane::Lease;
+use crate::backplane::{Relay, RelayedResume};
 use crate::gate::ConnectionPermit;
 use crate::http::frame_guard::Oversize;
 use crate::metrics::Metrics;
@@ -56,6 +59,8 @@ pub enum Admission {
         /// Preset by a client token.
         user_id: Option<String>,
         recovery: RecoveryRequest,
+        /// Set when the client to resume lives on another node: the connection is relayed.
+        relay: Option<Box<dyn Relay>>,
     },
     /// Refuse at once with −1001 and close 1008, for this reason.
     Refuse(String),
@@ -70,6 +75,9 @@ pub struct WsSession {
     /// It asked for recovery: a lost connection leaves its outbox to the registry, which may
     /// keep it for a resume.
     recovery: bool,
+    /// A relayed connection: its client lives on another node, which this session tells what
+    /// the connection does (instead of this node's registry).
+    relay: Option<Box<dyn Relay>>,
     registry: Addr<SystemRegistry>,
     heartbeat: Heartbeat,
     /// When the client last sent anything (a pong or any frame).
@@ -113,6 +121,7 @@ impl WsSession {
             admission: Some(admission),
             system_id: None,
             recovery: false,
+            relay: None,
             registry,
             heartbeat,
             last_heard: Instant::now(),
@@ -189,7 +198,9 @@ impl WsSession {
             self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
             return;
         }
-        if let Some(system_id) = &self.system_id {
+        if let Some(relay) = &self.relay {
+            relay.client_message(text);
+        } else if let Some(system_id) = &self.system_id {
             self.registry.do_send(ClientMessage {
                 system_id: system_id.clone(),
                 client_id: self.outbox.client_id(),
@@ -203,8 +214,13 @@ impl WsSession {
         self.close(ctx, CloseCode::Policy, reason);
     }
 
-    /// Tells the registry this client is gone (at most once).
+    /// Tells the registry (or, relayed, the client's node) this client is gone (at most once).
     fn disconnect(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            self.outbox.start_closing();
+            relay.gone(self.offline);
+            return;
+        }
         let lost = matches!(
             self.offline.reason,
             OfflineReason::ConnectionLost | OfflineReason::Timeout
@@ -237,9 +253,36 @@ impl Actor for WsSession {
         ctx.add_stream(OutboxStream(self.outbox.clone()));
         match self.admission.take() {
             Some(Admission::Connect {
+                system_id: Some(system_id),
+                user_id,
+                recovery: RecoveryRequest::Resume { token, last },
+                relay: Some(relay),
+            }) => {
+                self.start_heartbeat(ctx);
+                let session = SessionHandle::new(ctx.address().recipient(), self.outbox.clone());
+                let resume = RelayedResume {
+                    system_id,
+                    token,
+                    last,
+                    user_id,
+                };
+                let opened = relay.open(session, resume);
+                self.relay = Some(relay);
+                // Its node did not answer: drop the connection; the client's next try learns
+                // whether the node is gone.
+                ctx.spawn(actix::fut::wrap_future(opened).map(
+                    |result, _, ctx: &mut Self::Context| {
+                        if result.is_err() {
+                            ctx.stop();
+                        }
+                    },
+                ));
+            }
+            Some(Admission::Connect {
                 system_id,
                 user_id,
                 recovery,
+                ..
             }) => {
                 self.start_heartbeat(ctx);
                 self.system_id = system_id.clone();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 
 use crate::actors::messages as m;
-use crate::backplane::{Backplane, Lease, Reply};
+use crate::backplane::{Backplane, Lease, Reply, TokenHome};
 use crate::error::ApiError;
 use crate::protocol::{ClientInfo, OnlineClient, OnlineList, SystemInfo};
 use crate::settings::{SettingsUpdate, SystemSettings};
@@ -250,6 +250,10 @@ impl Backplane for Cluster {
             let client = cmd.client_id.clone();
             self.on_owner(&client, Op::Close(cmd)).await.map(drop)
         })
+    }
+
+    fn token_home(self: std::sync::Arc<Self>, token: String) -> Reply<'static, TokenHome> {
+        Box::pin(self.home_of(token))
     }
 
     fn get_client_info(&self, cmd: m::GetClientInfo) -> Reply<'_, ClientInfo> {

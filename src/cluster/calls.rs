@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytestring::ByteString;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -12,7 +13,9 @@ use crate::actors::messages as m;
 use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
 use crate::protocol::ClientInfo;
+use crate::webhooks::Offline;
 
+use super::node::RelayAddr;
 use super::node::{owner_of, Cluster, RPC_TIMEOUT};
 use super::scripts::PUBLISH;
 
@@ -31,6 +34,11 @@ pub(super) enum Op {
     Settings(m::UpdateSystem),
     /// A system was unregistered: every node closes its clients with 4001 and forgets it.
     Unregister(m::Unregister),
+    /// Resume one of this node's clients over a connection another node relays.
+    Resume {
+        resume: crate::backplane::RelayedResume,
+        relay: RelayAddr,
+    },
 }
 
 impl Op {
@@ -44,8 +52,31 @@ impl Op {
             Op::Info(cmd) => &cmd.system_id,
             Op::Settings(cmd) => &cmd.system_id,
             Op::Unregister(cmd) => &cmd.system_id,
+            Op::Resume { resume, .. } => &resume.system_id,
         }
     }
+}
+
+/// From the home to the relay.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub(super) enum ToRelay {
+    Frames {
+        frames: Vec<ByteString>,
+    },
+    Close {
+        code: Option<u16>,
+        reason: String,
+        frame: Option<ByteString>,
+    },
+}
+
+/// From the relay to the home.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub(super) enum ToHome {
+    Message { text: ByteString },
+    Gone { offline: Offline },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,6 +90,16 @@ pub(super) enum NodeMessage {
     Reply {
         id: u64,
         result: Result<serde_json::Value, (u16, String)>,
+    },
+    /// To a node relaying a connection: frames or a close for it.
+    ToRelay {
+        id: u64,
+        event: ToRelay,
+    },
+    /// To a client's node from the node relaying its connection.
+    ToHome {
+        from: RelayAddr,
+        event: ToHome,
     },
 }
 
@@ -155,6 +196,8 @@ impl Cluster {
             Op::Unregister(cmd) => {
                 return self.forget_system(cmd).await.map(|_| Default::default())
             }
+            // Only ever sent to another node (see `on_node_message`).
+            Op::Resume { .. } => return Err(ApiError::Unavailable("not a local operation".into())),
             op => op,
         };
         // The caller checked the system; this node may not have met it yet. A client of another
@@ -173,7 +216,7 @@ impl Cluster {
             Op::Bind(cmd) => serde_json::to_value(self.local(cmd).await?),
             Op::Unbind(cmd) => serde_json::to_value(self.local(cmd).await?),
             Op::Close(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::Settings(_) | Op::Unregister(_) => Ok(serde_json::Value::Null),
+            Op::Settings(_) | Op::Unregister(_) | Op::Resume { .. } => Ok(serde_json::Value::Null),
         };
         if changes_membership {
             // Answered once Redis has the change, so every node reads it at once.
@@ -204,7 +247,14 @@ impl Cluster {
             Ok(NodeMessage::Request { id, reply_to, op }) => {
                 let cluster = self.clone();
                 actix_web::rt::spawn(async move {
-                    let result = cluster.execute(op).await.map_err(|err| {
+                    let result = match op {
+                        Op::Resume { resume, relay } => cluster
+                            .resume_relayed(resume, relay)
+                            .await
+                            .map(|_| serde_json::Value::Null),
+                        op => cluster.execute(op).await,
+                    };
+                    let result = result.map_err(|err| {
                         (
                             actix_web::ResponseError::status_code(&err).as_u16(),
                             err.to_string(),
@@ -217,6 +267,9 @@ impl Cluster {
                     let _ = cluster.track(sent);
                 });
             }
+            // In order, here: a relayed connection's frames keep the order they were sent in.
+            Ok(NodeMessage::ToRelay { id, event }) => self.to_relay(id, event),
+            Ok(NodeMessage::ToHome { from, event }) => self.to_home(from, event),
             Err(err) => log::debug!("unreadable cluster message: {err}"),
         }
     }

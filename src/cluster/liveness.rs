@@ -42,6 +42,7 @@ impl Cluster {
             if self.ready_epoch().is_some() && last_purge.elapsed() >= PURGE_EVERY {
                 last_purge = tokio::time::Instant::now();
                 let _ = self.purge_dead_nodes().await;
+                let _ = self.check_relay_peers().await;
             }
             let period = if self.ready_epoch().is_some() {
                 HEARTBEAT

@@ -47,6 +47,7 @@
 //! - `pubsub.rs`: subscriptions, broadcasts, and what arrives on the channels.
 //! - `writer.rs`: the ordered writer of this node's clients and groups.
 //! - `liveness.rs`: heartbeats, epochs and the purge of dead nodes.
+//! - `relay.rs`: a resume that reached another node, relayed to the client's node.
 
 mod backplane;
 mod calls;
@@ -54,8 +55,10 @@ mod keys;
 mod liveness;
 mod node;
 mod pubsub;
+mod relay;
 mod scripts;
 mod systems;
 mod writer;
 
+pub use node::RelaySettings;
 pub use node::{new_node_id, owner_of, Cluster, ClusterConfig, SystemLease, NODE_ID_LEN};

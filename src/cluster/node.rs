@@ -11,6 +11,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actors::events::{Event, EventSink};
+use crate::actors::outbox::{Outbox, SessionHandle};
 use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
 use crate::outlets::Outlets;
@@ -122,6 +123,48 @@ pub struct Cluster {
     pub(super) wake_heartbeat: tokio::sync::Notify,
     /// This node has been synced to some epoch before (so it was part of a cluster).
     pub(super) has_synced: AtomicBool,
+    /// Connections relayed here for clients of other nodes (see `relay.rs`).
+    pub(super) relays: Mutex<Relays>,
+    /// This node's clients whose connections are relayed by other nodes.
+    pub(super) remote_sessions: Mutex<RemoteSessions>,
+    /// The ordered queue of relay traffic, published by one task.
+    pub(super) relay_out: mpsc::UnboundedSender<(String, String)>,
+    pub(super) relay_settings: RelaySettings,
+}
+
+/// Which relayed connection: the relaying node and its number there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub(super) struct RelayAddr {
+    pub node: String,
+    pub id: u64,
+}
+
+/// A relaying node's side of its relayed connections (see `relay.rs`): each session, and the
+/// home of its client.
+#[derive(Default)]
+pub(super) struct Relays {
+    pub sessions: HashMap<u64, (SessionHandle, String)>,
+}
+
+/// A home node's side: the relayed sessions of its clients.
+#[derive(Default)]
+pub(super) struct RemoteSessions {
+    pub sessions: HashMap<RelayAddr, RemoteSession>,
+}
+
+pub(super) struct RemoteSession {
+    pub system_id: String,
+    pub outbox: Arc<Outbox>,
+    /// Stops forwarding to the relay (the relayed connection is over).
+    pub stop: Box<dyn FnOnce() + Send>,
+}
+
+/// What the home needs to make a relayed session like a local one.
+#[derive(Clone)]
+pub struct RelaySettings {
+    pub max_outbound_queue: usize,
+    pub recovery_buffer: usize,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A fresh node id: 12 hex digits.
@@ -158,6 +201,7 @@ impl Cluster {
         registry: Addr<SystemRegistry>,
         (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
         outlets: Outlets,
+        relay_settings: RelaySettings,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
@@ -169,6 +213,7 @@ impl Cluster {
             .get_connection_manager_with_config(manager_config)
             .await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
+        let (relay_out, relay_queue) = mpsc::unbounded_channel();
         let keys = Keys(config.prefix.clone());
         let mut subscriptions = Subscriptions::default();
         subscriptions.wanted.insert(keys.node_channel(&node_id), 1);
@@ -192,12 +237,17 @@ impl Cluster {
             ready_epoch: tokio::sync::watch::Sender::new(None),
             wake_heartbeat: tokio::sync::Notify::new(),
             has_synced: AtomicBool::new(false),
+            relays: Mutex::new(Default::default()),
+            remote_sessions: Mutex::new(Default::default()),
+            relay_out,
+            relay_settings,
         });
         // Fail fast when Redis is not there at all.
         let _: String = redis::cmd("PING").query_async(&mut cluster.conn()).await?;
         actix_web::rt::spawn(cluster.clone().write_events(events));
         actix_web::rt::spawn(cluster.clone().subscribe_loop(client, subscribe_rx));
         actix_web::rt::spawn(cluster.clone().heartbeat_loop());
+        actix_web::rt::spawn(cluster.clone().publish_relayed(relay_queue));
         // Serve once this node counts as synced, so its first clients are reachable at once.
         let mut ready = cluster.ready_epoch.subscribe();
         let _ = tokio::time::timeout(NODE_TTL, ready.wait_for(Option::is_some)).await;

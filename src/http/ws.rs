@@ -15,9 +15,10 @@ use super::Hub;
 use crate::actors::messages::RecoveryRequest;
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, Held, WsSession};
-use crate::backplane::Lease;
+use crate::backplane::{Lease, Relay, TokenHome};
 use crate::config::ClientAuth;
 use crate::error::ApiError;
+use crate::protocol::ResumeRefusal;
 
 #[derive(Deserialize, Default)]
 struct WsQuery {
@@ -96,13 +97,14 @@ fn admission(
     hub: &Hub,
     system_id: Option<String>,
     token: Option<&str>,
-    recovery: RecoveryRequest,
+    (recovery, relay): (RecoveryRequest, Option<Box<dyn Relay>>),
 ) -> Admission {
     let Some(system_id) = system_id else {
         return Admission::Connect {
             system_id: None,
             user_id: None,
             recovery,
+            relay: None,
         };
     };
     let max = hub.settings.limits.max_system_id_len;
@@ -129,6 +131,7 @@ fn admission(
         system_id: Some(system_id),
         user_id,
         recovery,
+        relay,
     }
 }
 
@@ -144,7 +147,18 @@ pub async fn connect(
         check_origin(&req, &hub.settings.allowed_origins, "open /ws")?;
     }
     let mut query = parse_request(&req);
-    let recovery = query.recovery(hub.settings.recovery.window.is_some());
+    let mut recovery = query.recovery(hub.settings.recovery.window.is_some());
+    // A token names the node its client lives on: a resume that reached another node is
+    // relayed there, or fails at once when that node is gone.
+    let mut relay = None;
+    if let RecoveryRequest::Resume { token, .. } = &recovery {
+        match hub.backplane.clone().token_home(token.clone()).await? {
+            TokenHome::Here => {}
+            TokenHome::Lost => recovery = RecoveryRequest::Failed(ResumeRefusal::NodeLost),
+            TokenHome::Elsewhere(link) => relay = Some(link),
+        }
+    }
+    let relayed = relay.is_some();
     let (system_id, token) = (query.system_id, query.token);
     let permit = hub
         .gate
@@ -154,13 +168,16 @@ pub async fn connect(
     if let Err(err) = ws::handshake(&req) {
         return Err(err.into());
     }
-    let recovery_buffer = recovery.wanted().then_some(hub.settings.recovery.buffer);
-    let admission = admission(&hub, system_id, token.as_deref(), recovery);
+    // A relayed connection keeps no history: its client's node does.
+    let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.settings.recovery.buffer);
+    let admission = admission(&hub, system_id, token.as_deref(), (recovery, relay));
     let client_id = hub.backplane.new_client_id();
     // Before the upgrade: the client must be reachable once it has its welcome frame.
+    // (A relayed client is reachable where it lives.)
     let lease = match &admission {
         Admission::Connect {
             system_id: Some(system_id),
+            relay: None,
             ..
         } => hub.backplane.admit(system_id, &client_id).await?,
         _ => Lease::none(),

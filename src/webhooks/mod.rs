@@ -29,7 +29,7 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Why a client went offline: the `reason` of `client_offline`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OfflineReason {
     /// It closed, with a close frame.
@@ -52,7 +52,7 @@ pub enum OfflineReason {
 }
 
 /// How and why a client left: the reason and the close code, if there was one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Offline {
     pub reason: OfflineReason,
     pub code: Option<u16>,

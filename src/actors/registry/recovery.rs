@@ -38,6 +38,10 @@ impl SystemRegistry {
                 return;
             }
             RecoveryRequest::Fresh => None,
+            RecoveryRequest::Failed(why) => {
+                self.metrics.resumes.with_label_values(&[why.label()]).inc();
+                Some(why)
+            }
             RecoveryRequest::Resume { token, last } => {
                 match self.resume(&system_id, &client_id, &session, &token, last.as_deref()) {
                     Ok(()) => {

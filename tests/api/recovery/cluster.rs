@@ -1,11 +1,16 @@
 //! Recovery in a cluster: a client parked on its node keeps receiving what any node sends to
-//! it, its group or its system, and resumes with all of it.
+//! it, its group or its system, and resumes with all of it, through its own node or another;
+//! a resume whose node died fails cleanly.
 
-use serde_json::json;
+use std::time::Duration;
 
-use super::{connect_recoverable, resume, until_away};
-use crate::cluster::{fresh_prefix, node, redis_url};
-use crate::helpers::next_json;
+use awc::ws::Frame;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::{connect_recoverable, info, resume, resume_recovered, until_away};
+use crate::cluster::{fresh_prefix, kill_9, node, redis_url};
+use crate::helpers::{next_json, ServerProcess, WsConn};
 
 #[actix_web::test]
 async fn a_parked_client_gets_what_other_nodes_sent_while_it_was_away() {
@@ -31,13 +36,7 @@ async fn a_parked_client_gets_what_other_nodes_sent_while_it_was_away() {
         }
         sent.push(reply["messageId"].as_str().unwrap().to_owned());
     }
-    let (mut conn, welcome) = resume(&a, "s", &token, last.as_deref()).await;
-    assert_eq!(welcome["recovered"], true, "{welcome}");
-    assert_eq!(welcome["clientId"], id.as_str());
-    assert_eq!(welcome["missed"], 3);
-    for message_id in &sent {
-        assert_eq!(next_json(&mut conn).await["messageId"], message_id.as_str());
-    }
+    let (mut conn, _) = resume_recovered(&a, (&token, last.as_deref()), &id, &sent).await;
     let live = b
         .api(
             "send_to_group",
@@ -52,4 +51,168 @@ async fn a_parked_client_gets_what_other_nodes_sent_while_it_was_away() {
         .await
         .ok();
     assert_eq!(online["list"], json!([id]));
+}
+
+#[actix_web::test]
+async fn a_client_cut_on_one_node_resumes_through_another_and_every_node_reaches_it() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let (a, b) = (node(&redis, &prefix).await, node(&redis, &prefix).await);
+    a.register("s").await;
+    let mut peer = b.connect("s").await;
+    b.bind("s", &peer, "g", "peer").await;
+    peer.next_json().await;
+    let mut r = connect_recoverable(&a, "s").await;
+    a.bind("s", &r.client, "g", "rita").await;
+    r.next_push().await;
+    peer.expect_notice(1001, &r.client.id, "rita").await;
+    let (id, token, last) = r.cut();
+    until_away(&b, "s", &id).await;
+    let mut sent = Vec::new();
+    for (node, method, body) in [
+        (
+            &a,
+            "send_to_group",
+            json!({"groupName": "g", "msg": "from a"}),
+        ),
+        (
+            &b,
+            "send_to_client",
+            json!({"clientId": id, "msg": "direct from b"}),
+        ),
+        (&b, "send_to_system", json!({"msg": "system from b"})),
+    ] {
+        let reply = node.api(method, "s", body).await.ok();
+        sent.push(reply["messageId"].as_str().unwrap().to_owned());
+    }
+    // Through node b, which did not hold it.
+    let (mut conn, welcome) = resume_recovered(&b, (&token, last.as_deref()), &id, &sent).await;
+    // Every node still reaches it, by its id and through its group.
+    let mut last_seen = Value::Null;
+    for node in [&a, &b] {
+        let direct = node
+            .api(
+                "send_to_client",
+                "s",
+                json!({"clientId": id, "msg": "live"}),
+            )
+            .await
+            .ok();
+        assert_eq!(next_json(&mut conn).await["messageId"], direct["messageId"]);
+        let group = node
+            .api(
+                "send_to_group",
+                "s",
+                json!({"groupName": "g", "msg": "live"}),
+            )
+            .await
+            .ok();
+        assert_eq!(group["count"], 2);
+        assert_eq!(next_json(&mut conn).await["messageId"], group["messageId"]);
+        last_seen = group["messageId"].clone();
+    }
+    assert_eq!(info(&b, "s", &id).await["connected"], true);
+    // Nobody saw it leave.
+    for _ in 0..4 {
+        assert_ne!(peer.next_json().await["code"], 1002);
+    }
+    // Its new token resumes it again, wherever the next connection lands.
+    let token = welcome["resumeToken"].as_str().unwrap().to_owned();
+    drop(conn);
+    until_away(&a, "s", &id).await;
+    let (_, again) = resume(&a, "s", &token, last_seen.as_str()).await;
+    assert_eq!(again["clientId"], id.as_str(), "{again}");
+    assert_eq!(again["recovered"], true, "{again}");
+}
+
+/// Resumes through `address` as a client would: after a connection dropped without a welcome,
+/// it tries again (the relay drops it while the dead node still looks alive).
+async fn resume_until_welcomed(address: &str, token: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, mut conn): (_, WsConn) = awc::Client::new()
+            .ws(format!("ws://{address}/ws?systemId=s&resume={token}&last="))
+            .connect()
+            .await
+            .unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), conn.next()).await {
+                Ok(Some(Ok(Frame::Text(bytes)))) => {
+                    let welcome: Value = serde_json::from_slice(&bytes).unwrap();
+                    return welcome["data"].clone();
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => break,
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never welcomed");
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Registers "s" through `node`, starts another node as a child process (so that it can be
+/// killed), connects a recovery client to it and cuts it. Returns that node, the client's id
+/// and its resume token, once `node` sees the client away.
+async fn away_on_a_process(
+    node: &crate::helpers::TestApp,
+    redis: &str,
+    prefix: &str,
+) -> (ServerProcess, String, String) {
+    let process = ServerProcess::start(&["--redis-url", redis, "--redis-prefix", prefix], &[]);
+    node.register("s").await;
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://{}/ws?systemId=s&recovery=1", process.address))
+        .connect()
+        .await
+        .unwrap();
+    let welcome = next_json(&mut conn).await;
+    let (id, token) = (
+        welcome["data"]["clientId"].as_str().unwrap().to_owned(),
+        welcome["data"]["resumeToken"].as_str().unwrap().to_owned(),
+    );
+    drop(conn);
+    until_away(node, "s", &id).await;
+    (process, id, token)
+}
+
+#[actix_web::test]
+async fn a_resume_whose_node_died_fails_cleanly_with_node_lost() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    let (b, id, token) = away_on_a_process(&a, &redis, &prefix).await;
+    kill_9(&b);
+    let welcome = resume_until_welcomed(&format!("127.0.0.1:{}", a.port), &token).await;
+    assert_eq!(welcome["recovered"], false, "{welcome}");
+    assert_eq!(welcome["reason"], "node_lost", "{welcome}");
+    assert_ne!(welcome["clientId"], id.as_str());
+}
+
+#[actix_web::test]
+async fn a_relayed_connection_is_dropped_when_its_clients_node_dies() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let b = node(&redis, &prefix).await;
+    let (a, _, token) = away_on_a_process(&b, &redis, &prefix).await;
+    let (mut relayed, welcome) = resume(&b, "s", &token, None).await;
+    assert_eq!(welcome["recovered"], true, "{welcome}");
+    let token = welcome["resumeToken"].as_str().unwrap().to_owned();
+    kill_9(&a);
+    // Dropped without a close frame once b sees a's liveness expire.
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match relayed.next().await {
+                Some(Ok(Frame::Ping(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the relayed connection ends");
+    assert!(
+        !matches!(ended, Some(Ok(Frame::Close(_)))),
+        "dropped, not closed: {ended:?}"
+    );
+    let welcome = resume_until_welcomed(&format!("127.0.0.1:{}", b.port), &token).await;
+    assert_eq!(welcome["reason"], "node_lost", "{welcome}");
 }

@@ -82,6 +82,24 @@ async fn peer_and_bound_recoverable(app: &TestApp) -> (WsClient, Recoverable) {
     (peer, r)
 }
 
+/// Resumes `id` and checks that it is recovered with exactly the frames `missed`, in order;
+/// returns the connection and the welcome's data.
+async fn resume_recovered(
+    app: &TestApp,
+    (token, last): (&str, Option<&str>),
+    id: &str,
+    missed: &[String],
+) -> (WsConn, Value) {
+    let (mut conn, welcome) = resume(app, "s", token, last).await;
+    assert_eq!(welcome["recovered"], true, "{welcome}");
+    assert_eq!(welcome["clientId"], id);
+    assert_eq!(welcome["missed"], missed.len());
+    for message_id in missed {
+        assert_eq!(next_json(&mut conn).await["messageId"], message_id.as_str());
+    }
+    (conn, welcome)
+}
+
 /// `get_client_info`'s data.
 async fn info(app: &TestApp, system: &str, client_id: &str) -> Value {
     app.api("get_client_info", system, json!({ "clientId": client_id }))

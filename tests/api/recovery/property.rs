@@ -1,6 +1,7 @@
 //! Property: whatever the interleaving of sends, cuts, partial reads and resumes, every recovery
 //! client's stream, joined across its connections, is exactly what was sent to it: no gap, no
-//! duplicate, in order.
+//! duplicate, in order. On one node, and on two (sends and resumes through either, Redis up
+//! throughout).
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -13,28 +14,29 @@ use crate::helpers::{next_json, spawn_app, TestApp, WsConn};
 /// Three clients: 0 in g1, 1 in g1 and g2, 2 in g2.
 const GROUPS: [&[usize]; 2] = [&[0, 1], &[1, 2]];
 
+/// Each step names the node it goes through (modulo the number of nodes).
 #[derive(Debug, Clone)]
 enum Step {
-    ToGroup(usize),
-    ToClient(usize),
-    ToSystem,
+    ToGroup(usize, usize),
+    ToClient(usize, usize),
+    ToSystem(usize),
     /// Reads one of the frames waiting for a connected client.
     ReadOne(usize),
     /// Drops the connection, no close frame.
     Cut(usize),
     /// Resumes: after a cut, or over a connection still open (half-open).
-    Resume(usize),
+    Resume(usize, usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (0..2usize).prop_map(Step::ToGroup),
-        (0..3usize).prop_map(Step::ToClient),
-        Just(Step::ToSystem),
+        (0..2usize, 0..2usize).prop_map(|(g, via)| Step::ToGroup(g, via)),
+        (0..3usize, 0..2usize).prop_map(|(n, via)| Step::ToClient(n, via)),
+        (0..2usize).prop_map(Step::ToSystem),
         (0..3usize).prop_map(Step::ReadOne),
         (0..3usize).prop_map(Step::ReadOne),
         (0..3usize).prop_map(Step::Cut),
-        (0..3usize).prop_map(Step::Resume),
+        (0..3usize, 0..2usize).prop_map(|(n, via)| Step::Resume(n, via)),
     ]
 }
 
@@ -44,6 +46,8 @@ struct Client {
     last: Option<String>,
     conn: Option<WsConn>,
     expected: Vec<String>,
+    /// For each expected frame: the node and the method it was sent through.
+    sent_via: Vec<(usize, &'static str)>,
     received: Vec<String>,
 }
 
@@ -70,12 +74,13 @@ impl Client {
     }
 }
 
-async fn run(steps: &[Step]) {
-    let app = spawn_app().await;
+async fn run(nodes: &[TestApp], steps: &[Step]) {
+    let app = &nodes[0];
+    let via = |n: &usize| &nodes[n % nodes.len()];
     app.register("s").await;
     let mut clients = Vec::new();
     for n in 0..3 {
-        let mut r = connect_recoverable(&app, "s").await;
+        let mut r = connect_recoverable(via(&n), "s").await;
         for (g, members) in GROUPS.iter().enumerate() {
             if members.contains(&n) {
                 app.bind("s", &r.client, &format!("g{g}"), "u").await;
@@ -88,6 +93,7 @@ async fn run(steps: &[Step]) {
             last: r.last,
             conn: Some(r.client.conn),
             expected: Vec::new(),
+            sent_via: Vec::new(),
             received: Vec::new(),
         });
     }
@@ -102,18 +108,20 @@ async fn run(steps: &[Step]) {
         }
     }
     for step in steps {
-        let (method, body, to): (&str, _, Vec<usize>) = match step {
-            Step::ToGroup(g) => (
+        let (node, method, body, to): (_, &'static str, _, Vec<usize>) = match step {
+            Step::ToGroup(g, n) => (
+                via(n),
                 "send_to_group",
                 json!({"groupName": format!("g{g}")}),
                 GROUPS[*g].to_vec(),
             ),
-            Step::ToClient(n) => (
+            Step::ToClient(c, n) => (
+                via(n),
                 "send_to_client",
-                json!({"clientId": clients[*n].id}),
-                vec![*n],
+                json!({"clientId": clients[*c].id}),
+                vec![*c],
             ),
-            Step::ToSystem => ("send_to_system", json!({}), vec![0, 1, 2]),
+            Step::ToSystem(n) => (via(n), "send_to_system", json!({}), vec![0, 1, 2]),
             Step::ReadOne(n) => {
                 let client = &mut clients[*n];
                 if client.conn.is_some() && client.received.len() < client.expected.len() {
@@ -125,25 +133,66 @@ async fn run(steps: &[Step]) {
                 clients[*n].conn = None;
                 continue;
             }
-            Step::Resume(n) => {
-                clients[*n].resume(&app).await;
+            Step::Resume(c, n) => {
+                clients[*c].resume(via(n)).await;
                 continue;
             }
         };
-        let reply = app.api(method, "s", body).await.ok();
+        let reply = node.api(method, "s", body).await.ok();
         let id = reply["messageId"].as_str().unwrap().to_owned();
         for n in to {
             clients[n].expected.push(id.clone());
+            let node_index = match step {
+                Step::ToGroup(_, n) | Step::ToClient(_, n) | Step::ToSystem(n) => n % nodes.len(),
+                _ => 0,
+            };
+            clients[n].sent_via.push((node_index, method));
         }
     }
     for client in &mut clients {
         if client.conn.is_none() {
-            client.resume(&app).await;
+            client.resume(app).await;
         }
         while client.received.len() < client.expected.len() {
             client.read_one().await;
         }
-        assert_eq!(client.received, client.expected, "client {}", client.id);
+        if nodes.len() == 1 {
+            assert_eq!(client.received, client.expected, "client {}", client.id);
+        } else {
+            client.assert_cluster_order();
+        }
+    }
+}
+
+impl Client {
+    /// Across nodes the cluster keeps the order of calls made through one node with one method
+    /// (socket.md, cluster mode): every frame once, and that order.
+    fn assert_cluster_order(&self) {
+        let mut received = self.received.clone();
+        let mut expected = self.expected.clone();
+        received.sort();
+        expected.sort();
+        assert_eq!(
+            received, expected,
+            "client {}: a gap or a duplicate",
+            self.id
+        );
+        let kinds: std::collections::BTreeSet<_> = self.sent_via.iter().copied().collect();
+        for kind in kinds {
+            let of_kind: Vec<&String> = self
+                .expected
+                .iter()
+                .zip(&self.sent_via)
+                .filter(|(_, via)| **via == kind)
+                .map(|(id, _)| id)
+                .collect();
+            let arrived: Vec<&String> = self
+                .received
+                .iter()
+                .filter(|id| of_kind.contains(id))
+                .collect();
+            assert_eq!(arrived, of_kind, "client {}: order of {kind:?}", self.id);
+        }
     }
 }
 
@@ -154,6 +203,25 @@ async fn every_interleaving_of_sends_cuts_and_resumes_delivers_each_frame_once_i
     for case in 0..24 {
         let steps = steps.new_tree(&mut runner).unwrap().current();
         eprintln!("case {case}: {steps:?}");
-        run(&steps).await;
+        run(&[spawn_app().await], &steps).await;
+    }
+}
+
+#[actix_web::test]
+async fn on_two_nodes_every_interleaving_delivers_each_frame_once_in_order() {
+    let Some(redis) = crate::cluster::redis_url() else {
+        return;
+    };
+    let mut runner = TestRunner::deterministic();
+    let steps = prop::collection::vec(step(), 1..40);
+    for case in 0..12 {
+        let steps = steps.new_tree(&mut runner).unwrap().current();
+        eprintln!("case {case}: {steps:?}");
+        let prefix = crate::cluster::fresh_prefix();
+        let nodes = [
+            crate::cluster::node(&redis, &prefix).await,
+            crate::cluster::node(&redis, &prefix).await,
+        ];
+        run(&nodes, &steps).await;
     }
 }
