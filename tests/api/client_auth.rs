@@ -68,3 +68,34 @@ async fn clients_need_a_token_for_their_system() {
         .ok();
     assert_eq!(info["userId"], "ann");
 }
+
+#[actix_web::test]
+async fn a_resume_needs_a_valid_client_token_too() {
+    let app = spawn_app_with(|c| c.client_auth = wshub::config::ClientAuth::Jwt).await;
+    app.register("a").await;
+    let token = client_token(json!({"systemId": "a", "exp": exp(600)}));
+    let mut conn = app
+        .ws_raw(&format!("?systemId=a&recovery=1&token={token}"))
+        .await;
+    let welcome = next_json(&mut conn).await;
+    let resume_token = welcome["data"]["resumeToken"].as_str().unwrap().to_owned();
+    let id = welcome["data"]["clientId"].as_str().unwrap().to_owned();
+    drop(conn);
+    // Without a token the resume is refused like any connection, and the client stays away.
+    let mut refused = app
+        .ws_raw(&format!("?systemId=a&resume={resume_token}&last="))
+        .await;
+    assert_eq!(next_json(&mut refused).await["code"], -1001);
+    assert_eq!(
+        u16::from(expect_close(&mut refused).await.unwrap().code),
+        1008
+    );
+    let mut resumed = app
+        .ws_raw(&format!(
+            "?systemId=a&resume={resume_token}&last=&token={token}"
+        ))
+        .await;
+    let welcome = next_json(&mut resumed).await;
+    assert_eq!(welcome["data"]["recovered"], true, "{welcome}");
+    assert_eq!(welcome["data"]["clientId"], id.as_str());
+}
