@@ -697,6 +697,13 @@ impl SystemInfo {
     }
 }
 
+/// `data` of `check_token`: the system the token is scoped to, `null` for every system.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub system_id: Option<String>,
+}
+
 /// `data` of `get_client_info`.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]

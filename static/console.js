@@ -76,10 +76,13 @@ function logCall(path, headers, body, note) {
     .map(([k, v]) => k === "Authorization" ? "Authorization: Bearer …" : k + ": " + v).join("\n");
   const li = document.createElement("li");
   li.className = "call";
-  li.innerHTML = `<details><summary><span class="method"></span><span class="badge muted status">…</span>
-    <button type="button" class="secondary small copy">copy curl</button></summary>
-    <div class="what">request</div><pre class="req"></pre><div class="what">reply</div><pre class="reply">…</pre></details>`;
-  $(".method", li).textContent = "POST " + path;
+  // The summary names the method only (the request below has the whole path), so that it
+  // fits the column.
+  li.innerHTML = `<details><summary><span class="method"></span><span class="badge muted status">…</span></summary>
+    <div class="what">request <button type="button" class="secondary small copy">copy curl</button></div><pre class="req"></pre>
+    <div class="what">reply</div><pre class="reply">…</pre></details>`;
+  $(".method", li).textContent = path.replace(/^\/api\//, "");
+  $(".method", li).title = "POST " + path;
   if (note) {
     const span = document.createElement("span");
     span.className = "note";
@@ -104,13 +107,19 @@ function finishCall(li, status, reply, openOnError) {
   const badge = $(".status", li);
   badge.textContent = status === 0 ? "no answer" : String(status);
   badge.className = "badge status " + (status === 200 ? "ok" : status === 0 || status >= 500 ? "bad" : "warn");
-  $(".reply", li).textContent = typeof reply === "string" ? reply : JSON.stringify(reply, null, 2);
+  $(".reply", li).textContent = typeof reply === "string" ? reply : formatJson(reply);
   li.dataset.status = String(status);
   if (status !== 200 && openOnError) $("details", li).open = true;
 }
 
 function prettyJson(text) {
-  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+  try { return formatJson(JSON.parse(text)); } catch { return text; }
+}
+
+/** Indented JSON, but an array of plain values stays on one line (lists of clientIds). */
+function formatJson(value) {
+  return JSON.stringify(value, null, 2).replace(/\[\s*\n([^\[\]{}]*?)\n\s*\]/g,
+    (_, items) => "[" + items.split("\n").map((line) => line.trim()).join(" ") + "]");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,21 +131,27 @@ function setTokenStatus(kind, text) {
   el.textContent = text;
 }
 
+/** What a 401 or 403 from any call says about the token. */
 function tokenVerdict(status, reply) {
   const msg = reply && reply.msg ? reply.msg : "";
   if (status === 401) setTokenStatus("bad", "rejected (401): " + msg);
   else if (/scoped/.test(msg)) setTokenStatus("warn", "403: " + msg);
 }
 
-/** Asks the server whether the token passes authentication (any answer but 401 means yes). */
+/** Asks the server whether the token passes authentication (check_token: any valid token). */
 async function checkToken() {
   if (!state.token) { setTokenStatus("warn", "no token"); }
-  // Authentication is checked first: 400 (no SystemId) or 403 (system not registered) still
-  // mean the token passed.
-  const res = await api("get_all_groups", {}, { withSystem: !!state.system, note: "token check" });
+  const res = await api("check_token", {}, { withSystem: false, note: "token check" });
   const msg = res.body && res.body.msg ? res.body.msg : "";
   if (res.status === 0) setTokenStatus("bad", "server unreachable");
-  else if (res.status !== 401 && !(res.status === 403 && /scoped/.test(msg))) setTokenStatus("ok", state.token ? "accepted" : "auth off");
+  else if (res.status === 401) setTokenStatus("bad", "rejected (401): " + msg);
+  else if (res.status !== 200) setTokenStatus("bad", res.status + ": " + msg);
+  else if (!state.token) setTokenStatus("ok", "auth off");
+  else {
+    const scope = res.body.data && res.body.data.systemId;
+    setTokenStatus("ok", "accepted");
+    $("#token-status").title = scope ? "acts for system " + scope + " only" : "acts for every system";
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,7 +428,10 @@ async function send() {
 
 async function inspect(method, body) {
   const res = await api(method, body);
-  $("#inspect-result").textContent = res.status + "\n" + (typeof res.body === "string" ? res.body : JSON.stringify(res.body && "data" in res.body ? res.body.data : res.body, null, 2));
+  const result = $("#inspect-result");
+  result.textContent = res.status + "\n" + (typeof res.body === "string" ? res.body : formatJson(res.body && "data" in res.body ? res.body.data : res.body));
+  // The panel sits low in its column: bring the answer into view.
+  result.scrollIntoView({ block: "nearest" });
 }
 
 /** Shows whether the MQTT bridge is connected, when there is one (from /healthz). */

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::extract::{Body, Caller, SystemCaller};
 use super::Hub;
 use crate::actors::messages as m;
+use crate::auth::Scope as TokenScope;
 use crate::error::ApiError;
 use crate::protocol::{self as p, EmptyList, Envelope};
 
@@ -32,7 +33,8 @@ impl<T: Serialize> Responder for Success<T> {
 type ApiResult<T> = Result<Success<T>, ApiError>;
 
 /// Every API method, as it appears in the path and in metric labels.
-pub const METHODS: [&str; 14] = [
+pub const METHODS: [&str; 15] = [
+    "check_token",
     "register",
     "update_system",
     "get_system",
@@ -61,6 +63,7 @@ pub fn scope() -> Scope<
 > {
     web::scope("/api")
         .wrap(from_fn(observe))
+        .service(method("check_token", check_token))
         .service(method("register", register))
         .service(method("update_system", update_system))
         .service(method("get_system", get_system))
@@ -161,6 +164,16 @@ fn encode(hub: &Hub, message_id: &str, message: p::MessageRef<'_>) -> Result<Byt
         )));
     }
     Ok(frame)
+}
+
+/// Which systems the caller's token acts for: a call that succeeds for any valid token, so a
+/// token can be checked without touching a system.
+async fn check_token(caller: Caller, Body(_): Body<p::EmptyRequest>) -> ApiResult<p::TokenInfo> {
+    let system_id = match caller.scope {
+        TokenScope::Admin => None,
+        TokenScope::System(system_id) => Some(system_id),
+    };
+    Ok(Success(p::TokenInfo { system_id }))
 }
 
 async fn register(

@@ -121,3 +121,28 @@ async fn auth_can_be_switched_off() {
         .await
         .ok();
 }
+
+#[actix_web::test]
+async fn check_token_says_what_a_token_acts_for_without_a_system() {
+    let app = spawn_app().await;
+    let call = |token: Option<String>| {
+        let app = &app;
+        async move {
+            let mut request = app.http.post(app.url("/api/check_token"));
+            if let Some(token) = token {
+                request = request.insert_header(("Authorization", format!("Bearer {token}")));
+            }
+            let mut response = request.send_body("{}").await.unwrap();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (response.status().as_u16(), body)
+        }
+    };
+    let (status, body) = call(Some(mint(None, 60))).await;
+    assert_eq!((status, &body["data"]), (200, &json!({"systemId": null})));
+    let (status, body) = call(Some(mint(Some("s"), 60))).await;
+    assert_eq!((status, &body["data"]), (200, &json!({"systemId": "s"})));
+    let (status, body) = call(Some("not-a-token".into())).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = call(None).await;
+    assert_eq!(status, 401);
+}

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, TestApp};
 
 mod client_lib;
+mod layout;
 mod recovery;
 mod system_panel;
 
@@ -232,6 +233,25 @@ async fn console_drives_a_group_conversation_in_a_real_browser() {
     let ids = set_up(c, &app, "e2e", 2).await;
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
+    // The token check is a call that succeeds: no red or amber row before anything was tried.
+    let calls = js(
+        c,
+        "Array.from(document.querySelectorAll('#call-log .call')).map(c => [c.querySelector('.method').textContent, c.querySelector('.status').textContent])",
+    )
+    .await;
+    let calls = calls.as_array().unwrap();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c[0].as_str().unwrap().contains("check_token")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c[1].as_str().unwrap().starts_with('2')),
+        "{calls:?}"
+    );
 
     bind(c, &ids[0], "room", "ann").await;
     wait_until(

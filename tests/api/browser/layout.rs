@@ -1,0 +1,59 @@
+//! The console at 1400×900, a common laptop window: method names fit the call log, replies keep
+//! lists of ids on one line, and an inspection's result is in view.
+
+use super::{bind, browser, click, fill, js, set_up, wait_until};
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn at_1400_by_900_names_fit_lists_stay_whole_and_results_are_in_view() {
+    let Some(browser) = browser(1400, 900).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = &browser.client;
+    let ids = set_up(c, &app, "layout", 3).await;
+    for (id, user) in ids.iter().zip(["ann", "bob", "cy"]) {
+        bind(c, id, "room", user).await;
+    }
+    // No bridge: no MQTT badge.
+    let badge = js(
+        c,
+        "document.querySelector('#mqtt-status').offsetParent === null",
+    )
+    .await;
+    assert_eq!(badge, true, "the MQTT badge shows without a bridge");
+    click(c, "#unbind").await; // the longest method name
+    wait_until(
+        c,
+        "Array.from(document.querySelectorAll('#call-log .call .method')).some(m => m.textContent === 'unbind_from_group')",
+    )
+    .await;
+    let cut = js(
+        c,
+        "Array.from(document.querySelectorAll('#call-log .call .method')).filter(m => m.scrollWidth > m.clientWidth).map(m => m.textContent)",
+    )
+    .await;
+    assert_eq!(cut, serde_json::json!([]), "method names cut off");
+
+    fill(c, "#inspect-group", "room").await;
+    click(c, "#all-groups").await;
+    wait_until(
+        c,
+        "document.querySelector('#inspect-result').textContent.startsWith('200')",
+    )
+    .await;
+    let shown = js(
+        c,
+        "(() => { const r = document.querySelector('#inspect-result').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()",
+    )
+    .await;
+    assert_eq!(shown, true, "the inspect result is in view");
+    let result = js(c, "document.querySelector('#inspect-result').textContent").await;
+    let result = result.as_str().unwrap();
+    assert!(
+        result
+            .lines()
+            .any(|l| l.contains("\"room\": [\"") && l.trim_end().ends_with("]")),
+        "the group's members on one line: {result}"
+    );
+}
