@@ -208,85 +208,85 @@ async function saveWebhook(remove) {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-/** Console clients ask for connection state recovery, so a dropped one can resume. */
-function wsUrl(system, resume) {
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  let url = proto + "//" + location.host + "/ws?systemId=" + encodeURIComponent(system) + "&recovery=1";
-  if (resume) url += "&resume=" + encodeURIComponent(resume.token) + "&last=" + encodeURIComponent(resume.last || "");
-  return url;
+/** The browser client every frontend can use (served at /wshub.js): the console's cards use it
+ *  too, so it is exercised whenever someone opens the console. */
+let hubLibrary = null;
+function wshubLibrary() {
+  hubLibrary = hubLibrary || import("/wshub.js");
+  return hubLibrary;
 }
 
 function openClient() {
   if (!state.system) { $("#system-id").focus(); return; }
   const card = $("#client-card").content.firstElementChild.cloneNode(true);
-  // resumeToken and the messageId of the last frame shown: what a resume needs.
-  const client = { n: state.nextClient++, card, ws: null, id: "", state: "connecting", system: state.system, token: "", last: "" };
+  const client = { n: state.nextClient++, card, conn: null, id: "", state: "connecting", system: state.system };
   state.clients.push(client);
   $(".label", card).textContent = "#" + client.n;
   $(".client-id", card).addEventListener("click", () => client.id && copyText(client.id));
-  $(".close-ws", card).addEventListener("click", () => client.ws && client.ws.close(1000, "closed from the console"));
+  $(".close-ws", card).addEventListener("click", () => client.conn && client.conn.close());
   $(".kick", card).addEventListener("click", () => client.id && api("close_client", { clientId: client.id }, { system: client.system }));
   $(".reconnect", card).addEventListener("click", () => connect(client));
-  $(".drop", card).addEventListener("click", () => drop(client));
-  $(".resume", card).addEventListener("click", () => connect(client, { token: client.token, last: client.last }));
+  $(".drop", card).addEventListener("click", () => client.conn && client.conn.drop());
+  $(".resume", card).addEventListener("click", () => client.conn && client.conn.reconnect());
   $(".remove", card).addEventListener("click", () => removeClient(client));
   $("#no-clients").hidden = true;
   $("#client-cards").append(card);
   connect(client);
 }
 
-/** Opens the client's socket: a new client, or (with `resume`) the same one coming back. */
-function connect(client, resume) {
+/** Connects a new client for the card (wshub.js, recovery on: a dropped card resumes). */
+async function connect(client) {
   const { card } = client;
-  setClientState(client, "connecting", resume ? "resuming" : "connecting");
+  setClientState(client, "connecting", "connecting");
   client.id = "";
   $(".client-id", card).textContent = "…";
-  let ws;
-  try { ws = new WebSocket(wsUrl(client.system, resume)); }
-  catch (err) { addFrame(client, "closed", "—", "could not open: " + err.message); setClientState(client, "closed", "failed"); return; }
-  client.ws = ws;
-  ws.onmessage = (ev) => onFrame(client, ev.data);
-  ws.onclose = (ev) => {
-    if (client.ws !== ws) return;
-    const why = ev.code === 1006 ? "connection lost" : ev.reason || "no reason given";
-    addFrame(client, "closed", String(ev.code), "closed · " + why);
-    setClientState(client, "closed", "closed " + ev.code);
+  let lib;
+  try { lib = await wshubLibrary(); }
+  catch (err) { addFrame(client, "closed", "—", "could not load /wshub.js: " + err.message); setClientState(client, "closed", "failed"); return; }
+  const conn = lib.connect({ systemId: client.system });
+  client.conn = conn;
+  conn.on("welcome", (w) => onWelcome(client, w));
+  conn.on("message", (frame) => onFrame(client, frame));
+  conn.on("notice", (notice) => onFrame(client, notice.frame));
+  conn.on("state", (s) => onState(client, conn, s));
+}
+
+function onState(client, conn, s) {
+  if (client.conn !== conn) return;
+  if (s.state === "connecting") {
+    setClientState(client, "connecting", client.id ? "resuming" : "connecting");
+  } else if (s.state === "dropped") {
+    addFrame(client, "closed", "—", "dropped · frames are no longer read; the server keeps them");
+    setClientState(client, "dropped", "dropped");
+    refreshClientSelects();
+  } else if (s.state === "reconnecting") {
+    const why = s.code ? "closed " + s.code + (s.reason ? " · " + s.reason : "") : "connection lost";
+    addFrame(client, "closed", String(s.code || "—"), why + " · reconnecting in " + s.delayMs + " ms");
+    setClientState(client, "connecting", "reconnecting");
+  } else if (s.state === "closed") {
+    const why = s.reason || "no reason given";
+    addFrame(client, "closed", String(s.code), "closed · " + why);
+    setClientState(client, "closed", "closed " + s.code);
     $(".state", client.card).title = why;
     refreshClientSelects();
-  };
-}
-
-/** Stops reading the socket without closing it, as a cut network would look to the page: the
- *  server keeps the client (its groups, and the frames sent to it) for a resume. */
-function drop(client) {
-  if (!client.ws) return;
-  const ws = client.ws;
-  client.ws = null;
-  ws.onmessage = null;
-  ws.onclose = null;
-  addFrame(client, "closed", "—", "dropped · frames are no longer read; the server keeps them");
-  setClientState(client, "dropped", "dropped");
-  refreshClientSelects();
-}
-
-function onFrame(client, raw) {
-  let frame;
-  try { frame = JSON.parse(raw); } catch { addFrame(client, "err", "?", raw); return; }
-  if (!client.id && frame.code === 0 && frame.data && frame.data.clientId) {
-    const data = frame.data;
-    client.id = data.clientId;
-    client.token = data.resumeToken || "";
-    client.card.dataset.clientId = client.id;
-    $(".client-id", client.card).textContent = client.id;
-    setClientState(client, "open", "open");
-    refreshClientSelects();
-    let text = "connected as " + client.id;
-    if (data.recovered) text = "resumed as " + client.id + " · missed " + data.missed;
-    else if (data.reason) text += " · not resumed: " + data.reason + " (a new client)";
-    addFrame(client, "welcome", "0", text);
-    return;
   }
-  if (frame.messageId) client.last = frame.messageId;
+}
+
+function onWelcome(client, w) {
+  client.id = w.clientId;
+  client.card.dataset.clientId = client.id;
+  $(".client-id", client.card).textContent = client.id;
+  setClientState(client, "open", "open");
+  refreshClientSelects();
+  let text = "connected as " + client.id;
+  if (w.recovered) text = "resumed as " + client.id + " · missed " + w.missed;
+  else if (w.reason) text += " · not resumed: " + w.reason + " (a new client)";
+  addFrame(client, "welcome", "0", text);
+}
+
+/** A frame the server pushed (a push, or a 1001/1002 notice), as wshub.js hands it over. */
+function onFrame(client, frame) {
+  const raw = JSON.stringify(frame);
   const code = Number(frame.code);
   let kind = "push";
   if (code === 1001) kind = "online";
@@ -336,7 +336,7 @@ function setClientState(client, stateName, label) {
 }
 
 function removeClient(client) {
-  if (client.ws && client.ws.readyState <= 1) client.ws.close();
+  if (client.conn) client.conn.close();
   client.card.remove();
   state.clients = state.clients.filter((c) => c !== client);
   $("#no-clients").hidden = state.clients.length > 0;

@@ -46,6 +46,7 @@ export type State =
   | { state: "connecting" }
   | { state: "open" }
   | { state: "reconnecting"; delayMs: number; code: number | null; reason: string }
+  | { state: "dropped" }
   | { state: "closed"; code: number; reason: string };
 
 export interface Connection {
@@ -55,6 +56,11 @@ export interface Connection {
   on(event: "state", handler: (state: State) => void): Connection;
   /** Sends a client message: a string as is, anything else as JSON. False when not open. */
   send(value: unknown): boolean;
+  /** Abandons the connection as a cut network would (no close handshake: the server keeps the
+   *  client for a resume) and stays away until reconnect(). For trying out recovery. */
+  drop(): void;
+  /** Connects again now (resuming, with recovery on). */
+  reconnect(): void;
   /** Closes for good: no more reconnecting. */
   close(): void;
   /** The current clientId ("" before the first welcome). */

@@ -57,6 +57,7 @@ class Connection {
     this.ws = null;
     this.attempt = 0;
     this.stopped = false;
+    this.paused = false;
     this.timer = null;
     this.clientId = "";
     this.resumeToken = "";
@@ -78,6 +79,32 @@ class Connection {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(typeof value === "string" ? value : JSON.stringify(value));
     return true;
+  }
+
+  /** Abandons the connection as a cut network would (no close handshake, so the server keeps
+   *  the client for a resume) and stays away until reconnect(): for trying out how an app
+   *  behaves after a drop. */
+  drop() {
+    clearTimeout(this.timer);
+    this.paused = true;
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onmessage = null;
+      ws.onclose = null;
+    }
+    this.emit("state", { state: "dropped" });
+  }
+
+  /** Connects again now (resuming, with recovery on): after drop(), or when the app knows the
+   *  network changed and does not want to wait for the backoff. */
+  reconnect() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.paused = false;
+    if (this.ws) this.drop();
+    this.paused = false;
+    this.open();
   }
 
   /** Closes for good: no more reconnecting. */
@@ -114,7 +141,7 @@ class Connection {
   }
 
   async open() {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     this.emit("state", { state: "connecting" });
     let url;
     try { url = await this.endpoint(); }

@@ -21,6 +21,13 @@ async fn a_dropped_console_client_resumes_and_shows_the_frames_it_missed() {
         ),
     )
     .await;
+    // The cards are wshub.js connections: the console uses the library every frontend gets.
+    let loaded = js(
+        c,
+        "performance.getEntriesByType('resource').some(e => e.name.endsWith('/wshub.js'))",
+    )
+    .await;
+    assert_eq!(loaded, true, "the console loads /wshub.js");
     click(
         c,
         &format!(".client-card[data-client-id='{}'] .drop", ids[1]),
