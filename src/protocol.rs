@@ -124,6 +124,22 @@ pub fn new_resume_token() -> String {
 #[serde(try_from = "String")]
 pub struct Name(String);
 
+impl utoipa::PartialSchema for Name {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // No control character, no whitespace at either end (systemIds are stricter still:
+        // printable ASCII, see the SystemId header).
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .pattern(Some(
+                r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Name {}
+
 impl TryFrom<String> for Name {
     type Error = &'static str;
     fn try_from(value: String) -> Result<Self, Self::Error> {
@@ -232,7 +248,7 @@ fn check_data(data: &RawValue, limits: &Limits) -> Result<(), OverLimit> {
 }
 
 /// `register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     pub system_id: Name,
@@ -253,10 +269,14 @@ impl RegisterRequest {
 }
 
 /// `webhook` in `register` and `update_system`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
+    /// An absolute http:// or https:// URL.
+    #[schema(pattern = r"^https?://[^/?#\s]+")]
     pub url: String,
+    /// 16 to 256 characters.
+    #[schema(min_length = 16, max_length = 256)]
     pub secret: String,
     /// Absent: every event.
     #[serde(default)]
@@ -300,7 +320,7 @@ impl WebhookRequest {
 }
 
 /// `mqtt` in `register` and `update_system`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MqttRequest {
     pub events: Vec<EventName>,
@@ -330,7 +350,7 @@ fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
 }
 
 /// `update_system`: an absent key keeps that setting, `null` removes it, an object replaces it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateSystemRequest {
     #[serde(default, deserialize_with = "present")]
     pub webhook: Option<Option<WebhookRequest>>,
@@ -364,7 +384,7 @@ fn empty_data() -> Box<RawValue> {
 macro_rules! send_request {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Deserialize)]
+        #[derive(Debug, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "camelCase")]
         pub struct $name {
             $($(#[$fdoc])* pub $field: $ty,)*
@@ -374,7 +394,9 @@ macro_rules! send_request {
             pub code: i64,
             #[serde(default)]
             pub msg: String,
+            /// Any JSON value; delivered to clients as posted.
             #[serde(default = "empty_data")]
+            #[schema(value_type = serde_json::Value)]
             pub data: Box<RawValue>,
         }
 
@@ -398,7 +420,11 @@ send_request!(
 );
 send_request!(
     /// `send_to_clients`.
-    SendToClientsRequest { client_ids: Vec<Name> }
+    SendToClientsRequest {
+        /// At most --max-client-ids (1000).
+        #[schema(min_items = 1, max_items = 1000)]
+        client_ids: Vec<Name>
+    }
 );
 send_request!(
     /// `send_to_group`.
@@ -410,7 +436,7 @@ send_request!(
 );
 
 /// `bind_to_group`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BindToGroupRequest {
     pub client_id: Name,
@@ -422,7 +448,7 @@ pub struct BindToGroupRequest {
 }
 
 /// `unbind_from_group`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnbindFromGroupRequest {
     pub client_id: Name,
@@ -430,21 +456,21 @@ pub struct UnbindFromGroupRequest {
 }
 
 /// `get_online_list`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupRequest {
     pub group_name: Name,
 }
 
 /// `close_client`, `get_client_info`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientRequest {
     pub client_id: Name,
 }
 
 /// `get_all_groups` takes an empty object; unknown fields are ignored everywhere.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmptyRequest {}
 
 /// The message fields of a push, borrowed from whichever request carried them.
@@ -617,6 +643,17 @@ impl<T> Envelope<&'static str, T> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EmptyList;
 
+impl utoipa::PartialSchema for EmptyList {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ArrayBuilder::new()
+            .items(utoipa::openapi::schema::Object::new())
+            .max_items(Some(0))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EmptyList {}
+
 impl Serialize for EmptyList {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
@@ -625,14 +662,14 @@ impl Serialize for EmptyList {
 }
 
 /// `data` of `send_to_client`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIdReply {
     pub message_id: String,
 }
 
 /// `data` of `send_to_clients`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendToClientsReply {
     pub message_id: String,
@@ -640,7 +677,7 @@ pub struct SendToClientsReply {
 }
 
 /// `data` of `send_to_group` and `send_to_system`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CountReply {
     pub message_id: String,
@@ -648,7 +685,7 @@ pub struct CountReply {
 }
 
 /// One member in `get_online_list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnlineClient {
     pub client_id: String,
@@ -657,7 +694,7 @@ pub struct OnlineClient {
 }
 
 /// `data` of `get_online_list`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OnlineList {
     pub count: usize,
     pub list: Vec<String>,
@@ -665,7 +702,7 @@ pub struct OnlineList {
 }
 
 /// `data` of `get_system`: the settings, less the webhook's secret.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemInfo {
     pub system_id: String,
@@ -676,7 +713,7 @@ pub struct SystemInfo {
     pub mqtt: Option<MqttSettings>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookInfo {
     pub url: String,
     pub events: Vec<EventName>,
@@ -698,14 +735,14 @@ impl SystemInfo {
 }
 
 /// `data` of `check_token`: the system the token is scoped to, `null` for every system.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub system_id: Option<String>,
 }
 
 /// `data` of `get_client_info`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ClientInfo {
     #[serde(rename_all = "camelCase")]

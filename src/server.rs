@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpServer};
 use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
 use crate::config::{ApiAuth, Config};
 use crate::http::ops::Exposure;
-use crate::http::{self, client_lib, console, docs, ops};
+use crate::http::{self, client_lib, console, docs, openapi, ops};
 use crate::hub::Hub;
 use crate::store::SystemStore;
 
@@ -124,6 +124,7 @@ impl Application {
                 .service(page("/favicon.ico", console::favicon))
                 .service(page("/wshub.js", client_lib::script))
                 .service(page("/wshub.d.ts", client_lib::types))
+                .service(page("/openapi.json", openapi::openapi_json))
                 .service(page("/docs", docs::docs))
                 .service(page("/socket.md", docs::socket_md))
                 .service(page("/healthz", ops::healthz))

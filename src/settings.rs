@@ -4,7 +4,19 @@
 use serde::{Deserialize, Serialize};
 
 /// The events a backend can be told about (the webhook and MQTT event set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventName {
     ClientOnline,
@@ -44,7 +56,7 @@ impl WebhookSettings {
 }
 
 /// Which events the MQTT bridge publishes for a system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MqttSettings {
     /// Sorted, without repeats.
     pub events: Vec<EventName>,

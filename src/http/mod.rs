@@ -11,6 +11,7 @@ pub mod console;
 pub mod docs;
 pub mod extract;
 pub mod frame_guard;
+pub mod openapi;
 pub mod ops;
 pub mod ws;
 

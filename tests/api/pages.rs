@@ -184,3 +184,44 @@ async fn the_client_library_and_its_types_are_served_to_any_origin_even_with_the
         assert!(body.contains(needle), "{path}");
     }
 }
+
+#[actix_web::test]
+async fn openapi_json_describes_every_method_its_body_and_its_replies() {
+    let app = crate::helpers::spawn_app().await;
+    let (status, content_type, body) = get(&app, "/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for method in wshub::http::api::METHODS {
+        let operation = &doc["paths"][format!("/api/{method}")]["post"];
+        assert!(operation.is_object(), "{method} is not described");
+        for status in ["200", "400", "401", "503"] {
+            assert!(
+                operation["responses"][status].is_object(),
+                "{method}: no {status}"
+            );
+        }
+        assert!(
+            operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].is_string(),
+            "{method}: no body schema"
+        );
+    }
+    // Bodies are the types the handlers parse into: their fields, as the wire names them.
+    let bind = &doc["components"]["schemas"]["BindToGroupRequest"];
+    assert_eq!(
+        bind["required"],
+        serde_json::json!(["clientId", "groupName"])
+    );
+    let send = &doc["components"]["schemas"]["SendToClientsRequest"]["properties"];
+    for field in ["clientIds", "sendUserId", "code", "msg", "data"] {
+        assert!(send[field].is_object(), "send_to_clients lacks {field}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
