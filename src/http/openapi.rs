@@ -57,17 +57,25 @@ envelope!(Client, p::ClientInfo, "`get_client_info`.");
 envelope!(System, p::SystemInfo, "`get_system`.");
 envelope!(Token, p::TokenInfo, "`check_token`.");
 
-/// Describes one method: `POST /api/<name>`, its body, its reply and every error.
+/// Describes one method: `POST /api/<name>`, its body, its reply and every error; `system`
+/// methods take the `SystemId` header.
 macro_rules! method {
+    (no_system $name:ident, $body:ty, $reply:ty, $summary:literal) => {
+        method!(@ $name, $body, $reply, $summary, params());
+    };
     ($name:ident, $body:ty, $reply:ty, $summary:literal) => {
+        method!(@ $name, $body, $reply, $summary, params(("SystemId" = String, Header,
+            description = "the system the call acts on: printable ASCII, no space at either \
+                end, at most --max-system-id-len (128) bytes",
+            min_length = 1, max_length = 128, pattern = r"^[!-~]([ -~]*[!-~])?$")));
+    };
+    (@ $name:ident, $body:ty, $reply:ty, $summary:literal, $params:expr) => {
         #[utoipa::path(
             post,
             path = concat!("/api/", stringify!($name)),
             summary = $summary,
             request_body(content = $body, content_type = "application/json"),
-            params(("SystemId" = String, Header, description = "the system the call acts on: \
-                printable ASCII, no space at either end, at most --max-system-id-len (128) bytes",
-                min_length = 1, max_length = 128, pattern = r"^[!-~]([ -~]*[!-~])?$")),
+            $params,
             responses(
                 (status = 200, body = $reply),
                 (status = 400, body = Failure, description = "malformed body, or a field missing, mistyped or out of its limits"),
@@ -77,27 +85,6 @@ macro_rules! method {
                 (status = 405, body = Failure, description = "not a POST"),
                 (status = 409, body = Failure, description = "the system is already registered"),
                 (status = 413, body = Failure, description = "body, data or the encoded frame over its limit"),
-                (status = 503, body = Failure, description = "shutting down, or the cluster's Redis is unavailable")
-            ),
-            security(("bearer" = []))
-        )]
-        #[allow(dead_code)]
-        fn $name() {}
-    };
-    (no_system $name:ident, $body:ty, $reply:ty, $summary:literal) => {
-        #[utoipa::path(
-            post,
-            path = concat!("/api/", stringify!($name)),
-            summary = $summary,
-            request_body(content = $body, content_type = "application/json"),
-            responses(
-                (status = 200, body = $reply),
-                (status = 400, body = Failure, description = "malformed body, or a field missing, mistyped or out of its limits"),
-                (status = 401, body = Failure, description = "missing, malformed, expired or wrongly signed token"),
-                (status = 403, body = Failure, description = "token scoped to another system"),
-                (status = 405, body = Failure, description = "not a POST"),
-                (status = 409, body = Failure, description = "the system is already registered"),
-                (status = 413, body = Failure, description = "body over its limit"),
                 (status = 503, body = Failure, description = "shutting down, or the cluster's Redis is unavailable")
             ),
             security(("bearer" = []))
