@@ -206,23 +206,16 @@ impl MqttBridge {
         let target = parse_topic(&self.prefix, topic).ok_or("not a wshub topic")?;
         let text = std::str::from_utf8(payload).map_err(|_| "binary payload")?;
         let message = Message::parse(text)?;
-        if message.data.get().len() > limits.max_data_size {
-            return Err(format!("data over {} bytes", limits.max_data_size));
-        }
-        p::check_user_id("sendUserId", &message.send_user_id, limits).map_err(|e| e.to_string())?;
-        let message_id = p::new_id();
-        let frame = p::push_frame(
-            &message_id,
-            MessageRef {
-                send_user_id: &message.send_user_id,
-                code: message.code,
-                msg: &message.msg,
-                data: &message.data,
-            },
-        );
-        if frame.len() > limits.max_push_size {
-            return Err(format!("frame over {} bytes", limits.max_push_size));
-        }
+        let message = MessageRef {
+            send_user_id: &message.send_user_id,
+            code: message.code,
+            msg: &message.msg,
+            data: &message.data,
+        };
+        // The same checks and encoding as a REST send.
+        p::check_message(message, limits).map_err(|e| e.to_string())?;
+        let frame = p::encode_push(&p::new_id(), message, limits.max_push_size)
+            .map_err(|e| e.to_string())?;
         let result = match target {
             Target::Group(system_id, group_name) => backplane
                 .send_to_group(m::SendToGroup {

@@ -501,6 +501,25 @@ pub fn message_id_of(frame: &str) -> Option<&str> {
     rest.split_once('"').map(|(id, _)| id)
 }
 
+/// Serializes a push once (as [`push_frame`]), refusing a frame larger than `max_push_size`
+/// (`--max-push-size`), which is what keeps every frame within what a client's outbound queue
+/// accepts.
+pub fn encode_push(
+    message_id: &str,
+    message: MessageRef<'_>,
+    max_push_size: usize,
+) -> Result<ByteString, OverLimit> {
+    let frame = push_frame(message_id, message);
+    if frame.len() > max_push_size {
+        return Err(OverLimit::Data(format!(
+            "the message encodes to a frame of {} bytes, over the limit of {max_push_size} \
+             bytes (--max-push-size); shorten msg or data",
+            frame.len()
+        )));
+    }
+    Ok(frame)
+}
+
 /// Serializes a push once; the result is shared by every recipient.
 pub fn push_frame(message_id: &str, message: MessageRef<'_>) -> ByteString {
     let frame = PushFrame {
@@ -761,7 +780,8 @@ pub enum ClientInfo {
     Offline { online: bool, client_id: String },
 }
 
-fn check_message(message: MessageRef<'_>, limits: &Limits) -> Result<(), OverLimit> {
+/// Checks a push's own fields (`sendUserId`, `data`) wherever the push comes from.
+pub fn check_message(message: MessageRef<'_>, limits: &Limits) -> Result<(), OverLimit> {
     check_user_id("sendUserId", message.send_user_id, limits)?;
     check_data(message.data, limits)
 }

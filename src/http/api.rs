@@ -151,19 +151,10 @@ async fn unknown_method(req: actix_web::HttpRequest) -> Result<HttpResponse, Api
     )))
 }
 
-/// Serializes a push once, refusing (413) a frame larger than `--max-push-size`, which is what
-/// keeps every frame within what a client's outbound queue accepts.
+/// Serializes a push once; a frame over `--max-push-size` is a 413.
 fn encode(hub: &Hub, message_id: &str, message: p::MessageRef<'_>) -> Result<ByteString, ApiError> {
-    let frame = p::push_frame(message_id, message);
-    let max = hub.settings.limits.max_push_size;
-    if frame.len() > max {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the message encodes to a frame of {} bytes, over the limit of {max} bytes \
-             (--max-push-size); shorten msg or data",
-            frame.len()
-        )));
-    }
-    Ok(frame)
+    p::encode_push(message_id, message, hub.settings.limits.max_push_size)
+        .map_err(|over| ApiError::PayloadTooLarge(over.to_string()))
 }
 
 /// Which systems the caller's token acts for: a call that succeeds for any valid token, so a
