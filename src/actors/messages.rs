@@ -234,6 +234,10 @@ pub struct RegistryStats {
     pub systems: usize,
     pub clients: usize,
     pub groups: usize,
+    /// Recovery clients whose connection is lost and whose window is open (counted among
+    /// `clients`; for the metrics, not `/healthz`).
+    #[serde(skip)]
+    pub away: usize,
 }
 
 #[derive(Message)]

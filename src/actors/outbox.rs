@@ -188,11 +188,6 @@ impl Outbox {
         }
     }
 
-    /// Whether the client asked for recovery.
-    pub fn keeps_history(&self) -> bool {
-        self.recovery_limit > 0
-    }
-
     /// Takes every waiting frame (empty when none); a recovery client's history keeps them.
     pub fn take_all(&self) -> VecDeque<ByteString> {
         let mut queue = self.queue();

@@ -136,13 +136,13 @@ impl SystemRegistry {
             user_id,
             groups,
             resume_token,
-            was_away,
             notice,
             remaining,
             vacated,
         } = self.systems.get_mut(system_id)?.remove(client_id)?;
-        self.book
-            .client_gone(resume_token.as_deref(), was_away, &self.metrics);
+        if let Some(token) = &resume_token {
+            self.book.forget(token);
+        }
         for group in &groups {
             self.hook(system_id, EventName::GroupLeft, || {
                 WebhookEvent::group_left(client_id, group, &user_id, "offline")
@@ -212,9 +212,9 @@ impl SystemRegistry {
         let hooks = &self.settings.outlets;
         let offline = Offline::new(offline, why.code());
         for (client_id, client) in clients {
-            let away = client.away.is_some();
-            self.book
-                .client_gone(client.resume_token.as_deref(), away, &self.metrics);
+            if let Some(token) = &client.resume_token {
+                self.book.forget(token);
+            }
             let client_groups: Vec<String> = client.groups.iter().cloned().collect();
             for group in &client_groups {
                 hooks.send(system_id, settings, EventName::GroupLeft, || {

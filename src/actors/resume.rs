@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::metrics::Metrics;
 use crate::protocol::{self, ResumeRefusal};
 
 /// The resume tokens this node has given out.
@@ -51,16 +50,6 @@ impl ResumeBook {
     pub fn remember(&mut self, token: String, why: ResumeRefusal, keep: Duration) {
         self.ended.retain(|_, (_, at)| at.elapsed() < keep);
         self.ended.insert(token, (why, Instant::now()));
-    }
-
-    /// A client left the tenant: its token resumes nothing any more.
-    pub fn client_gone(&mut self, resume_token: Option<&str>, was_away: bool, metrics: &Metrics) {
-        if let Some(token) = resume_token {
-            self.forget(token);
-        }
-        if was_away {
-            metrics.clients_away.dec();
-        }
     }
 
     pub fn next_absence(&mut self) -> u64 {

@@ -81,8 +81,6 @@ pub struct Removed<S, G> {
     /// The groups it was in.
     pub groups: Vec<String>,
     pub resume_token: Option<String>,
-    /// Its connection was lost (its recovery window was open).
-    pub was_away: bool,
     /// The 1002 notice those groups got; `None` when it was in none.
     pub notice: Option<ByteString>,
     /// The fan-outs of the groups that still have members, to be told with `notice`.
@@ -278,7 +276,6 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             user_id: client.user_id,
             groups: client.groups.into_iter().collect(),
             resume_token: client.resume_token,
-            was_away: client.away.is_some(),
             notice,
             remaining,
             vacated,

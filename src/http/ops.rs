@@ -72,6 +72,7 @@ pub async fn metrics(
     let stats = hub.registry.send(GetStats).await?;
     hub.metrics.set_system_clients(per_system);
     hub.metrics.groups.set(stats.groups as i64);
+    hub.metrics.clients_away.set(stats.away as i64);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(hub.metrics.render()))

@@ -32,30 +32,23 @@ impl SystemRegistry {
             recovery,
             ..
         } = msg;
-        let refusal = match recovery {
+        let resumed = match recovery {
             RecoveryRequest::None => {
-                self.add_client(&system_id, client_id, session, user_id, None);
-                return;
+                return self.add_client(&system_id, client_id, session, user_id, None)
             }
-            RecoveryRequest::Fresh => None,
-            RecoveryRequest::Failed(why) => {
-                self.metrics.resumes.with_label_values(&[why.label()]).inc();
-                Some(why)
+            RecoveryRequest::Fresh => {
+                return self.add_client(&system_id, client_id, session, user_id, Some(None))
             }
+            RecoveryRequest::Failed(why) => Err(why),
             RecoveryRequest::Resume { token, last } => {
-                match self.resume(&system_id, &client_id, &session, &token, last.as_deref()) {
-                    Ok(()) => {
-                        self.metrics.resumes.with_label_values(&["recovered"]).inc();
-                        return;
-                    }
-                    Err(why) => {
-                        self.metrics.resumes.with_label_values(&[why.label()]).inc();
-                        Some(why)
-                    }
-                }
+                self.resume(&system_id, &client_id, &session, &token, last.as_deref())
             }
         };
-        self.add_client(&system_id, client_id, session, user_id, Some(refusal));
+        let result = resumed.map_or_else(ResumeRefusal::label, |()| "recovered");
+        self.metrics.resumes.with_label_values(&[result]).inc();
+        if let Err(why) = resumed {
+            self.add_client(&system_id, client_id, session, user_id, Some(Some(why)));
+        }
     }
 
     /// A new client: its welcome (with a resume token, and why a resume failed, if it asked
@@ -132,9 +125,7 @@ impl SystemRegistry {
             });
         }
         session.adopt(&client_id);
-        if was_away {
-            self.metrics.clients_away.dec();
-        } else {
+        if !was_away {
             // A half-open connection the server had not noticed yet.
             self.close(&old, CloseReason::ResumedElsewhere, "resumed elsewhere");
         }
@@ -174,7 +165,6 @@ impl SystemRegistry {
         if let Ok(client) = tenant.client(client_id) {
             client.session.park();
         }
-        self.metrics.clients_away.inc();
         let (system_id, client_id) = (system_id.to_owned(), client_id.to_owned());
         ctx.run_later(window, move |registry, _| {
             let still_away = registry

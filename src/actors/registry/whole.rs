@@ -19,6 +19,11 @@ impl Handler<GetStats> for SystemRegistry {
         for tenant in self.systems.values() {
             stats.clients += tenant.clients().len();
             stats.groups += tenant.groups().len();
+            stats.away += tenant
+                .clients()
+                .values()
+                .filter(|c| c.away.is_some())
+                .count();
         }
         MessageResult(stats)
     }
