@@ -163,26 +163,52 @@ pub(crate) enum Command {
     },
 }
 
-/// Where events go. Cheap to clone; the delivery thread lives as long as any clone.
-#[derive(Clone, Debug)]
-pub struct Webhooks {
-    commands: mpsc::UnboundedSender<Command>,
+/// Where events go. Cheap to clone. The delivery thread starts with the first event (a server
+/// whose systems have no webhook never starts it) and lives as long as any clone.
+#[derive(Clone)]
+pub struct Webhooks(std::sync::Arc<Delivery>);
+
+/// The delivery thread's settings, and its command channel once started.
+struct Delivery {
+    config: WebhookConfig,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    commands: std::sync::OnceLock<mpsc::UnboundedSender<Command>>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field("started", &self.0.commands.get().is_some())
+            .finish()
+    }
 }
 
 impl Webhooks {
-    /// Starts the delivery thread.
+    /// Webhook delivery with these settings; nothing starts until there is something to send.
     pub fn start(
         config: WebhookConfig,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Webhooks {
-        let (commands, receiver) = mpsc::unbounded_channel();
-        delivery::start(config, metrics, receiver);
-        Webhooks { commands }
+        Webhooks(std::sync::Arc::new(Delivery {
+            config,
+            metrics,
+            commands: std::sync::OnceLock::new(),
+        }))
+    }
+
+    fn send(&self, command: Command) {
+        let delivery = &self.0;
+        let commands = delivery.commands.get_or_init(|| {
+            let (commands, receiver) = mpsc::unbounded_channel();
+            delivery::start(delivery.config.clone(), delivery.metrics.clone(), receiver);
+            commands
+        });
+        let _ = commands.send(command);
     }
 
     /// Queues `event` for the system's webhook, which is `target` now.
     pub fn queue(&self, system_id: &str, target: &WebhookSettings, event: WebhookEvent) {
-        let _ = self.commands.send(Command::Event {
+        self.send(Command::Event {
             system_id: system_id.to_owned(),
             target: target.clone(),
             event,
@@ -192,7 +218,7 @@ impl Webhooks {
     /// The system's webhook now points at `target`: what is queued goes there. (A webhook that
     /// is removed, or whose system is, is not retargeted: what is queued still goes out.)
     pub fn retarget(&self, system_id: &str, target: &WebhookSettings) {
-        let _ = self.commands.send(Command::Retarget {
+        self.send(Command::Retarget {
             system_id: system_id.to_owned(),
             target: target.clone(),
         });
