@@ -5,22 +5,15 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 
 use super::{names, register_with_hook, Receiver};
-use crate::helpers::spawn_app_with;
+use crate::cluster::{fresh_prefix, node};
 
 #[actix_web::test]
 async fn in_a_cluster_each_event_comes_once_and_occupancy_is_decided_once() {
     let Some(redis) = crate::cluster::redis_url() else {
         return;
     };
-    let prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
-    let node = |redis: String, prefix: String| {
-        spawn_app_with(move |c| {
-            c.redis_url = Some(redis);
-            c.redis_prefix = prefix;
-        })
-    };
-    let a = node(redis.clone(), prefix.clone()).await;
-    let b = node(redis, prefix).await;
+    let prefix = fresh_prefix();
+    let (a, b) = (node(&redis, &prefix).await, node(&redis, &prefix).await);
     let receiver = Receiver::default();
     let url = receiver.start();
     register_with_hook(&a, "s", &url).await;
@@ -63,13 +56,8 @@ async fn the_clients_of_a_dead_node_go_offline_with_node_lost() {
     let Some(redis) = crate::cluster::redis_url() else {
         return;
     };
-    let prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
-    let (redis_for_a, prefix_for_a) = (redis.clone(), prefix.clone());
-    let a = spawn_app_with(move |c| {
-        c.redis_url = Some(redis_for_a);
-        c.redis_prefix = prefix_for_a;
-    })
-    .await;
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
     let receiver = Receiver::default();
     let url = receiver.start();
     register_with_hook(&a, "s", &url).await;
@@ -105,15 +93,8 @@ async fn a_webhook_set_on_one_node_is_used_at_once_by_the_other() {
     let Some(redis) = crate::cluster::redis_url() else {
         return;
     };
-    let prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
-    let node = |redis: String, prefix: String| {
-        spawn_app_with(move |c| {
-            c.redis_url = Some(redis);
-            c.redis_prefix = prefix;
-        })
-    };
-    let a = node(redis.clone(), prefix.clone()).await;
-    let b = node(redis, prefix).await;
+    let prefix = fresh_prefix();
+    let (a, b) = (node(&redis, &prefix).await, node(&redis, &prefix).await);
     a.register("s").await;
     // b knows the system, without a webhook, before the change.
     let mut on_b = b.connect("s").await;
