@@ -228,9 +228,10 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// The description, as JSON.
-pub fn document() -> String {
-    ApiDoc::openapi().to_json().unwrap_or_default()
+/// The description, as JSON: built on first use, then served as is.
+pub fn document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
 }
 
 pub async fn openapi_json() -> HttpResponse {
