@@ -212,6 +212,11 @@ impl TestApp {
         WsClient { id, conn }
     }
 
+    /// The value of one line of this server's `GET /metrics` (0 when absent).
+    pub async fn metric(&self, line_start: &str) -> f64 {
+        scraped_metric(&self.http, &self.url(""), line_start).await
+    }
+
     pub async fn stats(&self) -> wshub::actors::messages::RegistryStats {
         self.hub
             .registry
@@ -317,6 +322,25 @@ pub async fn assert_next_is_marker(app: &TestApp, system: &str, clients: &mut [&
             "unexpected {frame}"
         );
     }
+}
+
+/// The value of the line of `GET <base>/metrics` that starts with `line_start`, as a scraper
+/// reads it (0 when absent).
+pub async fn scraped_metric(http: &awc::Client, base: &str, line_start: &str) -> f64 {
+    let body = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics answered")
+        .body()
+        .await
+        .expect("metrics read");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The built `wshub` binary running as a child process; killed when dropped.

@@ -8,7 +8,7 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 
 use super::{bridged, broker_url, fresh_prefix, until_subscribed, Device};
-use crate::helpers::OwnServer;
+use crate::helpers::{scraped_metric, OwnServer};
 
 /// A private Mosquitto on a free port for a test that stops it; `None` (the test skips) where
 /// none can be started, outside CI.
@@ -70,24 +70,6 @@ async fn a_broker_that_dies_and_returns_is_reconnected_by_itself() {
         .publish(&format!("{prefix}s/system"), "\"back\"")
         .await;
     assert_eq!(client.next_json().await["data"], "back");
-}
-
-/// The value of one metric line of `/metrics` (0 when absent).
-async fn metric(http: &awc::Client, address: &str, line_start: &str) -> f64 {
-    let body = http
-        .get(format!("http://{address}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Waits until `/healthz` reports the bridge as `state`.
@@ -169,8 +151,8 @@ async fn with_the_broker_down_events_queue_up_to_a_bound_then_are_dropped_and_co
     let deadline = Instant::now() + Duration::from_secs(30);
     let (queued, refused) = loop {
         let (queued, refused) = (
-            metric(&http, &address, out).await,
-            metric(&http, &address, dropped).await,
+            scraped_metric(&http, &format!("http://{address}"), out).await,
+            scraped_metric(&http, &format!("http://{address}"), dropped).await,
         );
         if queued + refused >= SENT as f64 {
             break (queued, refused);

@@ -127,25 +127,6 @@ async fn assert_quiet(conn: &mut WsConn, what: &str) {
     assert!(got.is_err(), "{what}: got {:?}", got.ok());
 }
 
-/// One line of `GET /metrics`, as a scraper reads it.
-async fn metric(app: &TestApp, line_start: &str) -> f64 {
-    let body = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[actix_web::test]
 async fn a_cut_client_resumes_with_its_id_its_groups_and_every_missed_frame_in_order() {
     let app = spawn_app().await;
@@ -171,7 +152,7 @@ async fn a_cut_client_resumes_with_its_id_its_groups_and_every_missed_frame_in_o
 
     let (id, token, last) = r.cut();
     until_away(&app, "s", &id).await;
-    assert_eq!(metric(&app, "wshub_clients_away").await, 1.0);
+    assert_eq!(app.metric("wshub_clients_away").await, 1.0);
     let mut sent = Vec::new();
     for (method, body) in [
         ("send_to_group", json!({"groupName": "g1", "msg": "to g1"})),
@@ -218,9 +199,10 @@ async fn a_cut_client_resumes_with_its_id_its_groups_and_every_missed_frame_in_o
         .ok();
     assert_eq!(next_json(&mut conn).await["messageId"], live["messageId"]);
     assert_eq!(info(&app, "s", &id).await["connected"], true);
-    assert_eq!(metric(&app, "wshub_clients_away").await, 0.0);
+    assert_eq!(app.metric("wshub_clients_away").await, 0.0);
     assert_eq!(
-        metric(&app, "wshub_resumes_total{result=\"recovered\"}").await,
+        app.metric("wshub_resumes_total{result=\"recovered\"}")
+            .await,
         1.0
     );
     // The peer saw the group and system frames, and no 1002 at any point.
@@ -312,7 +294,8 @@ async fn unknown_reused_and_foreign_tokens_get_a_fresh_session_and_disturb_no_on
         live["messageId"]
     );
     assert_eq!(
-        metric(&app, "wshub_resumes_total{result=\"invalid_token\"}").await,
+        app.metric("wshub_resumes_total{result=\"invalid_token\"}")
+            .await,
         3.0
     );
 }
