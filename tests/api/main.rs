@@ -21,6 +21,7 @@ mod metrics;
 mod mqtt;
 mod pages;
 mod presence;
+mod processes;
 mod raw_ws;
 mod recovery;
 mod rest;
