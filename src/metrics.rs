@@ -50,6 +50,10 @@ pub struct Metrics {
     pub resumes: IntCounterVec,
     /// Recovery clients whose connection is lost and whose window is open.
     pub clients_away: IntGauge,
+    /// How far delivery is behind the sends, in milliseconds, set at scrape time.
+    pub delivery_lag_ms: IntGauge,
+    /// Sends that waited for delivery to catch up (REST and MQTT).
+    pub sends_delayed: IntCounter,
 }
 
 impl Metrics {
@@ -175,6 +179,14 @@ impl Metrics {
             clients_away: gauge(
                 "wshub_clients_away",
                 "Recovery clients whose connection is lost and whose window is open.",
+            ),
+            delivery_lag_ms: gauge(
+                "wshub_delivery_lag_milliseconds",
+                "How long the oldest session with frames waiting has waited for its turn to write.",
+            ),
+            sends_delayed: counter(
+                "wshub_sends_delayed_total",
+                "Sends that waited because delivery was behind (the server was overloaded).",
             ),
             registry,
         }

@@ -22,6 +22,7 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use serde_json::value::RawValue;
 
 use crate::actors::messages as m;
+use crate::actors::wakeups;
 use crate::backplane::Backplane;
 use crate::config::Limits;
 pub use crate::config::MqttConfig;
@@ -216,6 +217,12 @@ impl MqttBridge {
         p::check_message(message, limits).map_err(|e| e.to_string())?;
         let frame = p::encode_push(&p::new_id(), message, limits.max_push_size)
             .map_err(|e| e.to_string())?;
+        // Like a REST send: wait while delivery is behind (the broker holds what comes meanwhile).
+        match wakeups::wait_for_delivery().await {
+            Ok(true) => self.metrics.sends_delayed.inc(),
+            Ok(false) => {}
+            Err(wakeups::Overloaded) => return Err("the server is overloaded".into()),
+        }
         let result = match target {
             Target::Group(system_id, group_name) => backplane
                 .send_to_group(m::SendToGroup {

@@ -3,12 +3,15 @@
 //!
 //! Frames do not travel as actor messages. Each session owns an [`Outbox`]: a queue of
 //! pre-serialized frames shared with everyone holding its handle. A sender appends to the queue
-//! and, only when it was empty, wakes the session, which then takes the whole queue at once
+//! and, only when it was empty, has the session woken in its turn (by its thread's flusher,
+//! [`super::wakeups`]), and the session then takes the whole queue at once
 //! ([`OutboxStream`], polled by the session's context). A fan-out therefore costs one lock and
 //! one append per member, and a burst costs one wake-up per session, not one mailbox envelope per
 //! frame.
 //!
-//! The queue is bounded in bytes. A `WebsocketContext` actor only runs while actix-http polls the
+//! The queue is bounded in bytes, for a client whose session has had its turn to write: a
+//! session still waiting for its thread's flusher ([`super::wakeups`]) is not held to it, since
+//! the delay is the server's (and sends wait while delivery is behind). A `WebsocketContext` actor only runs while actix-http polls the
 //! response body, and actix-http stops polling when the socket will not take more, so a client
 //! that stops reading freezes its session. A push that would pass the bound is refused, the
 //! session is marked closing (nothing more is queued for it), and the registry removes the client
@@ -28,7 +31,7 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -37,6 +40,7 @@ use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
 use futures_util::Stream;
 
+use super::wakeups::{Due, Wakeups};
 use crate::metrics::Metrics;
 use crate::protocol::{self, CloseReason};
 
@@ -123,8 +127,17 @@ pub struct Outbox {
     client_id: Mutex<String>,
     /// Wakes the session's [`OutboxStream`] when the queue stops being empty.
     waker: AtomicWaker,
+    /// Who wakes the session in its turn: its thread's flusher (`None` outside an actix
+    /// arbiter: the pusher wakes it).
+    wakeups: Option<Arc<Wakeups>>,
     /// Set once the session is being closed: nothing more is queued for it.
     closing: AtomicBool,
+    /// Its frames wait for its thread's flusher to wake it: a queue past its bound now is the
+    /// server's delay, not the client's (see [`super::wakeups`]).
+    due: AtomicBool,
+    /// The flusher round that last woke the session: until the next round, it has not had its
+    /// turn to run either.
+    woken_in: AtomicU64,
     /// The connection's socket, while the session is alive (cleared by the session's `Drop`,
     /// which actix-http runs before it closes the descriptor). `None` when unknown.
     socket: Mutex<Option<RawFd>>,
@@ -153,7 +166,10 @@ impl Outbox {
             recovery_limit: recovery.unwrap_or(0),
             client_id: Mutex::new(client_id),
             waker: AtomicWaker::new(),
+            wakeups: Wakeups::for_this_thread(),
             closing: AtomicBool::new(false),
+            due: AtomicBool::new(false),
+            woken_in: AtomicU64::new(u64::MAX),
             socket: Mutex::new(socket),
             metrics,
             kept: Mutex::new(None),
@@ -162,6 +178,29 @@ impl Outbox {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Whether the server has not yet let the session take what waits for it (see
+    /// [`super::wakeups`]): it is due, or was woken in its flusher's current round.
+    fn waits_for_its_turn(&self) -> bool {
+        match &self.wakeups {
+            Some(wakeups) => {
+                self.due.load(Ordering::Acquire)
+                    || self.woken_in.load(Ordering::Acquire) == wakeups.round()
+            }
+            None => false,
+        }
+    }
+
+    /// Has the session woken in its turn: it has frames to take.
+    fn schedule_wake(self: &Arc<Self>) {
+        match &self.wakeups {
+            Some(wakeups) => {
+                self.due.store(true, Ordering::Release);
+                wakeups.schedule(self.clone());
+            }
+            None => self.waker.wake(),
+        }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -245,6 +284,14 @@ impl Outbox {
     }
 }
 
+impl Due for Outbox {
+    fn wake_due(&self, round: u64) {
+        self.woken_in.store(round, Ordering::Release);
+        self.due.store(false, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
 /// The session's side of its outbox: yields every waiting frame at once, as one batch.
 pub struct OutboxStream(pub Arc<Outbox>);
 
@@ -311,7 +358,10 @@ impl SessionHandle {
             } else {
                 outbox.limit
             };
-            if queue.bytes + frame.len() > limit {
+            // A session still waiting for its turn to write is not a slow consumer: the server
+            // is behind, and its sends wait (`wakeups::wait_for_delivery`) until it catches up.
+            let behind = !queue.parked && outbox.waits_for_its_turn();
+            if queue.bytes + frame.len() > limit && !behind {
                 drop(queue);
                 outbox.metrics.frames_dropped.inc();
                 return if outbox.start_closing() {
@@ -325,7 +375,7 @@ impl SessionHandle {
             queue.frames.len() == 1
         };
         if was_empty {
-            outbox.waker.wake();
+            outbox.schedule_wake();
         }
         Pushed::Queued
     }
@@ -345,7 +395,7 @@ impl SessionHandle {
         }
         queue.frames.extend(handed.replay);
         drop(queue);
-        self.outbox.waker.wake();
+        self.outbox.schedule_wake();
     }
 
     /// The connection is lost and the client may come back: keep queuing for it, within

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::extract::{Body, Caller, SystemCaller};
 use super::Hub;
 use crate::actors::messages as m;
+use crate::actors::wakeups;
 use crate::auth::Scope as TokenScope;
 use crate::error::ApiError;
 use crate::protocol::{self as p, EmptyList, Envelope};
@@ -102,6 +103,8 @@ async fn observe(
     let response = if hub.is_shutting_down() {
         let error = ApiError::Unavailable("the server is shutting down".into());
         req.into_response(error.error_response())
+    } else if let Err(error) = wait_for_delivery(&hub, method).await {
+        req.into_response(error.error_response())
     } else {
         next.call(req).await?.map_into_boxed_body()
     };
@@ -128,6 +131,33 @@ async fn observe(
         metrics.messages_pushed.with_label_values(&[method]).inc();
     }
     Ok(response)
+}
+
+/// A send waits while the server is behind with delivery (see [`wakeups`]), and is refused
+/// with 503 if it stays behind: an overloaded server slows its senders down instead of filling
+/// its clients' queues.
+async fn wait_for_delivery(hub: &Hub, method: &str) -> Result<(), ApiError> {
+    if !method.starts_with("send_") {
+        return Ok(());
+    }
+    match wakeups::wait_for_delivery().await {
+        Ok(waited) => {
+            if waited {
+                hub.metrics.sends_delayed.inc();
+            }
+            Ok(())
+        }
+        Err(wakeups::Overloaded) => Err(overloaded()),
+    }
+}
+
+/// The 503 of a send the server is too far behind to take.
+fn overloaded() -> ApiError {
+    ApiError::Unavailable(format!(
+        "the server is overloaded: delivery has been more than {} ms behind for {} s; retry later",
+        wakeups::OVERLOAD_LAG.as_millis(),
+        wakeups::OVERLOAD_WAIT.as_secs()
+    ))
 }
 
 /// `POST /<name>`; any other HTTP method gets 405.

@@ -73,6 +73,10 @@ pub async fn metrics(
     hub.metrics.set_system_clients(per_system);
     hub.metrics.groups.set(stats.groups as i64);
     hub.metrics.clients_away.set(stats.away as i64);
+    let lag = crate::actors::wakeups::delivery_lag();
+    hub.metrics
+        .delivery_lag_ms
+        .set(i64::try_from(lag.as_millis()).unwrap_or(i64::MAX));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(hub.metrics.render()))

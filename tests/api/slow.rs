@@ -201,3 +201,116 @@ async fn a_client_that_never_reads_again_is_cut_off_and_freed() {
     }
     drop(frozen);
 }
+
+/// Clients that read on a thread of their own (as real clients read on their own machines, not
+/// on the server's thread), each until `expected` pushes (code 7) arrived or the server closed
+/// it. Sends the clients' ids on `ids` once connected; returns, per client, the pushes it got
+/// and the close it got, if any.
+fn readers_on_their_own_thread(
+    ws_url: String,
+    clients: usize,
+    expected: usize,
+    ids: std::sync::mpsc::Sender<String>,
+) -> std::thread::JoinHandle<Vec<(usize, Option<String>)>> {
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let (_, mut conn) = awc::Client::new()
+                    .ws(ws_url.as_str())
+                    .max_frame_size(1 << 20)
+                    .connect()
+                    .await
+                    .expect("websocket handshake");
+                let welcome = crate::helpers::next_json(&mut conn).await;
+                let id = welcome["data"]["clientId"].as_str().unwrap().to_owned();
+                ids.send(id).unwrap();
+                tasks.push(actix_web::rt::spawn(async move {
+                    let mut received = 0;
+                    while received < expected {
+                        let frame = tokio::time::timeout(Duration::from_secs(60), conn.next())
+                            .await
+                            .expect("frames keep coming");
+                        match frame {
+                            // Kept cheap, so that the readers keep up: the code comes early.
+                            Some(Ok(Frame::Text(bytes))) => {
+                                let head = &bytes[..bytes.len().min(120)];
+                                if head.windows(9).any(|w| w == b"\"code\":7,") {
+                                    received += 1;
+                                }
+                            }
+                            Some(Ok(Frame::Close(reason))) => {
+                                return (received, Some(format!("{reason:?}")))
+                            }
+                            Some(Ok(_)) => {}
+                            other => return (received, Some(format!("{other:?}"))),
+                        }
+                    }
+                    (received, None)
+                }));
+            }
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.unwrap());
+            }
+            results
+        })
+    })
+}
+
+#[actix_web::test]
+async fn a_server_behind_with_delivery_closes_no_reader() {
+    const MEMBERS: usize = 100;
+    const SENDERS: usize = 32;
+    const PER_SENDER: usize = 2;
+    // Room for four frames per client: every client that is merely waiting for its turn to
+    // write would pass it many times over if that counted against it.
+    let app = spawn_app_with(|c| {
+        c.limits.max_outbound_queue = 16 * 1024;
+        c.limits.max_push_size = 4 * 1024;
+    })
+    .await;
+    app.register("s").await;
+    let total = SENDERS * PER_SENDER;
+    let (ids_tx, ids) = std::sync::mpsc::channel();
+    let readers = readers_on_their_own_thread(app.ws_url("?systemId=s"), MEMBERS, total, ids_tx);
+    for _ in 0..MEMBERS {
+        let id = loop {
+            match ids.try_recv() {
+                Ok(id) => break id,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Err(err) => panic!("the readers' thread ended: {err}"),
+            }
+        };
+        app.api(
+            "bind_to_group",
+            "s",
+            json!({"clientId": id, "groupName": "g"}),
+        )
+        .await
+        .ok();
+    }
+    // Far more than the server delivers: many sends in flight at once, each near the push size.
+    let payload = "p".repeat(3500);
+    let senders = (0..SENDERS).map(|_| async {
+        for _ in 0..PER_SENDER {
+            let body = json!({"groupName": "g", "code": 7, "data": payload});
+            app.api("send_to_group", "s", body).await.ok();
+        }
+    });
+    futures_util::future::join_all(senders).await;
+    let results = actix_web::rt::task::spawn_blocking(move || readers.join().unwrap())
+        .await
+        .unwrap();
+    for (received, closed) in results {
+        assert_eq!(closed, None, "a reading client was closed");
+        assert_eq!(received, total, "every accepted send reached every reader");
+    }
+    assert_eq!(
+        app.metric(r#"wshub_clients_closed_total{reason="slow"}"#)
+            .await,
+        0.0
+    );
+}
