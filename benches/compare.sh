@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-ALL_SCENARIOS="fanout-rate fanout-rate-recovery fanout system unicast idle fanout-rate-2-nodes mqtt-fanout"
+ALL_SCENARIOS="fanout-rate fanout-rate-recovery fanout system big-room unicast idle fanout-rate-2-nodes mqtt-fanout"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:1883}
@@ -36,6 +36,7 @@ args_for() {
     fanout-rate-recovery) echo "--clients 1000 --messages 300 --rate 50 --payload 64 --recovery-share 0.5" ;;
     fanout) echo "--clients 1000 --messages 2000 --inflight 4 --payload 64" ;;
     system) echo "--clients 10000 --messages 30 --inflight 1 --payload 64" ;;
+    big-room) echo "--clients 10000 --payload 64 --rates 1,2,5,10,20,40,80,160 --step-seconds 3" ;;
     unicast) echo "--clients 100 --messages 20000 --inflight 32 --payload 64" ;;
     idle) echo "--clients 15000" ;;
     fanout-rate-2-nodes) echo "--clients 1000 --messages 300 --rate 50 --payload 64" ;;

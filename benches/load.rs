@@ -11,6 +11,7 @@
 //! cargo bench --bench load -- system --clients 10000 ...
 //! cargo bench --bench load -- idle --clients 15000 ...
 //! cargo bench --bench load -- unicast --inflight 32 ...
+//! cargo bench --bench load -- big-room --clients 10000 --rates 20,40,80 ...
 //! cargo bench --bench load -- report --input benches/results.jsonl   # writes BENCHMARKS.md + SVG
 //! ```
 //! `benches/compare.sh` runs the scenarios against wshub and limitsrv, pinned to separate CPUs.
@@ -51,6 +52,10 @@ enum Scenario {
     /// N clients in one group; M messages published to the MQTT broker of the server's bridge
     /// (--mqtt-url) flat out, then the same M through REST (K in flight), side by side.
     MqttFanout(Opts),
+    /// N clients in one group; messages at rising fixed rates (--rates), each for
+    /// --step-seconds, then one at twice the top rate: the highest rate held with p99 under
+    /// 100 ms, and what overload does (slow-consumer closes, 503s, loss).
+    BigRoom(Opts),
     /// Every scenario once (at the sizes given; --tiny for a smoke run).
     All(Opts),
     /// Writes BENCHMARKS.md and the latency plot from a results file.
@@ -113,6 +118,16 @@ struct Opts {
     /// recovery): what that costs the clients that did and did not ask for it.
     #[arg(long, default_value_t = 0.0)]
     recovery_share: f64,
+    /// Messages per second of each big-room step, rising.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,5,10,20,40,80,160"
+    )]
+    rates: Vec<f64>,
+    /// Seconds each big-room step sends for.
+    #[arg(long, default_value_t = 3.0)]
+    step_seconds: f64,
 }
 
 impl Opts {
@@ -165,6 +180,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
         Scenario::Idle(o) => vec![idle(o).await],
         Scenario::Unicast(o) => vec![unicast(o).await],
         Scenario::MqttFanout(o) => vec![mqtt_fanout(o).await],
+        Scenario::BigRoom(o) => vec![big_room(o).await],
         Scenario::All(o) => {
             let rate = o.rate;
             vec![
@@ -235,6 +251,8 @@ struct Api {
     ws_bases: Vec<String>,
     /// Share of clients that ask for recovery.
     recovery_share: f64,
+    /// Calls the server refused with 503 (overloaded).
+    refused: Cell<u64>,
 }
 
 impl Api {
@@ -250,6 +268,7 @@ impl Api {
             system: format!("bench-{}", now_nanos() % 1_000_000_000),
             ws_bases: o.ws_urls.clone(),
             recovery_share: o.recovery_share.clamp(0.0, 1.0),
+            refused: Cell::new(0),
         }
     }
 
@@ -265,6 +284,10 @@ impl Api {
         let mut response = request.send_body(body).await.expect("request sent");
         let status = response.status();
         let bytes = response.body().limit(64 << 20).await.expect("reply read");
+        if status == awc::http::StatusCode::SERVICE_UNAVAILABLE {
+            self.refused.set(self.refused.get() + 1);
+            return Value::Null;
+        }
         assert!(
             status.is_success(),
             "{method}: HTTP {status}: {}",
@@ -304,6 +327,9 @@ struct Tally {
     last: Cell<Option<Instant>>,
     /// End-to-end latency of each bench push, microseconds.
     latencies: RefCell<Vec<u32>>,
+    /// Clients the server closed, and of those, closed as slow consumers (4008).
+    closed: Cell<u64>,
+    slow_closed: Cell<u64>,
 }
 
 /// Finds `"t":<digits>` in a frame: the send stamp the generator put in `data`.
@@ -361,7 +387,13 @@ async fn connect_client(ws_url: String, tally: Rc<Tally>) -> String {
                 {
                     break
                 }
-                Frame::Close(_) => break,
+                Frame::Close(reason) => {
+                    tally.closed.set(tally.closed.get() + 1);
+                    if reason.is_some_and(|r| u16::from(r.code) == 4008) {
+                        tally.slow_closed.set(tally.slow_closed.get() + 1);
+                    }
+                    break;
+                }
                 _ => {}
             }
         }
@@ -752,6 +784,71 @@ async fn mqtt_fanout(o: Opts) -> Value {
     })
 }
 
+/// Below this p99 a big room keeps up.
+const BIG_ROOM_P99_MS: f64 = 100.0;
+
+async fn big_room(o: Opts) -> Value {
+    let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 10_000 });
+    let Group {
+        api,
+        tally,
+        bind_seconds,
+        ..
+    } = Group::set_up(&o, clients, 64).await;
+    let targets = Rc::new(vec![("groupName".to_owned(), "g".to_owned())]);
+    let pad = Rc::new("x".repeat(o.payload));
+    let mut steps = Vec::new();
+    let mut held: Option<(f64, f64)> = None;
+    let mut result = serde_json::Map::new();
+    // Every rate, then one at twice the top rate: what overload does.
+    let top = o.rates.iter().copied().fold(0.0, f64::max);
+    for rate in o.rates.iter().copied().chain([top * 2.0]) {
+        reset(&tally);
+        let refused_before = api.refused.get();
+        let count = ((rate * o.step_seconds).round() as usize).max(1);
+        let cpu_before = cpu_seconds(&o.pids());
+        send_messages(&api, "send_to_group", targets.clone(), count, 64, Some(rate), pad.clone())
+            .await;
+        let refused = api.refused.get() - refused_before;
+        let expected = (count as u64 - refused) * clients as u64;
+        await_delivery(&tally, expected, Duration::from_secs(3)).await;
+        let cpu = cpu_before.zip(cpu_seconds(&o.pids())).map(|(a, b)| b - a);
+        let delivered = tally.received.get();
+        let cpu_per_frame = cpu.map(|c| c * 1e6 / delivered.max(1) as f64);
+        let (p50, p99, max, _) = latency_summary(&tally);
+        println!("  step {rate}/s: p50 {p50:.1} ms, p99 {p99:.1} ms, refused {refused}");
+        result.insert(format!("p99_ms_at_{rate}"), json!(p99));
+        steps.push(json!({
+            "rate": rate, "messages": count, "refused": refused, "delivered": delivered,
+            "lost": expected.saturating_sub(delivered), "p50_ms": p50, "p99_ms": p99,
+            "max_ms": max, "cpu_us_per_frame": cpu_per_frame,
+        }));
+        if p99 < BIG_ROOM_P99_MS && refused == 0 && rate <= top {
+            held = Some((rate, cpu_per_frame.unwrap_or(0.0)));
+        }
+        settle(&tally, Duration::from_millis(500)).await;
+    }
+    let overload = steps.last().cloned().unwrap_or(Value::Null);
+    let lost: u64 = steps.iter().filter_map(|s| s["lost"].as_u64()).sum();
+    let mut value = json!({
+        "scenario": o.name.clone().unwrap_or_else(|| "big-room".to_owned()),
+        "server": o.label, "clients": clients, "payload": o.payload,
+        "bind_seconds": bind_seconds,
+        "max_rate_p99_under_100ms": held.map(|h| h.0),
+        "cpu_us_per_frame_at_max_rate": held.map(|h| h.1),
+        "overload_rate": overload["rate"], "overload_p99_ms": overload["p99_ms"],
+        "overload_refused": overload["refused"],
+        "slow_consumer_closes": tally.slow_closed.get(), "clients_closed": tally.closed.get(),
+        "lost": lost,
+        "steps": steps,
+        "rss_kib": rss_kib(&o.pids()),
+    });
+    if let Value::Object(map) = &mut value {
+        map.extend(result);
+    }
+    value
+}
+
 async fn system(o: Opts) -> Value {
     let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 10_000 });
     let messages = o.messages.unwrap_or(if o.tiny { 5 } else { 50 });
@@ -967,6 +1064,49 @@ const FIGURES: &[(&str, &str, &str, bool)] = &[
     ),
     ("mqtt-fanout", "p99_ms", "p99 latency, ms, MQTT", false),
     ("mqtt-fanout", "lost", "lost frames, MQTT", false),
+    (
+        "big-room",
+        "max_rate_p99_under_100ms",
+        "highest rate with p99 under 100 ms, messages/s",
+        true,
+    ),
+    (
+        "big-room",
+        "cpu_us_per_frame_at_max_rate",
+        "server CPU µs per frame at that rate",
+        false,
+    ),
+    (
+        "big-room",
+        "overload_rate",
+        "overload step, messages/s",
+        true,
+    ),
+    (
+        "big-room",
+        "overload_p99_ms",
+        "p99 latency in overload, ms",
+        false,
+    ),
+    (
+        "big-room",
+        "overload_refused",
+        "sends refused (503) in overload",
+        false,
+    ),
+    (
+        "big-room",
+        "slow_consumer_closes",
+        "readers closed as slow consumers",
+        false,
+    ),
+    (
+        "big-room",
+        "lost",
+        "lost frames (accepted, not delivered)",
+        false,
+    ),
+    ("big-room", "bind_seconds", "bind N clients, s", false),
     ("system", "frames_per_s", "delivered frames/s", true),
     (
         "system",
