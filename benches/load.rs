@@ -119,11 +119,7 @@ struct Opts {
     #[arg(long, default_value_t = 0.0)]
     recovery_share: f64,
     /// Messages per second of each big-room step, rising.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "1,2,5,10,20,40,80,160"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,5,10,20,40,80,160")]
     rates: Vec<f64>,
     /// Seconds each big-room step sends for.
     #[arg(long, default_value_t = 3.0)]
@@ -807,8 +803,16 @@ async fn big_room(o: Opts) -> Value {
         let refused_before = api.refused.get();
         let count = ((rate * o.step_seconds).round() as usize).max(1);
         let cpu_before = cpu_seconds(&o.pids());
-        send_messages(&api, "send_to_group", targets.clone(), count, 64, Some(rate), pad.clone())
-            .await;
+        send_messages(
+            &api,
+            "send_to_group",
+            targets.clone(),
+            count,
+            64,
+            Some(rate),
+            pad.clone(),
+        )
+        .await;
         let refused = api.refused.get() - refused_before;
         let expected = (count as u64 - refused) * clients as u64;
         await_delivery(&tally, expected, Duration::from_secs(3)).await;
@@ -1074,6 +1078,15 @@ const FIGURES: &[(&str, &str, &str, bool)] = &[
         "big-room",
         "cpu_us_per_frame_at_max_rate",
         "server CPU µs per frame at that rate",
+        false,
+    ),
+    ("big-room", "p99_ms_at_1", "p99 latency at 1/s, ms", false),
+    ("big-room", "p99_ms_at_10", "p99 latency at 10/s, ms", false),
+    ("big-room", "p99_ms_at_40", "p99 latency at 40/s, ms", false),
+    (
+        "big-room",
+        "p99_ms_at_160",
+        "p99 latency at 160/s, ms",
         false,
     ),
     (
