@@ -107,12 +107,17 @@ impl Wakeups {
                 return None;
             }
             *current = Some(wakeups.clone());
-            if let Ok(mut all) = ALL.lock() {
-                all.retain(|w| w.strong_count() > 0);
-                all.push(Arc::downgrade(&wakeups));
-            }
+            wakeups.count_in_lag();
             Some(wakeups)
         })
+    }
+
+    /// Makes this thread's due sessions count in [`delivery_lag`].
+    fn count_in_lag(self: &Arc<Self>) {
+        if let Ok(mut all) = ALL.lock() {
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(self));
+        }
     }
 
     fn due(&self) -> MutexGuard<'_, DueList> {
@@ -174,13 +179,17 @@ pub struct Overloaded;
 /// Waits (up to [`OVERLOAD_WAIT`]) until the delivery lag is under [`OVERLOAD_LAG`]; returns at
 /// once when it is. Whether it had to wait is the `Ok` value.
 pub async fn wait_for_delivery() -> Result<bool, Overloaded> {
-    if delivery_lag() <= OVERLOAD_LAG {
+    wait_until_lag_under(OVERLOAD_LAG, OVERLOAD_WAIT).await
+}
+
+async fn wait_until_lag_under(lag: Duration, wait: Duration) -> Result<bool, Overloaded> {
+    if delivery_lag() <= lag {
         return Ok(false);
     }
-    let deadline = Instant::now() + OVERLOAD_WAIT;
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         tokio::time::sleep(OVERLOAD_POLL).await;
-        if delivery_lag() <= OVERLOAD_LAG {
+        if delivery_lag() <= lag {
             return Ok(true);
         }
     }
@@ -236,5 +245,83 @@ impl Drop for Flusher {
         for (_, outbox) in due {
             outbox.wake_due(u64::MAX);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A session that counts its wake-ups.
+    #[derive(Default)]
+    struct Session(AtomicUsize);
+
+    impl Due for Session {
+        fn wake_due(&self, _round: u64) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A thread's wakeups whose flusher the test polls by hand.
+    fn by_hand() -> (Arc<Wakeups>, Flusher) {
+        let wakeups = Arc::new(Wakeups {
+            due: Mutex::new(DueList::default()),
+            flusher: AtomicWaker::new(),
+            round: AtomicU64::new(0),
+        });
+        wakeups.count_in_lag();
+        let flusher = Flusher {
+            wakeups: wakeups.clone(),
+            round: Vec::new(),
+        };
+        (wakeups, flusher)
+    }
+
+    fn poll(flusher: &mut Flusher) {
+        let waker = futures_util::task::noop_waker();
+        let _ = Pin::new(flusher).poll(&mut Context::from_waker(&waker));
+    }
+
+    #[test]
+    fn the_flusher_wakes_sessions_in_order_a_round_at_a_time() {
+        let (wakeups, mut flusher) = by_hand();
+        let sessions: Vec<Arc<Session>> = (0..WAKE_ROUND + 1).map(|_| Arc::default()).collect();
+        for session in &sessions {
+            wakeups.schedule(session.clone());
+        }
+        poll(&mut flusher);
+        let woken = |s: &Arc<Session>| s.0.load(Ordering::SeqCst);
+        assert!(sessions[..WAKE_ROUND].iter().all(|s| woken(s) == 1));
+        assert_eq!(
+            woken(&sessions[WAKE_ROUND]),
+            0,
+            "the rest waits for the next round"
+        );
+        let round = wakeups.round();
+        poll(&mut flusher);
+        assert_eq!(woken(&sessions[WAKE_ROUND]), 1);
+        assert_eq!(wakeups.round(), round + 1);
+    }
+
+    #[tokio::test]
+    async fn sends_wait_while_a_session_waits_for_its_turn_and_are_refused_if_it_stays() {
+        let (wakeups, mut flusher) = by_hand();
+        wakeups.schedule(Arc::new(Session::default()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(delivery_lag() >= Duration::from_millis(30));
+        let short = Duration::from_millis(10);
+        assert_eq!(
+            wait_until_lag_under(short, Duration::from_millis(50)).await,
+            Err(Overloaded),
+            "refused once it has waited its time"
+        );
+        // The session gets its turn while a send waits: the send goes ahead.
+        let waiting = tokio::spawn(wait_until_lag_under(short, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        poll(&mut flusher);
+        assert_eq!(waiting.await.ok(), Some(Ok(true)));
+        assert_eq!(wait_until_lag_under(short, short).await, Ok(false));
     }
 }
