@@ -26,7 +26,7 @@
 //!   a supervised [`actors::group::Group`] per group does the fan-out; one
 //!   [`actors::session::WsSession`] per connection writes to its socket. Commands are in
 //!   [`actors::messages`]; frames reach a session through its [`actors::outbox`], bounded in
-//!   bytes; the registry reports changes to its clients as [`actors::events`].
+//!   bytes, and [`actors::wakeups`] decides when the session is woken to write them; the registry reports changes to its clients as [`actors::events`].
 //! - [`cluster`]: several nodes on one Redis, split by concern (keys, scripts, node calls,
 //!   pub/sub, the membership writer, liveness).
 //! - [`metrics`]: the Prometheus metrics served at `/metrics`.
@@ -46,8 +46,14 @@
 //!        │                                          │  count, do_send(Broadcast)
 //!        ▼                                          ▼
 //!   200 {count}                                 Group actor ─► each member's Outbox
-//!                                                 (push = one lock + one append; wakes the
-//!                                                  session only if its queue was empty)
+//!                                                 (push = one lock + one append; puts the
+//!                                                  session on its thread's due list only if
+//!                                                  its queue was empty)
+//!                                                   │
+//!                                                   ▼
+//!                                               flusher (one per thread, actors::wakeups)
+//!                                                 wakes due sessions 64 at a time, letting
+//!                                                 the next call in between rounds
 //!                                                   │
 //!                                                   ▼
 //!                                               WsSession takes the whole queue ─► socket
