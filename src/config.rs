@@ -355,7 +355,7 @@ pub struct ServeArgs {
     /// The browser console at /: on, or off (404; the API and /docs stay).
     #[arg(long, env = "WSHUB_CONSOLE", value_enum, default_value = "on")]
     pub console: Switch,
-    /// MQTT bridge: mqtt://[user:pass@]HOST:PORT of the broker [default: no bridge].
+    /// MQTT bridge: mqtt://HOST:PORT of the broker, or mqtt://USER:PASS@HOST:PORT [default: no bridge].
     #[arg(long, env = "WSHUB_MQTT_URL")]
     pub mqtt_url: Option<String>,
     /// Topic prefix of the MQTT bridge.

@@ -1,5 +1,5 @@
 //! The delivery thread: one bounded queue and one sender task per system, on an arbiter of its
-//! own. Owns every queue; the registry only sends [`Command`]s. The thread ends when the last
+//! own. Owns every queue; the registry only sends `Command`s. The thread ends when the last
 //! [`Webhooks`](super::Webhooks) handle is dropped.
 
 use std::cell::RefCell;

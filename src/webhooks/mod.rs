@@ -1,7 +1,7 @@
 //! Webhooks: what a backend is told about its system's clients, signed and delivered in order.
 //!
 //! The registry (which knows each client's `userId` and groups) builds a [`WebhookEvent`] when
-//! something happens and hands it to [`Webhooks::send`] with the system's webhook settings, if
+//! something happens and hands it to [`Webhooks::queue`] with the system's webhook settings, if
 //! they ask for that event. [`Webhooks`] is a channel into the delivery thread
 //! ([`delivery`]): one queue per system, bounded, batched (up to [`BATCH_EVENTS`] events or
 //! [`BATCH_WINDOW`]), one batch in flight per system, retried with backoff, signed with
