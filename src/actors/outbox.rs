@@ -113,6 +113,11 @@ impl HandedOver {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastNotHeld;
 
+/// `Outbox::woken_in` while the session waits for its flusher (no round reaches it).
+const DUE: u64 = u64::MAX - 1;
+/// `Outbox::woken_in` before any wake-up (and after one by a stopped flusher).
+const NEVER_WOKEN: u64 = u64::MAX;
+
 /// State shared by a session and everyone holding its handle. Lives as long as any of them.
 pub struct Outbox {
     /// Frames handed to the session and not yet taken by it.
@@ -132,11 +137,9 @@ pub struct Outbox {
     wakeups: Option<Arc<Wakeups>>,
     /// Set once the session is being closed: nothing more is queued for it.
     closing: AtomicBool,
-    /// Its frames wait for its thread's flusher to wake it: a queue past its bound now is the
-    /// server's delay, not the client's (see [`super::wakeups`]).
-    due: AtomicBool,
-    /// The flusher round that last woke the session: until the next round, it has not had its
-    /// turn to run either.
+    /// The flusher round that last woke the session ([`DUE`] while its frames wait for the
+    /// flusher to wake it): until the next round it has not had its turn to run, and a queue past
+    /// its bound is the server's delay, not the client's (see [`super::wakeups`]).
     woken_in: AtomicU64,
     /// The connection's socket, while the session is alive (cleared by the session's `Drop`,
     /// which actix-http runs before it closes the descriptor). `None` when unknown.
@@ -168,8 +171,7 @@ impl Outbox {
             waker: AtomicWaker::new(),
             wakeups: Wakeups::for_this_thread(),
             closing: AtomicBool::new(false),
-            due: AtomicBool::new(false),
-            woken_in: AtomicU64::new(u64::MAX),
+            woken_in: AtomicU64::new(NEVER_WOKEN),
             socket: Mutex::new(socket),
             metrics,
             kept: Mutex::new(None),
@@ -185,8 +187,8 @@ impl Outbox {
     fn waits_for_its_turn(&self) -> bool {
         match &self.wakeups {
             Some(wakeups) => {
-                self.due.load(Ordering::Acquire)
-                    || self.woken_in.load(Ordering::Acquire) == wakeups.round()
+                let woken_in = self.woken_in.load(Ordering::Acquire);
+                woken_in == DUE || woken_in == wakeups.round()
             }
             None => false,
         }
@@ -196,7 +198,7 @@ impl Outbox {
     fn schedule_wake(self: &Arc<Self>) {
         match &self.wakeups {
             Some(wakeups) => {
-                self.due.store(true, Ordering::Release);
+                self.woken_in.store(DUE, Ordering::Release);
                 wakeups.schedule(self.clone());
             }
             None => self.waker.wake(),
@@ -287,7 +289,6 @@ impl Outbox {
 impl Due for Outbox {
     fn wake_due(&self, round: u64) {
         self.woken_in.store(round, Ordering::Release);
-        self.due.store(false, Ordering::Release);
         self.waker.wake();
     }
 }
@@ -360,8 +361,7 @@ impl SessionHandle {
             };
             // A session still waiting for its turn to write is not a slow consumer: the server
             // is behind, and its sends wait (`wakeups::wait_for_delivery`) until it catches up.
-            let behind = !queue.parked && outbox.waits_for_its_turn();
-            if queue.bytes + frame.len() > limit && !behind {
+            if queue.bytes + frame.len() > limit && (queue.parked || !outbox.waits_for_its_turn()) {
                 drop(queue);
                 outbox.metrics.frames_dropped.inc();
                 return if outbox.start_closing() {
