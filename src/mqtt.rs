@@ -218,11 +218,9 @@ impl MqttBridge {
         let frame = p::encode_push(&p::new_id(), message, limits.max_push_size)
             .map_err(|e| e.to_string())?;
         // Like a REST send: wait while delivery is behind (the broker holds what comes meanwhile).
-        match wakeups::wait_for_delivery().await {
-            Ok(true) => self.metrics.sends_delayed.inc(),
-            Ok(false) => {}
-            Err(wakeups::Overloaded) => return Err("the server is overloaded".into()),
-        }
+        wakeups::wait_for_delivery(&self.metrics)
+            .await
+            .map_err(|wakeups::Overloaded| "the server is overloaded")?;
         let result = match target {
             Target::Group(system_id, group_name) => backplane
                 .send_to_group(m::SendToGroup {

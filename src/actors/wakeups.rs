@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
+use crate::metrics::Metrics;
+
 /// Sessions the flusher wakes before it lets the thread's other tasks (the sessions it woke,
 /// REST calls, the registry) run.
 const WAKE_ROUND: usize = 64;
@@ -177,9 +179,12 @@ pub fn delivery_lag() -> Duration {
 pub struct Overloaded;
 
 /// Waits (up to [`OVERLOAD_WAIT`]) until the delivery lag is under [`OVERLOAD_LAG`]; returns at
-/// once when it is. Whether it had to wait is the `Ok` value.
-pub async fn wait_for_delivery() -> Result<bool, Overloaded> {
-    wait_until_lag_under(OVERLOAD_LAG, OVERLOAD_WAIT).await
+/// once when it is. A send that had to wait is counted in `metrics`.
+pub async fn wait_for_delivery(metrics: &Metrics) -> Result<(), Overloaded> {
+    if wait_until_lag_under(OVERLOAD_LAG, OVERLOAD_WAIT).await? {
+        metrics.sends_delayed.inc();
+    }
+    Ok(())
 }
 
 async fn wait_until_lag_under(lag: Duration, wait: Duration) -> Result<bool, Overloaded> {

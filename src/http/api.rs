@@ -140,15 +140,9 @@ async fn wait_for_delivery(hub: &Hub, method: &str) -> Result<(), ApiError> {
     if !method.starts_with("send_") {
         return Ok(());
     }
-    match wakeups::wait_for_delivery().await {
-        Ok(waited) => {
-            if waited {
-                hub.metrics.sends_delayed.inc();
-            }
-            Ok(())
-        }
-        Err(wakeups::Overloaded) => Err(overloaded()),
-    }
+    wakeups::wait_for_delivery(&hub.metrics)
+        .await
+        .map_err(|wakeups::Overloaded| overloaded())
 }
 
 /// The 503 of a send the server is too far behind to take.
