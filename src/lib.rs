@@ -24,9 +24,12 @@
 //! - [`actors`]: the actor core. The [`actors::registry::SystemRegistry`] actor owns all state,
 //!   as plain data ([`actors::tenant`], one `Tenant` per system, the one owner of membership);
 //!   a supervised [`actors::group::Group`] per group does the fan-out; one
-//!   [`actors::session::WsSession`] per connection writes to its socket. Commands are in
-//!   [`actors::messages`]; frames reach a session through its [`actors::outbox`], bounded in
-//!   bytes, and [`actors::wakeups`] decides when the session is woken to write them; the registry reports changes to its clients as [`actors::events`].
+//!   [`actors::session::WsSession`] per connection reads its client and obeys commands.
+//!   Commands are in [`actors::messages`]; frames reach a connection through its session's
+//!   [`actors::outbox`], bounded in bytes, which the connection's body
+//!   ([`actors::connection`]) writes to the socket; [`actors::wakeups`] decides when a
+//!   connection is woken to write them; the registry reports changes to its clients as
+//!   [`actors::events`].
 //! - [`cluster`]: several nodes on one Redis, split by concern (keys, scripts, node calls,
 //!   pub/sub, the membership writer, liveness).
 //! - [`metrics`]: the Prometheus metrics served at `/metrics`.
@@ -52,11 +55,12 @@
 //!                                                   │
 //!                                                   ▼
 //!                                               flusher (one per thread, actors::wakeups)
-//!                                                 wakes due sessions 64 at a time, letting
-//!                                                 the next call in between rounds
+//!                                                 wakes due connections 64 at a time,
+//!                                                 letting the next call in between rounds
 //!                                                   │
 //!                                                   ▼
-//!                                               WsSession takes the whole queue ─► socket
+//!                                               ConnectionBody takes the queue, encodes
+//!                                                 it into one chunk ─► socket
 //!
 //! Several nodes (Cluster, Redis):
 //!

@@ -37,6 +37,15 @@ pub enum RegistryError {
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
 // ---------------------------------------------------------------------------------------------
+// Connection → session
+
+/// actix-http dropped the connection's body: the connection is gone (sent by
+/// [`ConnectionBody`](super::connection::ConnectionBody) to its session).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConnectionGone;
+
+// ---------------------------------------------------------------------------------------------
 // Session → registry
 
 /// A session has started and asks to be registered. The registry answers by pushing the welcome

@@ -3,21 +3,21 @@
 //!
 //! Frames do not travel as actor messages. Each session owns an [`Outbox`]: a queue of
 //! pre-serialized frames shared with everyone holding its handle. A sender appends to the queue
-//! and, only when it was empty, has the session woken in its turn (by its thread's flusher,
-//! [`super::wakeups`]), and the session then takes the whole queue at once
-//! ([`OutboxStream`], polled by the session's context). A fan-out therefore costs one lock and
-//! one append per member, and a burst costs one wake-up per session, not one mailbox envelope per
-//! frame.
+//! and, only when it was empty, has the connection woken in its turn (by its thread's flusher,
+//! [`super::wakeups`]), and the connection's body then takes the queue
+//! ([`super::connection::ConnectionBody`]; a relayed session takes it as an [`OutboxStream`]).
+//! A fan-out therefore costs one lock and one append per member, and a burst costs one wake-up
+//! per connection, not one mailbox envelope per frame. The session writes its own frames
+//! (control frames, a close) beside the queue, outside its bound ([`Outbox::write_own`]).
 //!
-//! The queue is bounded in bytes, for a client whose session has had its turn to write: a
-//! session still waiting for its thread's flusher ([`super::wakeups`]) is not held to it, since
-//! the delay is the server's (and sends wait while delivery is behind). A `WebsocketContext` actor only runs while actix-http polls the
-//! response body, and actix-http stops polling when the socket will not take more, so a client
-//! that stops reading freezes its session. A push that would pass the bound is refused, the
+//! The queue is bounded in bytes, for a client whose connection has had its turn to write: one
+//! still waiting for its thread's flusher ([`super::wakeups`]) is not held to it, since the
+//! delay is the server's (and sends wait while delivery is behind). The body only runs while
+//! actix-http polls it, and actix-http stops polling when the socket will not take more, so the
+//! queue of a client that stops reading grows. A push that would pass the bound is refused, the
 //! session is marked closing (nothing more is queued for it), and the registry removes the client
-//! and, should the session stay frozen, shuts its socket down from outside
-//! ([`SessionHandle::shut_down_socket`]) so that the connection, its actor and its queue are
-//! freed without the actor having to run.
+//! and, should the connection stay stuck, shuts its socket down from outside
+//! ([`SessionHandle::shut_down_socket`]) so that the connection and its queue are freed.
 //!
 //! A client that asked for recovery also keeps a history: the frames its session has taken to
 //! write, bounded by `--recovery-buffer`, so a resume can replay whatever came after the last
@@ -36,13 +36,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use actix::{Message, Recipient};
+use actix_http::ws;
 use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
 use futures_util::Stream;
 
+use super::history::History;
+pub use super::history::{HandedOver, LastNotHeld};
 use super::wakeups::{Due, Wakeups};
 use crate::metrics::Metrics;
-use crate::protocol::{self, CloseReason};
+use crate::protocol::CloseReason;
 
 /// What a session is told to do besides writing frames (frames go through its outbox, see
 /// this module). Sessions only ever receive this one type, so groups and the registry hold
@@ -73,45 +76,12 @@ struct Queue {
     forward: Option<SessionHandle>,
 }
 
-/// Frames a recovery client's session has taken to write, oldest first.
+/// See [`Outbox::write_own`].
 #[derive(Default)]
-struct History {
-    frames: VecDeque<ByteString>,
-    bytes: usize,
-    /// A frame was dropped from the front: a resume must name a frame still held.
-    trimmed: bool,
+struct OwnFrames {
+    frames: VecDeque<ws::Message>,
+    ended: bool,
 }
-
-impl History {
-    fn drop_oldest(&mut self) -> bool {
-        match self.frames.pop_front() {
-            Some(frame) => {
-                self.bytes -= frame.len();
-                self.trimmed = true;
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// What a resume takes from the old outbox to the new one.
-pub struct HandedOver {
-    /// The frame the client named as the last it saw.
-    pub last: Option<ByteString>,
-    /// What it has not seen, in order.
-    pub replay: Vec<ByteString>,
-}
-
-impl HandedOver {
-    pub fn missed(&self) -> usize {
-        self.replay.len()
-    }
-}
-
-/// Why a resume cannot replay what the client missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LastNotHeld;
 
 /// `Outbox::woken_in` while the session waits for its flusher (no round reaches it).
 const DUE: u64 = u64::MAX - 1;
@@ -130,8 +100,15 @@ pub struct Outbox {
     /// The client this outbox belongs to. It changes once, when a resume makes the session's
     /// client the one that came back.
     client_id: Mutex<String>,
-    /// Wakes the session's [`OutboxStream`] when the queue stops being empty.
+    /// Wakes whoever takes the frames (the connection's body, or a relay's [`OutboxStream`])
+    /// when the queue stops being empty.
     waker: AtomicWaker,
+    /// Frames the session writes itself, outside the queue and its bound (control frames, a
+    /// refusal, what was queued before a close), and whether the connection ends after them.
+    own: Mutex<OwnFrames>,
+    /// Set while `own` has something for the body, so that a wake-up for pushed frames alone
+    /// does not take that lock.
+    own_waiting: AtomicBool,
     /// Who wakes the session in its turn: its thread's flusher (`None` outside an actix
     /// arbiter: the pusher wakes it).
     wakeups: Option<Arc<Wakeups>>,
@@ -141,7 +118,7 @@ pub struct Outbox {
     /// flusher to wake it): until the next round it has not had its turn to run, and a queue past
     /// its bound is the server's delay, not the client's (see [`super::wakeups`]).
     woken_in: AtomicU64,
-    /// The connection's socket, while the session is alive (cleared by the session's `Drop`,
+    /// The connection's socket, while it is open (cleared by the connection body's `Drop`,
     /// which actix-http runs before it closes the descriptor). `None` when unknown.
     socket: Mutex<Option<RawFd>>,
     /// Counts frames dropped for this session.
@@ -169,6 +146,8 @@ impl Outbox {
             recovery_limit: recovery.unwrap_or(0),
             client_id: Mutex::new(client_id),
             waker: AtomicWaker::new(),
+            own: Mutex::new(OwnFrames::default()),
+            own_waiting: AtomicBool::new(false),
             wakeups: Wakeups::for_this_thread(),
             closing: AtomicBool::new(false),
             woken_in: AtomicU64::new(NEVER_WOKEN),
@@ -231,21 +210,80 @@ impl Outbox {
 
     /// Takes every waiting frame (empty when none); a recovery client's history keeps them.
     pub fn take_all(&self) -> VecDeque<ByteString> {
+        self.take(usize::MAX)
+    }
+
+    /// Takes waiting frames, oldest first, until they reach `max_bytes` (at least one, if any
+    /// waits); a recovery client's history keeps them.
+    pub fn take(&self, max_bytes: usize) -> VecDeque<ByteString> {
         let mut queue = self.queue();
-        queue.bytes = 0;
-        let frames = std::mem::take(&mut queue.frames);
-        if let Some(history) = &mut queue.history {
-            // Only pushes carry a messageId that `last` can name (not the welcome).
-            for frame in frames
+        let frames = if queue.bytes <= max_bytes {
+            queue.bytes = 0;
+            std::mem::take(&mut queue.frames)
+        } else {
+            let mut taken = 0;
+            let count = queue
+                .frames
                 .iter()
-                .filter(|f| protocol::message_id_of(f).is_some())
-            {
-                history.bytes += frame.len();
-                history.frames.push_back(frame.clone());
-            }
-            while history.bytes > self.recovery_limit && history.drop_oldest() {}
+                .take_while(|frame| {
+                    let first = taken == 0;
+                    taken += frame.len();
+                    first || taken <= max_bytes
+                })
+                .count();
+            let rest = queue.frames.split_off(count);
+            let frames = std::mem::replace(&mut queue.frames, rest);
+            queue.bytes -= frames.iter().map(|frame| frame.len()).sum::<usize>();
+            frames
+        };
+        if let Some(history) = &mut queue.history {
+            history.record(&frames, self.recovery_limit);
         }
         frames
+    }
+
+    fn own(&self) -> MutexGuard<'_, OwnFrames> {
+        // As with the queue, a panic under this lock leaves nothing half-done.
+        self.own
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Has the connection write `message` next, whether or not the session is closing (a pong,
+    /// a ping, a close frame, a refusal, the frames queued before a close).
+    pub fn write_own(&self, message: ws::Message) {
+        let mut own = self.own();
+        if own.ended {
+            return;
+        }
+        own.frames.push_back(message);
+        self.own_waiting.store(true, Ordering::Release);
+        drop(own);
+        self.waker.wake();
+    }
+
+    /// Ends the connection once what the session wrote itself has gone out.
+    pub fn end_connection(&self) {
+        self.own().ended = true;
+        self.own_waiting.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// For the connection's body: the frames the session wrote itself, and whether the
+    /// connection ends after them.
+    pub fn take_own_frames(&self) -> (VecDeque<ws::Message>, bool) {
+        if !self.own_waiting.load(Ordering::Acquire) {
+            return (VecDeque::new(), false);
+        }
+        let mut own = self.own();
+        // Still set once ended, so that every later look sees the end.
+        self.own_waiting.store(own.ended, Ordering::Release);
+        (std::mem::take(&mut own.frames), own.ended)
+    }
+
+    /// For the connection's body: wake this task when there is something to write.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
     }
 
     pub fn is_closing(&self) -> bool {
@@ -278,7 +316,7 @@ impl Outbox {
         }
     }
 
-    /// Called from the session's `Drop`: the descriptor is about to be closed by actix-http.
+    /// Called from the connection body's `Drop`: actix-http is about to close the descriptor.
     pub fn forget_socket(&self) {
         if let Ok(mut socket) = self.socket.lock() {
             *socket = None;
@@ -293,7 +331,8 @@ impl Due for Outbox {
     }
 }
 
-/// The session's side of its outbox: yields every waiting frame at once, as one batch.
+/// A relayed session's side of its outbox: yields every waiting frame at once, as one batch. (A
+/// local session's connection reads its outbox itself: [`super::connection::ConnectionBody`].)
 pub struct OutboxStream(pub Arc<Outbox>);
 
 impl Stream for OutboxStream {
@@ -351,9 +390,7 @@ impl SessionHandle {
                 // Parked: history and queue share the recovery bound, oldest history first.
                 let Queue { history, bytes, .. } = &mut *queue;
                 if let Some(history) = history {
-                    while history.bytes + *bytes + frame.len() > outbox.recovery_limit
-                        && history.drop_oldest()
-                    {}
+                    history.make_room(*bytes + frame.len(), outbox.recovery_limit);
                 }
                 outbox.recovery_limit
             } else {
@@ -386,9 +423,7 @@ impl SessionHandle {
     pub fn take_over(&self, handed: HandedOver) {
         let mut queue = self.outbox.queue();
         if let (Some(history), Some(last)) = (&mut queue.history, handed.last) {
-            history.bytes += last.len();
-            history.frames.push_back(last);
-            history.trimmed = true;
+            history.keep_last(last);
         }
         if handed.replay.is_empty() {
             return;
@@ -414,22 +449,7 @@ impl SessionHandle {
     ) -> Result<HandedOver, LastNotHeld> {
         let mut queue = self.outbox.queue();
         let history = queue.history.as_ref().ok_or(LastNotHeld)?;
-        let start = match last {
-            None if history.trimmed => return Err(LastNotHeld),
-            None => 0,
-            Some(last) => {
-                history
-                    .frames
-                    .iter()
-                    .rposition(|frame| protocol::message_id_of(frame) == Some(last))
-                    .ok_or(LastNotHeld)?
-                    + 1
-            }
-        };
-        let last = start
-            .checked_sub(1)
-            .and_then(|i| history.frames.get(i).cloned());
-        let mut replay: Vec<ByteString> = history.frames.iter().skip(start).cloned().collect();
+        let (last, mut replay) = history.after(last)?;
         replay.extend(queue.frames.drain(..));
         queue.bytes = 0;
         queue.history = None;
@@ -459,9 +479,8 @@ impl SessionHandle {
         self.outbox.start_closing()
     }
 
-    /// Shuts the connection's socket down if the session is still alive. The frozen session's
-    /// pending write then fails, actix-http drops the connection, and with it the actor and its
-    /// queue.
+    /// Shuts the connection's socket down if it is still open. The stuck connection's pending
+    /// write then fails and actix-http drops the connection, and with it its body and queue.
     pub fn shut_down_socket(&self) {
         self.outbox.shut_down(libc::SHUT_RDWR);
     }

@@ -39,7 +39,7 @@ use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
     pub limits: MembershipLimits,
-    /// How long a slow consumer's frozen session may keep its socket after being evicted.
+    /// How long a slow consumer's stuck connection may keep its socket after being evicted.
     pub slow_close_grace: Duration,
     /// Where changes to this node's clients are reported, in order, if anything mirrors them
     /// (in cluster mode, the writer that keeps Redis up to date).
@@ -176,9 +176,9 @@ impl SystemRegistry {
         Some(session)
     }
 
-    /// Removes a client whose outbound queue overflowed and closes it with 4008. Its session may
-    /// be frozen (it only runs while its socket takes data), so if it has not gone within the
-    /// grace period its socket is shut down from here. An away client's kept frames passed
+    /// Removes a client whose outbound queue overflowed and closes it with 4008. Its connection
+    /// may be stuck (it only writes while its socket takes data, the close frame too), so if it
+    /// has not gone within the grace period its socket is shut down from here. An away client's kept frames passed
     /// `--recovery-buffer`: it goes offline (it has no connection to close).
     fn evict_slow(&mut self, ctx: &mut Context<Self>, system_id: &str, client_id: &str) {
         if self.is_away(system_id, client_id) {

@@ -2,22 +2,26 @@
 //!
 //! Lifecycle: `started()` asks the registry to register it ([`Connect`]); the registry answers by
 //! pushing the welcome frame, or a refusal that closes the socket with 1008. From then on the
-//! session writes the frames queued in its outbox (a batch per wake-up), obeys close requests
-//! ([`SessionCommand`]), pings on a timer and drops a client that stays silent too long. `stopping()` tells the registry ([`Disconnect`]) whatever the
-//! cause: close frame, dropped TCP, heartbeat timeout, oversized frame or REST `close_client`.
-//! A session that actix-http drops without stopping it (its connection was shut down under it)
-//! sends the same from `Drop`.
+//! connection's body writes the frames queued in its outbox (see [`super::connection`]), and the
+//! session reads what the client sends, obeys close requests ([`SessionCommand`]), pings on a
+//! timer and drops a client that stays silent too long. `stopping()` tells the registry
+//! ([`Disconnect`]) whatever the cause: close frame, dropped TCP ([`ConnectionGone`]), heartbeat
+//! timeout, oversized frame or REST `close_client`, and ends the connection after what the
+//! session wrote last.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Handler, Running, StreamHandler,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Running,
+    StreamHandler,
 };
-use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
+use actix_http::ws::{CloseCode, CloseReason, Frame, Item, Message, ProtocolError};
+use actix_web::web::Bytes;
+use bytestring::ByteString;
 
-use super::messages::{ClientMessage, Connect, Disconnect, RecoveryRequest};
-use super::outbox::{Outbox, OutboxStream, SessionCommand, SessionHandle};
+use super::messages::{ClientMessage, Connect, ConnectionGone, Disconnect, RecoveryRequest};
+use super::outbox::{Outbox, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::backplane::Lease;
 use crate::backplane::{Relay, RelayedResume};
@@ -140,16 +144,16 @@ impl WsSession {
         self.outbox.metrics()
     }
 
-    fn close(&self, ctx: &mut WebsocketContext<Self>, code: CloseCode, reason: &str) {
+    fn close(&self, ctx: &mut Context<Self>, code: CloseCode, reason: &str) {
         self.outbox.start_closing();
-        ctx.close(Some(CloseReason {
+        self.outbox.write_own(Message::Close(Some(CloseReason {
             code,
             description: Some(close_reason_text(reason)),
-        }));
+        })));
         ctx.stop();
     }
 
-    fn start_heartbeat(&self, ctx: &mut WebsocketContext<Self>) {
+    fn start_heartbeat(&self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.heartbeat.ping_interval, |session, ctx| {
             if session.last_heard.elapsed() > session.heartbeat.client_timeout {
                 log::debug!("client {} timed out", session.outbox.client_id());
@@ -159,18 +163,18 @@ impl WsSession {
                 ctx.stop();
                 return;
             }
-            ctx.ping(b"");
+            session.outbox.write_own(Message::Ping(Bytes::new()));
         });
     }
 
-    fn close_too_big(&mut self, ctx: &mut WebsocketContext<Self>) {
+    fn close_too_big(&mut self, ctx: &mut Context<Self>) {
         self.metrics().client_closed(Why::TooBig);
         self.outbox.stop_reading();
         self.close_for_protocol(ctx, CloseCode::Size, "frame too big");
     }
 
     /// Closes a client that broke the rules (1002, 1003, 1009, 4029).
-    fn close_for_protocol(&mut self, ctx: &mut WebsocketContext<Self>, code: CloseCode, why: &str) {
+    fn close_for_protocol(&mut self, ctx: &mut Context<Self>, code: CloseCode, why: &str) {
         self.offline = Offline::new(OfflineReason::Protocol, Some(u16::from(code)));
         self.close(ctx, code, why);
     }
@@ -191,7 +195,7 @@ impl WsSession {
 
     /// A text frame from the client: counted against its rate, then handed to the registry
     /// (which makes it a `client_message` if the system's webhook asks for those).
-    fn client_text(&mut self, text: bytestring::ByteString, ctx: &mut WebsocketContext<Self>) {
+    fn client_text(&mut self, text: ByteString, ctx: &mut Context<Self>) {
         self.metrics().client_frames.inc();
         if !self.allow_message() {
             self.metrics().client_closed(Why::TooManyMessages);
@@ -209,8 +213,9 @@ impl WsSession {
         }
     }
 
-    fn refuse(&self, ctx: &mut WebsocketContext<Self>, reason: &str) {
-        ctx.text(crate::protocol::refusal_frame(reason));
+    fn refuse(&self, ctx: &mut Context<Self>, reason: &str) {
+        self.outbox
+            .write_own(Message::Text(crate::protocol::refusal_frame(reason)));
         self.close(ctx, CloseCode::Policy, reason);
     }
 
@@ -247,10 +252,9 @@ impl WsSession {
 }
 
 impl Actor for WsSession {
-    type Context = WebsocketContext<Self>;
+    type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.add_stream(OutboxStream(self.outbox.clone()));
         match self.admission.take() {
             Some(Admission::Connect {
                 system_id: Some(system_id),
@@ -303,51 +307,24 @@ impl Actor for WsSession {
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         log::debug!("client {} disconnected", self.outbox.client_id());
         self.disconnect();
+        self.outbox.end_connection();
         Running::Stop
     }
 }
 
 impl Drop for WsSession {
+    /// Stopped without `stopping()` (its arbiter went away): the same clean-up.
     fn drop(&mut self) {
-        // actix-http closes the socket only after dropping this session: forget it first.
-        self.outbox.forget_socket();
         self.disconnect();
+        self.outbox.end_connection();
     }
 }
 
-impl WsSession {
-    /// Writes a batch of frames from the outbox, or drops it once the session is closing
-    /// (unless `even_if_closing`: the frames queued before a close request).
-    fn write_frames(
-        &self,
-        frames: std::collections::VecDeque<bytestring::ByteString>,
-        even_if_closing: bool,
-        ctx: &mut WebsocketContext<Self>,
-    ) {
-        let count = frames.len() as u64;
-        if self.outbox.is_closing() && !even_if_closing {
-            self.metrics().frames_dropped.inc_by(count);
-            return;
-        }
-        for frame in frames {
-            ctx.text(frame);
-        }
-        self.metrics().frames_delivered.inc_by(count);
+impl Handler<ConnectionGone> for WsSession {
+    type Result = ();
+    fn handle(&mut self, _: ConnectionGone, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
-}
-
-/// Batches of frames from the outbox.
-impl StreamHandler<std::collections::VecDeque<bytestring::ByteString>> for WsSession {
-    fn handle(
-        &mut self,
-        frames: std::collections::VecDeque<bytestring::ByteString>,
-        ctx: &mut Self::Context,
-    ) {
-        self.write_frames(frames, false, ctx);
-    }
-
-    /// The outbox stream never ends; keep the default from stopping the actor if it did.
-    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl Handler<SessionCommand> for WsSession {
@@ -359,11 +336,18 @@ impl Handler<SessionCommand> for WsSession {
             frame,
         } = cmd;
         // Frames queued before the close go out first, except to a slow consumer.
-        if kind != Why::Slow {
-            self.write_frames(self.outbox.take_all(), true, ctx);
+        let queued = self.outbox.take_all();
+        let count = queued.len() as u64;
+        if kind == Why::Slow {
+            self.metrics().frames_dropped.inc_by(count);
+        } else {
+            for frame in queued {
+                self.outbox.write_own(Message::Text(frame));
+            }
+            self.metrics().frames_delivered.inc_by(count);
         }
         if let Some(frame) = frame {
-            ctx.text(frame);
+            self.outbox.write_own(Message::Text(frame));
         }
         match kind.code() {
             Some(code) => self.close(ctx, CloseCode::from(code), &reason),
@@ -372,17 +356,25 @@ impl Handler<SessionCommand> for WsSession {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+/// What the client sends ([`super::connection::ClientFrames`]); its end (EOF) stops the session.
+impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<Frame, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
         match item {
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Text(text)) => self.client_text(text, ctx),
+            Ok(Frame::Ping(payload)) => self.outbox.write_own(Message::Pong(payload)),
+            Ok(Frame::Pong(_)) => {}
+            Ok(Frame::Text(bytes)) => match ByteString::try_from(bytes) {
+                Ok(text) => self.client_text(text, ctx),
+                Err(_) => {
+                    self.metrics().client_frames.inc();
+                    self.metrics().client_closed(Why::ProtocolError);
+                    self.outbox.stop_reading();
+                    self.close_for_protocol(ctx, CloseCode::Invalid, "text is not valid UTF-8");
+                }
+            },
             // The protocol is text (JSON); a binary frame is refused, as is the start of a
             // fragmented binary message.
-            Ok(ws::Message::Binary(_))
-            | Ok(ws::Message::Continuation(actix_http::ws::Item::FirstBinary(_))) => {
+            Ok(Frame::Binary(_)) | Ok(Frame::Continuation(Item::FirstBinary(_))) => {
                 self.metrics().client_frames.inc();
                 self.metrics().client_closed(Why::Binary);
                 self.close_for_protocol(
@@ -392,26 +384,26 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 );
             }
             // A fragmented text message counts against the rate once, and is not forwarded.
-            Ok(ws::Message::Continuation(actix_http::ws::Item::FirstText(_))) => {
+            Ok(Frame::Continuation(Item::FirstText(_))) => {
                 self.metrics().client_frames.inc();
                 if !self.allow_message() {
                     self.metrics().client_closed(Why::TooManyMessages);
                     self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
                 }
             }
-            Ok(ws::Message::Continuation(_)) => {}
-            Ok(ws::Message::Close(reason)) => {
+            Ok(Frame::Continuation(_)) => {}
+            Ok(Frame::Close(reason)) => {
                 let code = reason.as_ref().map(|reason| u16::from(reason.code));
                 self.offline = Offline::new(OfflineReason::Closed, code);
                 self.outbox.start_closing();
-                ctx.close(reason);
+                self.outbox.write_own(Message::Close(reason));
                 ctx.stop();
             }
-            Err(ws::ProtocolError::Overflow) => self.close_too_big(ctx),
+            Err(ProtocolError::Overflow) => self.close_too_big(ctx),
             Err(_) if self.oversize.is_set() => self.close_too_big(ctx),
             // The connection ended under the stream (EOF or a reset mid-frame): lost, not a
             // protocol error, and there is nobody to send a close frame to.
-            Err(ws::ProtocolError::Io(err)) => {
+            Err(ProtocolError::Io(err)) => {
                 log::debug!("client {}: connection lost: {err}", self.outbox.client_id());
                 ctx.stop();
             }

@@ -3,6 +3,8 @@
 //! A push that makes a session's outbox non-empty does not wake the session itself: it puts the
 //! outbox on its thread's list of sessions *due*, and one task per worker thread, the flusher,
 //! wakes them in order, a few at a time, yielding to the thread's other tasks between rounds.
+//! (What is woken is the task that writes the session's frames: its connection's body,
+//! [`super::connection::ConnectionBody`]; "session" here means that.)
 //!
 //! Why: a worker thread runs its tasks first come, first served. Woken directly, the 10,000
 //! sessions of a broadcast would all queue ahead of the REST call's reply and ahead of the next

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::os::fd::{AsRawFd, RawFd};
 
+use actix::{Actor, AsyncContext};
 use actix_web::dev::Extensions;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use super::extract::{check_origin, SYSTEM_ID_HEADER};
 use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
+use crate::actors::connection::{ClientFrames, ConnectionBody};
 use crate::actors::messages::RecoveryRequest;
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, Held, WsSession};
@@ -50,8 +52,8 @@ impl WsQuery {
     }
 }
 
-/// The connection's socket descriptor, recorded by [`on_connect`] so that a frozen slow
-/// consumer can be cut off from outside its session.
+/// The connection's socket descriptor, recorded by [`on_connect`] so that a slow consumer's
+/// stuck connection can be cut off from outside.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionSocket(pub RawFd);
 
@@ -165,9 +167,7 @@ pub async fn connect(
         .admit(system_id.as_deref())
         .map_err(|refusal| ApiError::Unavailable(refusal.to_string()))?;
     // A request that cannot be upgraded is refused before anything is written anywhere.
-    if let Err(err) = ws::handshake(&req) {
-        return Err(err.into());
-    }
+    let mut upgrade = ws::handshake(&req)?;
     // A relayed connection keeps no history: its client's node does.
     let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.settings.recovery.buffer);
     let admission = admission(&hub, system_id, token.as_deref(), (recovery, relay));
@@ -191,17 +191,22 @@ pub async fn connect(
         socket,
         hub.metrics.clone(),
     );
+    let max_frame_size = hub.settings.max_frame_size;
+    let client_frames = ClientFrames::new(
+        FrameGuard::new(stream, max_frame_size, oversize.clone()),
+        max_frame_size,
+    );
     let session = WsSession::new(
         admission,
         hub.registry.clone(),
         hub.settings.heartbeat,
-        (outbox, oversize.clone()),
+        (outbox.clone(), oversize),
         Held { permit, lease },
         hub.settings.client_messages,
     );
-    let max_frame_size = hub.settings.max_frame_size;
-    let guarded = FrameGuard::new(stream, max_frame_size, oversize);
-    ws::WsResponseBuilder::new(session, &req, guarded)
-        .frame_size(max_frame_size)
-        .start()
+    let session = WsSession::create(|ctx| {
+        ctx.add_stream(client_frames);
+        session
+    });
+    Ok(upgrade.streaming(ConnectionBody::new(outbox, session.recipient())))
 }

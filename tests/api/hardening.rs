@@ -3,6 +3,7 @@
 //! against the real binary so its memory can be read from outside.
 
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{ServerProcess, SECRET};
 use crate::raw_ws::{client_frame, flood, frame_header, handshake, read_frame, rss_bytes};
@@ -80,7 +81,6 @@ async fn endless_fragments_are_closed_with_1009_once_the_message_passes_the_limi
 
 #[actix_web::test]
 async fn a_flood_of_small_frames_is_read_at_the_servers_pace_with_bounded_memory() {
-    use tokio::io::AsyncWriteExt;
     let server = server_with_system_and(&[
         // The per-client message rate (4029) is not what this test is about.
         "--client-message-rate",
@@ -141,4 +141,18 @@ async fn a_refusal_reason_longer_than_a_close_frame_holds_is_cut_and_sent_whole_
     assert_eq!(close.close_code(), Some(1008));
     assert!(close.payload.len() <= 125, "{} bytes", close.payload.len());
     assert!(std::str::from_utf8(&close.payload[2..]).is_ok());
+}
+
+#[actix_web::test]
+async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
+    let server = server_with_system().await;
+    let mut stream = handshake(&server.address, "systemId=h", &[]).await;
+    let welcome = read_frame(&mut stream).await.expect("welcome frame");
+    assert_eq!(welcome.opcode, 1);
+    stream
+        .write_all(&client_frame(true, 1, &[b'{', 0xff, 0xfe, b'}']))
+        .await
+        .unwrap();
+    let close = read_frame(&mut stream).await.expect("close frame");
+    assert_eq!(close.close_code(), Some(1007), "{close:?}");
 }

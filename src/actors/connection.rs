@@ -1,0 +1,169 @@
+//! The two streams of a session's connection, as actix-http sees them.
+//!
+//! - [`ConnectionBody`] is the response body: what actix-http writes to the socket. It reads the
+//!   session's [`Outbox`] itself: a wake-up (from the thread's flusher, or from the session for a
+//!   control frame) has actix-http poll it, and one poll takes every waiting frame and encodes
+//!   them into one buffer, handed over as one chunk. Nothing runs in between: no actor context,
+//!   no mailbox, no message per frame.
+//! - [`ClientFrames`] is what the client sends, decoded into WebSocket frames; the session actor
+//!   reads it as a stream.
+//!
+//! The session actor runs on its own (a plain actix `Context`), beside the body: it is no longer
+//! frozen when its client stops reading (only the body is, since actix-http stops polling it),
+//! so it still handles close requests and its heartbeat.
+//!
+//! Who ends what: the session ends the body ([`Outbox::end_connection`]) when it stops, after
+//! whatever it queued to write last (a close frame, say); actix-http then finishes the response
+//! and closes the socket. actix-http drops the body when the connection is gone, and the body's
+//! `Drop` tells the session ([`ConnectionGone`]).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix::Recipient;
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{Codec, Frame, Message, ProtocolError};
+use actix_web::error::PayloadError;
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::Stream;
+
+use super::messages::ConnectionGone;
+use super::outbox::Outbox;
+
+/// At most this much of the queue is taken and encoded at a time: the rest stays queued (and
+/// counted against the outbound-queue bound) until actix-http asks for more, so a session that
+/// wakes to a long queue does not copy all of it into its connection's buffers at once.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// The response body of a session's connection (see the module docs).
+pub struct ConnectionBody {
+    outbox: Arc<Outbox>,
+    /// Told when actix-http drops the body.
+    session: Recipient<ConnectionGone>,
+    codec: Codec,
+    /// Encoded frames not yet handed to actix-http.
+    buffer: BytesMut,
+}
+
+impl ConnectionBody {
+    pub fn new(outbox: Arc<Outbox>, session: Recipient<ConnectionGone>) -> Self {
+        ConnectionBody {
+            outbox,
+            session,
+            codec: Codec::new(),
+            buffer: BytesMut::new(),
+        }
+    }
+
+    fn encode(&mut self, message: Message) {
+        // Encoding a server's frame only writes a header and copies the payload: it cannot fail.
+        if let Err(err) = self.codec.encode(message, &mut self.buffer) {
+            log::warn!("could not encode a frame: {err}");
+        }
+    }
+
+    /// Encodes what is to be written now: pushed frames (up to [`BATCH_BYTES`]; dropped if the
+    /// session is closing), then what the session wrote itself. True once the connection is to
+    /// end after them (and then no more pushed frames are taken).
+    fn encode_waiting(&mut self) -> bool {
+        let (own, ended) = self.outbox.take_own_frames();
+        if !ended {
+            let frames = self.outbox.take(BATCH_BYTES);
+            let count = frames.len() as u64;
+            if self.outbox.is_closing() {
+                self.outbox.metrics().frames_dropped.inc_by(count);
+            } else if count > 0 {
+                // Room for the whole batch at once; a header is at most 10 bytes.
+                self.buffer
+                    .reserve(frames.iter().map(|frame| frame.len() + 10).sum());
+                for frame in frames {
+                    self.encode(Message::Text(frame));
+                }
+                self.outbox.metrics().frames_delivered.inc_by(count);
+            }
+        }
+        for message in own {
+            self.encode(message);
+        }
+        ended
+    }
+}
+
+impl Stream for ConnectionBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // Register before looking, so a push that lands in between still wakes us.
+        this.outbox.register(cx.waker());
+        let ended = this.encode_waiting();
+        if !this.buffer.is_empty() {
+            // A fresh buffer each time (not `split()`): a whole buffer freezes into `Bytes`
+            // without a shared header, and nothing stays allocated while the connection idles.
+            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buffer).freeze())));
+        }
+        if ended {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for ConnectionBody {
+    fn drop(&mut self) {
+        // actix-http closes the socket only after dropping the body: forget it first.
+        self.outbox.forget_socket();
+        self.session.do_send(ConnectionGone);
+    }
+}
+
+/// What the client sends, decoded: WebSocket frames, in order. It hands the decoder everything
+/// the payload has; [`crate::http::frame_guard::FrameGuard`] keeps that to one frame at a time.
+pub struct ClientFrames<S> {
+    payload: S,
+    codec: Codec,
+    buffer: BytesMut,
+    ended: bool,
+}
+
+impl<S> ClientFrames<S> {
+    pub fn new(payload: S, max_frame_size: usize) -> Self {
+        ClientFrames {
+            payload,
+            codec: Codec::new().max_size(max_frame_size),
+            buffer: BytesMut::new(),
+            ended: false,
+        }
+    }
+}
+
+impl<S> Stream for ClientFrames<S>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    type Item = Result<Frame, ProtocolError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        while !this.ended {
+            match Pin::new(&mut this.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.buffer.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(err))) => {
+                    let err = io::Error::other(err.to_string());
+                    return Poll::Ready(Some(Err(ProtocolError::Io(err))));
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => break,
+            }
+        }
+        match this.codec.decode(&mut this.buffer) {
+            Ok(Some(frame)) => Poll::Ready(Some(Ok(frame))),
+            Ok(None) if this.ended => Poll::Ready(None),
+            Ok(None) => Poll::Pending,
+            Err(err) => Poll::Ready(Some(Err(err))),
+        }
+    }
+}

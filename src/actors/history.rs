@@ -1,0 +1,92 @@
+//! `History`: the frames a recovery client's session has taken to write, kept so that a
+//! resume can replay what came after the last one the client saw (see [`super::outbox`], which
+//! keeps one per recovery client, bounded by `--recovery-buffer`).
+
+use std::collections::VecDeque;
+
+use bytestring::ByteString;
+
+use crate::protocol;
+
+/// Frames a recovery client's session has taken to write, oldest first.
+#[derive(Default)]
+pub(super) struct History {
+    frames: VecDeque<ByteString>,
+    bytes: usize,
+    /// A frame was dropped from the front: a resume must name a frame still held.
+    trimmed: bool,
+}
+
+/// What a resume takes from the old outbox to the new one.
+pub struct HandedOver {
+    /// The frame the client named as the last it saw.
+    pub last: Option<ByteString>,
+    /// What it has not seen, in order.
+    pub replay: Vec<ByteString>,
+}
+
+impl HandedOver {
+    pub fn missed(&self) -> usize {
+        self.replay.len()
+    }
+}
+
+/// Why a resume cannot replay what the client missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastNotHeld;
+
+impl History {
+    /// Keeps the frames just taken to write, within `limit` bytes (the oldest go first). Only
+    /// pushes carry a messageId that a resume can name (not the welcome): only they are kept.
+    pub(super) fn record(&mut self, frames: &VecDeque<ByteString>, limit: usize) {
+        for frame in frames
+            .iter()
+            .filter(|f| protocol::message_id_of(f).is_some())
+        {
+            self.bytes += frame.len();
+            self.frames.push_back(frame.clone());
+        }
+        self.make_room(0, limit);
+    }
+
+    /// Drops the oldest frames until the history and `beside` more bytes fit in `limit`.
+    pub(super) fn make_room(&mut self, beside: usize, limit: usize) {
+        while self.bytes + beside > limit {
+            let Some(frame) = self.frames.pop_front() else {
+                return;
+            };
+            self.bytes -= frame.len();
+            self.trimmed = true;
+        }
+    }
+
+    /// A resumed session keeps the frame its client named last, so that a later resume may
+    /// name it again (and only it: what came before is not held).
+    pub(super) fn keep_last(&mut self, last: ByteString) {
+        self.bytes += last.len();
+        self.frames.push_back(last);
+        self.trimmed = true;
+    }
+
+    /// The frame named `last` and what came after it (every held frame when `None`).
+    pub(super) fn after(
+        &self,
+        last: Option<&str>,
+    ) -> Result<(Option<ByteString>, Vec<ByteString>), LastNotHeld> {
+        let start = match last {
+            None if self.trimmed => return Err(LastNotHeld),
+            None => 0,
+            Some(last) => {
+                self.frames
+                    .iter()
+                    .rposition(|frame| protocol::message_id_of(frame) == Some(last))
+                    .ok_or(LastNotHeld)?
+                    + 1
+            }
+        };
+        let last = start
+            .checked_sub(1)
+            .and_then(|i| self.frames.get(i).cloned());
+        Ok((last, self.frames.iter().skip(start).cloned().collect()))
+    }
+}
