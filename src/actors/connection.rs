@@ -167,3 +167,77 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix::{Actor, Context, Handler};
+    use actix_codec::Decoder;
+    use actix_http::ws::{Codec, Frame};
+    use actix_web::web::BytesMut;
+    use bytestring::ByteString;
+    use futures_util::{FutureExt, StreamExt};
+
+    use super::{ConnectionBody, BATCH_BYTES};
+    use crate::actors::messages::ConnectionGone;
+    use crate::actors::outbox::{Outbox, SessionCommand, SessionHandle};
+    use crate::metrics::Metrics;
+
+    /// Stands in for the session: the body only needs someone to tell.
+    struct NoSession;
+    impl Actor for NoSession {
+        type Context = Context<Self>;
+    }
+    impl Handler<SessionCommand> for NoSession {
+        type Result = ();
+        fn handle(&mut self, _: SessionCommand, _: &mut Context<Self>) {}
+    }
+    impl Handler<ConnectionGone> for NoSession {
+        type Result = ();
+        fn handle(&mut self, _: ConnectionGone, _: &mut Context<Self>) {}
+    }
+
+    #[actix_web::test]
+    async fn a_long_queue_is_written_in_bounded_chunks_in_order_then_the_end() {
+        let outbox = Outbox::new("c".into(), 1 << 20, None, None, Arc::new(Metrics::new()));
+        let session = NoSession.start();
+        let handle = SessionHandle::new(session.clone().recipient(), outbox.clone());
+        let pad = "x".repeat(1000);
+        for i in 0..200 {
+            handle.push(&ByteString::from(format!("{i} {pad}")));
+        }
+        outbox.write_own(actix_http::ws::Message::Ping(Default::default()));
+        let mut body = ConnectionBody::new(outbox.clone(), session.recipient());
+
+        let mut written = BytesMut::new();
+        let mut chunks = 0;
+        while let Some(Some(chunk)) = body.next().now_or_never() {
+            let chunk = chunk.expect("a chunk");
+            assert!(chunk.len() <= BATCH_BYTES + 1100, "{} bytes", chunk.len());
+            written.extend_from_slice(&chunk);
+            chunks += 1;
+        }
+        assert!(chunks >= 3, "{chunks} chunks");
+
+        // What a client reads: the frames in push order, and the ping.
+        let mut client = Codec::new().client_mode().max_size(1 << 20);
+        let mut texts = Vec::new();
+        let mut pings = 0;
+        while let Some(frame) = client.decode(&mut written).expect("valid frames") {
+            match frame {
+                Frame::Text(text) => texts.push(text),
+                Frame::Ping(_) => pings += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(pings, 1);
+        assert_eq!(texts.len(), 200);
+        for (i, text) in texts.iter().enumerate() {
+            assert!(text.starts_with(format!("{i} ").as_bytes()));
+        }
+
+        outbox.end_connection();
+        assert!(matches!(body.next().now_or_never(), Some(None)));
+    }
+}

@@ -90,3 +90,42 @@ impl History {
         Ok((last, self.frames.iter().skip(start).cloned().collect()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use bytestring::ByteString;
+
+    use super::{History, LastNotHeld};
+
+    fn push(id: &str) -> ByteString {
+        ByteString::from(format!(r#"{{"messageId":"{id}","code":1}}"#))
+    }
+
+    fn ids(frames: &[ByteString]) -> Vec<&str> {
+        frames
+            .iter()
+            .filter_map(|f| crate::protocol::message_id_of(f))
+            .collect()
+    }
+
+    #[test]
+    fn keeps_pushes_only_within_the_bound_and_replays_after_the_named_one() {
+        let mut history = History::default();
+        let welcome = ByteString::from(r#"{"code":0,"clientId":"c"}"#);
+        let frames: VecDeque<_> = [welcome, push("a"), push("b"), push("c")].into();
+        history.record(&frames, 1 << 20);
+        let (last, replay) = history.after(Some("a")).unwrap();
+        assert_eq!(last, Some(push("a")));
+        assert_eq!(ids(&replay), ["b", "c"]);
+        // Nothing was dropped: a resume that saw nothing gets everything.
+        assert_eq!(ids(&history.after(None).unwrap().1), ["a", "b", "c"]);
+
+        // A bound of two frames drops the oldest: "a" can no longer be named, nor nothing.
+        history.make_room(0, 2 * push("a").len());
+        assert_eq!(history.after(Some("a")), Err(LastNotHeld));
+        assert_eq!(history.after(None), Err(LastNotHeld));
+        assert_eq!(ids(&history.after(Some("b")).unwrap().1), ["c"]);
+    }
+}

@@ -173,7 +173,7 @@ impl WsSession {
         self.close_for_protocol(ctx, CloseCode::Size, "frame too big");
     }
 
-    /// Closes a client that broke the rules (1002, 1003, 1009, 4029).
+    /// Closes a client that broke the rules (1002, 1003, 1007, 1009, 4029).
     fn close_for_protocol(&mut self, ctx: &mut Context<Self>, code: CloseCode, why: &str) {
         self.offline = Offline::new(OfflineReason::Protocol, Some(u16::from(code)));
         self.close(ctx, code, why);
