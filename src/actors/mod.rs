@@ -1,10 +1,11 @@
 //! The actors: one [`session::WsSession`] per WebSocket, one [`registry::SystemRegistry`] that
 //! owns all state, and one supervised [`group::Group`] per group that fans frames out.
 //! Their messages are all in [`messages`]; [`outbox`] bounds what may wait for one session;
-//! [`history`] is what a recovery client's outbox keeps for a resume; [`connection`] is a session's connection as actix-http sees it (the body that writes the
-//! outbox, the stream of client frames);
-//! [`wakeups`] decides when a session with frames waiting is woken; [`events`] is what the registry reports about its clients, in order; [`tenant`] and
-//! [`resume`] are the registry's state as plain data (a system's members, the resume tokens).
+//! [`history`] is what a recovery client's outbox keeps for a resume; [`connection`] is a
+//! session's connection as actix-http sees it (the body that writes the outbox, the stream of
+//! client frames); [`wakeups`] decides when a session with frames waiting is woken; [`events`]
+//! is what the registry reports about its clients, in order; [`tenant`] and [`resume`] are the
+//! registry's state as plain data (a system's members, the resume tokens).
 
 pub mod connection;
 pub mod events;

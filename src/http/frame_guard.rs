@@ -3,9 +3,9 @@
 //! whatever a client sends.
 //!
 //! Why it exists: actix-http's frame decoder waits for a whole frame before it checks its size
-//! limit, and actix-web-actors' stream reads everything available into one unbounded buffer. A
-//! header announcing 2^40 bytes, or endless fragments without FIN, would grow that buffer until
-//! the process dies. The guard
+//! limit, and the session's frame stream ([`crate::actors::connection::ClientFrames`]) reads
+//! everything available into one buffer. A header announcing 2^40 bytes, or endless fragments
+//! without FIN, would grow that buffer until the process dies. The guard
 //! - fails as soon as a header announces a frame over the limit, or a fragmented message's
 //!   running total passes it, so nothing past the limit is ever buffered; and
 //! - hands the decoder at most one frame at a time (it pauses at each frame boundary and
