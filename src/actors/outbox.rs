@@ -251,12 +251,27 @@ impl Outbox {
 
     /// Has the connection write `message` next, whether or not the session is closing (a pong,
     /// a ping, a close frame, a refusal, the frames queued before a close).
+    ///
+    /// A pong or ping not yet written is replaced by the next one, not queued behind it (RFC
+    /// 6455 allows a pong for the latest ping only): the session reads its client even while the
+    /// connection cannot write, so a client that pings and never reads would otherwise grow
+    /// this queue without bound.
     pub fn write_own(&self, message: ws::Message) {
         let mut own = self.own();
         if own.ended {
             return;
         }
-        own.frames.push_back(message);
+        let waiting = own.frames.iter_mut().find(|queued| {
+            matches!(
+                (&**queued, &message),
+                (ws::Message::Pong(_), ws::Message::Pong(_))
+                    | (ws::Message::Ping(_), ws::Message::Ping(_))
+            )
+        });
+        match waiting {
+            Some(queued) => *queued = message,
+            None => own.frames.push_back(message),
+        }
         self.own_waiting.store(true, Ordering::Release);
         drop(own);
         self.waker.wake();

@@ -156,3 +156,37 @@ async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
     let close = read_frame(&mut stream).await.expect("close frame");
     assert_eq!(close.close_code(), Some(1007), "{close:?}");
 }
+
+#[actix_web::test]
+async fn a_client_that_pings_without_reading_gets_its_pongs_coalesced_with_bounded_memory() {
+    let server = server_with_system().await;
+    let pid = server.child.id();
+    let mut stream = handshake(&server.address, "systemId=h", &[]).await;
+    read_frame(&mut stream).await.expect("welcome");
+    let before = rss_bytes(pid);
+    // Pings with the largest payload a control frame holds; this client never reads its pongs.
+    let ping = client_frame(true, 9, &[b'p'; 125]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 2000)
+        .collect();
+    let mut written = 0;
+    while written < 64 * MIB {
+        let write =
+            tokio::time::timeout(std::time::Duration::from_secs(2), stream.write_all(&batch));
+        match write.await {
+            Ok(Ok(())) => written += batch.len(),
+            // The server stopped reading (its writes are stuck): bounded as well.
+            _ => break,
+        }
+    }
+    let grown = rss_bytes(pid).saturating_sub(before);
+    assert!(
+        grown < RSS_SLACK,
+        "RSS grew by {} MiB after {} MiB of pings",
+        grown / MIB as u64,
+        written / MIB
+    );
+}
