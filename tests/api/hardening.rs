@@ -94,13 +94,7 @@ async fn a_flood_of_small_frames_is_read_at_the_servers_pace_with_bounded_memory
     let welcome = read_frame(&mut stream).await.expect("welcome");
     assert_eq!(welcome.opcode, 1);
     let before = rss_bytes(pid);
-    let frame = client_frame(true, 1, &[b'{'; 100]);
-    let batch: Vec<u8> = frame
-        .iter()
-        .copied()
-        .cycle()
-        .take(frame.len() * 2000)
-        .collect();
+    let batch = client_frame(true, 1, &[b'{'; 100]).repeat(2000);
     let mut written = 0;
     while written < 64 * MIB {
         stream
@@ -165,13 +159,7 @@ async fn a_client_that_pings_without_reading_gets_its_pongs_coalesced_with_bound
     read_frame(&mut stream).await.expect("welcome");
     let before = rss_bytes(pid);
     // Pings with the largest payload a control frame holds; this client never reads its pongs.
-    let ping = client_frame(true, 9, &[b'p'; 125]);
-    let batch: Vec<u8> = ping
-        .iter()
-        .copied()
-        .cycle()
-        .take(ping.len() * 2000)
-        .collect();
+    let batch = client_frame(true, 9, &[b'p'; 125]).repeat(2000);
     let mut written = 0;
     while written < 64 * MIB {
         let write =
