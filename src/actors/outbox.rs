@@ -5,7 +5,7 @@
 //! pre-serialized frames shared with everyone holding its handle. A sender appends to the queue
 //! and, only when it was empty, has the connection woken in its turn (by its thread's flusher,
 //! [`super::wakeups`]), and the connection's body then takes the queue
-//! ([`super::connection::ConnectionBody`]; a relayed session takes it as an [`OutboxStream`]).
+//! ([`super::connection::ConnectionBody`]; a relayed session's home reads it as a stream).
 //! A fan-out therefore costs one lock and one append per member, and a burst costs one wake-up
 //! per connection, not one mailbox envelope per frame. The session writes its own frames
 //! (control frames, a close) beside the queue, outside its bound ([`Outbox::write_own`]).
@@ -30,16 +30,13 @@
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 
 use actix::{Message, Recipient};
 use actix_http::ws;
 use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
-use futures_util::Stream;
 
 use super::history::History;
 pub use super::history::{HandedOver, LastNotHeld};
@@ -100,7 +97,7 @@ pub struct Outbox {
     /// The client this outbox belongs to. It changes once, when a resume makes the session's
     /// client the one that came back.
     client_id: Mutex<String>,
-    /// Wakes whoever takes the frames (the connection's body, or a relay's [`OutboxStream`])
+    /// Wakes whoever takes the frames (the connection's body, or a relayed session's stream)
     /// when the queue stops being empty.
     waker: AtomicWaker,
     /// Frames the session writes itself, outside the queue and its bound (control frames, a
@@ -250,25 +247,20 @@ impl Outbox {
     }
 
     /// Has the connection write `message` next, whether or not the session is closing (a pong,
-    /// a ping, a close frame, a refusal, the frames queued before a close).
-    ///
-    /// A pong or ping not yet written is replaced by the next one, not queued behind it (RFC
-    /// 6455 allows a pong for the latest ping only): the session reads its client even while the
-    /// connection cannot write, so a client that pings and never reads would otherwise grow
-    /// this queue without bound.
+    /// a ping, a close, a refusal, the frames queued before a close). A pong or ping not yet
+    /// written is replaced by the next (RFC 6455 allows a pong for the latest ping only): the
+    /// session reads its client even while the connection cannot write, and a client that pings
+    /// without reading must not grow this queue.
     pub fn write_own(&self, message: ws::Message) {
         let mut own = self.own();
         if own.ended {
             return;
         }
-        let waiting = own.frames.iter_mut().find(|queued| {
-            matches!(
-                (&**queued, &message),
-                (ws::Message::Pong(_), ws::Message::Pong(_))
-                    | (ws::Message::Ping(_), ws::Message::Ping(_))
-            )
-        });
-        match waiting {
+        let coalesces = matches!(message, ws::Message::Ping(_) | ws::Message::Pong(_));
+        let kind = std::mem::discriminant(&message);
+        let same =
+            |queued: &&mut ws::Message| coalesces && std::mem::discriminant(&**queued) == kind;
+        match own.frames.iter_mut().find(same) {
             Some(queued) => *queued = message,
             None => own.frames.push_back(message),
         }
@@ -296,7 +288,7 @@ impl Outbox {
         (std::mem::take(&mut own.frames), own.ended)
     }
 
-    /// For the connection's body: wake this task when there is something to write.
+    /// For whoever takes the frames: wake this task when there is something to take.
     pub fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
     }
@@ -343,25 +335,6 @@ impl Due for Outbox {
     fn wake_due(&self, round: u64) {
         self.woken_in.store(round, Ordering::Release);
         self.waker.wake();
-    }
-}
-
-/// A relayed session's side of its outbox: yields every waiting frame at once, as one batch. (A
-/// local session's connection reads its outbox itself: [`super::connection::ConnectionBody`].)
-pub struct OutboxStream(pub Arc<Outbox>);
-
-impl Stream for OutboxStream {
-    type Item = VecDeque<ByteString>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // Register before looking, so a push that lands in between still wakes us.
-        self.0.waker.register(cx.waker());
-        let batch = self.0.take_all();
-        if batch.is_empty() {
-            Poll::Pending
-        } else {
-            Poll::Ready(Some(batch))
-        }
     }
 }
 

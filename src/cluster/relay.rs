@@ -15,16 +15,19 @@
 //! twice (broadcast, then relay).
 
 use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytestring::ByteString;
 use futures_util::future::LocalBoxFuture;
+use futures_util::Stream;
 use redis::AsyncCommands;
 
 use crate::actors::messages as m;
-use crate::actors::outbox::{Outbox, OutboxStream, Pushed, SessionCommand, SessionHandle};
+use crate::actors::outbox::{Outbox, Pushed, SessionCommand, SessionHandle};
 use crate::backplane::{Backplane, Lease, Relay, RelayedResume, TokenHome};
 use crate::error::ApiError;
 use crate::protocol::CloseReason;
@@ -317,6 +320,29 @@ impl Relay for RelayLink {
             event: ToHome::Gone { offline },
         };
         self.cluster.relay_publish(&self.home, &message);
+    }
+}
+
+/// A relayed session's side of its outbox: yields every waiting frame at once, as one batch. (A
+/// local session's connection reads its outbox itself:
+/// [`ConnectionBody`](crate::actors::connection::ConnectionBody).)
+struct OutboxStream(Arc<Outbox>);
+
+impl Stream for OutboxStream {
+    type Item = VecDeque<ByteString>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        // Register before looking, so a push that lands in between still wakes us.
+        self.0.register(cx.waker());
+        let batch = self.0.take_all();
+        if batch.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(batch))
+        }
     }
 }
 
