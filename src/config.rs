@@ -112,6 +112,17 @@ pub struct MqttConfig {
     pub prefix: String,
 }
 
+/// When a send waits for delivery to catch up, and for how long: `--overload-lag` and
+/// `--overload-wait` (see [`crate::actors::wakeups`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OverloadGate {
+    /// Delivery lag over which sends wait. A pass over 10,000 sessions with frames waiting takes
+    /// tens of milliseconds; a lag several times that is overload.
+    pub lag: Duration,
+    /// How long a send waits for the lag to come down before it is refused (503).
+    pub wait: Duration,
+}
+
 /// Connection state recovery: `--recovery-window` and `--recovery-buffer`.
 #[derive(Debug, Clone, Copy)]
 pub struct RecoveryConfig {
@@ -151,6 +162,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a slow consumer gets to take its 4008 close frame before its socket is shut.
     pub slow_close_grace: Duration,
+    /// When sends wait for delivery to catch up, and when they are refused (503).
+    pub overload: OverloadGate,
     /// Cluster mode: the Redis all nodes share; `None`: a single node that never touches Redis.
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel.
@@ -335,6 +348,13 @@ pub struct ServeArgs {
     /// Seconds a slow consumer gets to take its 4008 close frame before its socket is shut.
     #[arg(long, env = "WSHUB_SLOW_CLOSE_GRACE", default_value_t = 2.0, value_parser = positive_seconds)]
     pub slow_close_grace: f64,
+    /// Seconds delivery may be behind the sends (the oldest waiting client's wait) before a send
+    /// waits for it to catch up.
+    #[arg(long, env = "WSHUB_OVERLOAD_LAG", default_value_t = 0.25, value_parser = positive_seconds)]
+    pub overload_lag: f64,
+    /// Seconds a send waits for delivery to catch up before it is refused with 503.
+    #[arg(long, env = "WSHUB_OVERLOAD_WAIT", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub overload_wait: f64,
     /// Cluster mode: redis://HOST:PORT/DB shared by every node [default: single node, no Redis].
     #[arg(long, env = "WSHUB_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -461,6 +481,10 @@ impl From<ServeArgs> for Config {
             client_auth: args.client_auth,
             shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
             slow_close_grace: Duration::from_secs_f64(args.slow_close_grace),
+            overload: OverloadGate {
+                lag: Duration::from_secs_f64(args.overload_lag),
+                wait: Duration::from_secs_f64(args.overload_wait),
+            },
             redis_url: args.redis_url.filter(|s| !s.is_empty()),
             redis_prefix: args.redis_prefix,
             data_dir: (!args.ephemeral).then_some(args.data_dir),

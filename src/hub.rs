@@ -18,7 +18,7 @@ use crate::actors::tenant::MembershipLimits;
 use crate::auth::{self, Authenticator};
 use crate::backplane::memory::MemoryBackplane;
 use crate::backplane::Backplane;
-use crate::config::{ApiAuth, ClientAuth, Config, Limits, RecoveryConfig};
+use crate::config::{ApiAuth, ClientAuth, Config, Limits, OverloadGate, RecoveryConfig};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttBridge;
@@ -45,6 +45,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Connection state recovery.
     pub recovery: RecoveryConfig,
+    /// When sends wait for delivery, and when they are refused.
+    pub overload: OverloadGate,
 }
 
 /// Cheap to clone: every field is shared.
@@ -112,7 +114,8 @@ impl Hub {
         let metrics = Arc::new(Metrics::new());
         let mqtt = match &config.mqtt {
             Some(mqtt) => {
-                Some(MqttBridge::new(mqtt, metrics.clone()).map_err(std::io::Error::other)?)
+                let bridge = MqttBridge::new(mqtt, metrics.clone(), config.overload);
+                Some(bridge.map_err(std::io::Error::other)?)
             }
             None => None,
         };
@@ -157,6 +160,7 @@ impl Hub {
                 allowed_origins: config.allowed_origins.clone(),
                 allowed_hosts: config.allowed_hosts.clone(),
                 recovery: config.recovery,
+                overload: config.overload,
             }),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
             gate: Arc::new(ConnectionGate::new(

@@ -24,8 +24,8 @@ use serde_json::value::RawValue;
 use crate::actors::messages as m;
 use crate::actors::wakeups;
 use crate::backplane::Backplane;
-use crate::config::Limits;
 pub use crate::config::MqttConfig;
+use crate::config::{Limits, OverloadGate};
 use crate::metrics::Metrics;
 use crate::protocol::{self as p, MessageRef};
 
@@ -77,6 +77,8 @@ pub struct MqttBridge {
     prefix: String,
     connected: AtomicBool,
     metrics: Arc<Metrics>,
+    /// When a push waits for delivery, as a REST send does.
+    overload: OverloadGate,
     event_loop: Mutex<Option<EventLoop>>,
 }
 
@@ -91,7 +93,11 @@ impl std::fmt::Debug for MqttBridge {
 
 impl MqttBridge {
     /// Makes the bridge; nothing touches the network until [`start`](Self::start).
-    pub fn new(config: &MqttConfig, metrics: Arc<Metrics>) -> Result<Arc<MqttBridge>, String> {
+    pub fn new(
+        config: &MqttConfig,
+        metrics: Arc<Metrics>,
+        overload: OverloadGate,
+    ) -> Result<Arc<MqttBridge>, String> {
         let client_id = format!("wshub-{}", &p::new_id()[..12]);
         let (client, event_loop) = AsyncClient::new(options(config, &client_id)?, QUEUE);
         Ok(Arc::new(MqttBridge {
@@ -99,6 +105,7 @@ impl MqttBridge {
             prefix: config.prefix.clone(),
             connected: AtomicBool::new(false),
             metrics,
+            overload,
             event_loop: Mutex::new(Some(event_loop)),
         }))
     }
@@ -218,7 +225,7 @@ impl MqttBridge {
         let frame = p::encode_push(&p::new_id(), message, limits.max_push_size)
             .map_err(|e| e.to_string())?;
         // Like a REST send: wait while delivery is behind (the broker holds what comes meanwhile).
-        wakeups::wait_for_delivery(&self.metrics)
+        wakeups::wait_for_delivery(self.overload, &self.metrics)
             .await
             .map_err(|wakeups::Overloaded| "the server is overloaded")?;
         let result = match target {

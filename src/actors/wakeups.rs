@@ -24,8 +24,8 @@
 //! How long the oldest due session has waited is the server's *delivery lag*: how far delivery
 //! is behind the sends. A client whose queue passes its bound while its session is still due
 //! is not a slow consumer (the server has not let it write yet); sends wait instead
-//! ([`wait_for_delivery`]) while the lag is over [`OVERLOAD_LAG`], so that an overloaded server
-//! slows its senders down rather than filling its readers' queues.
+//! ([`wait_for_delivery`]) while the lag is over [`OverloadGate::lag`], so that an overloaded
+//! server slows its senders down rather than filling its readers' queues.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -38,18 +38,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
+pub use crate::config::OverloadGate;
 use crate::metrics::Metrics;
 
 /// Sessions the flusher wakes before it lets the thread's other tasks (the sessions it woke,
 /// REST calls, the registry) run.
 const WAKE_ROUND: usize = 64;
-
-/// Delivery lag over which sends wait for delivery to catch up. A pass over 10,000 sessions
-/// with frames waiting takes tens of milliseconds; a lag several times that is overload.
-pub const OVERLOAD_LAG: Duration = Duration::from_millis(250);
-
-/// How long a send waits for the lag to come down before it is refused (503).
-pub const OVERLOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a waiting send looks at the lag again.
 const OVERLOAD_POLL: Duration = Duration::from_millis(5);
@@ -180,10 +174,10 @@ pub fn delivery_lag() -> Duration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overloaded;
 
-/// Waits (up to [`OVERLOAD_WAIT`]) until the delivery lag is under [`OVERLOAD_LAG`]; returns at
-/// once when it is. A send that had to wait is counted in `metrics`.
-pub async fn wait_for_delivery(metrics: &Metrics) -> Result<(), Overloaded> {
-    if wait_until_lag_under(OVERLOAD_LAG, OVERLOAD_WAIT).await? {
+/// Waits (up to `gate.wait`) until the delivery lag is under `gate.lag`; returns at once when
+/// it is. A send that had to wait is counted in `metrics`.
+pub async fn wait_for_delivery(gate: OverloadGate, metrics: &Metrics) -> Result<(), Overloaded> {
+    if wait_until_lag_under(gate.lag, gate.wait).await? {
         metrics.sends_delayed.inc();
     }
     Ok(())

@@ -140,17 +140,18 @@ async fn wait_for_delivery(hub: &Hub, method: &str) -> Result<(), ApiError> {
     if !method.starts_with("send_") {
         return Ok(());
     }
-    wakeups::wait_for_delivery(&hub.metrics)
+    let gate = hub.settings.overload;
+    wakeups::wait_for_delivery(gate, &hub.metrics)
         .await
-        .map_err(|wakeups::Overloaded| overloaded())
+        .map_err(|wakeups::Overloaded| overloaded(gate))
 }
 
 /// The 503 of a send the server is too far behind to take.
-fn overloaded() -> ApiError {
+fn overloaded(gate: wakeups::OverloadGate) -> ApiError {
     ApiError::Unavailable(format!(
         "the server is overloaded: delivery has been more than {} ms behind for {} s; retry later",
-        wakeups::OVERLOAD_LAG.as_millis(),
-        wakeups::OVERLOAD_WAIT.as_secs()
+        gate.lag.as_millis(),
+        gate.wait.as_secs_f64()
     ))
 }
 

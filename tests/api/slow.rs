@@ -19,22 +19,29 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
+/// The next text frame, as JSON (other frames are skipped); the connection must stay open.
+async fn next_text(client: &mut WsClient) -> serde_json::Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(60), client.conn.next())
+            .await
+            .expect("frames keep coming")
+            .expect("open: the reader was not closed")
+            .expect("valid");
+        if let Frame::Text(bytes) = frame {
+            return serde_json::from_slice(&bytes).unwrap();
+        }
+    }
+}
+
 /// Reads frames until `expected` pushes with code 7 arrived; checks they came in order.
 /// Gives the client back so it stays connected.
 async fn read_all(mut client: WsClient, expected: usize) -> (WsClient, usize) {
     let mut next = 0;
     while next < expected {
-        let frame = tokio::time::timeout(Duration::from_secs(60), client.conn.next())
-            .await
-            .expect("frames keep coming")
-            .expect("open")
-            .expect("valid");
-        if let Frame::Text(bytes) = frame {
-            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            if value["code"] == 7 {
-                assert_eq!(value["data"]["seq"], next, "in order, none lost");
-                next += 1;
-            }
+        let value = next_text(&mut client).await;
+        if value["code"] == 7 {
+            assert_eq!(value["data"]["seq"], next, "in order, none lost");
+            next += 1;
         }
     }
     (client, next)
@@ -310,6 +317,109 @@ async fn a_server_behind_with_delivery_closes_no_reader() {
     }
     assert_eq!(
         app.metric(r#"wshub_clients_closed_total{reason="slow"}"#)
+            .await,
+        0.0
+    );
+}
+
+/// Reads pushes until one with code 9; returns the `seq` of every code-7 push, in arrival order.
+async fn read_until_marker(mut client: WsClient) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    loop {
+        let value = next_text(&mut client).await;
+        match value["code"].as_i64() {
+            Some(7) => seqs.push(value["data"]["seq"].as_i64().unwrap()),
+            Some(9) => return seqs,
+            _ => {}
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_overloaded_server_refuses_sends_with_503_and_delivers_every_send_it_took() {
+    const READERS: usize = 400;
+    const IN_FLIGHT: i64 = 48;
+    // A gate this tight (a 1 ms lag, 1 ms of waiting) makes any burst an overload.
+    let app = spawn_app_with(|c| {
+        c.overload = wshub::config::OverloadGate {
+            lag: Duration::from_millis(1),
+            wait: Duration::from_millis(1),
+        };
+    })
+    .await;
+    app.register("s").await;
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        let client = app.connect("s").await;
+        readers.push(actix_web::rt::spawn(read_until_marker(client)));
+    }
+
+    let send = |seq: i64, code: i64| {
+        let (http, url, token) = (
+            app.http.clone(),
+            app.url("/api/send_to_system"),
+            app.token.clone(),
+        );
+        actix_web::rt::spawn(async move {
+            let mut reply = http
+                .post(url)
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("SystemId", "s"))
+                .send_json(&json!({"code": code, "data": {"seq": seq}}))
+                .await
+                .expect("reply");
+            let body: serde_json::Value = reply.json().await.unwrap_or_default();
+            (reply.status().as_u16(), body)
+        })
+    };
+    // Bursts until one is refused (the first almost always is).
+    let mut taken = Vec::new();
+    let mut refused = 0;
+    for burst in 0..5 {
+        let calls: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| send(burst * IN_FLIGHT + i, 7))
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let (status, body) = call.await.unwrap();
+            match status {
+                200 => taken.push(burst * IN_FLIGHT + i as i64),
+                503 => {
+                    assert!(
+                        body["msg"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("overloaded"),
+                        "{body}"
+                    );
+                    refused += 1;
+                }
+                other => panic!("status {other}: {body}"),
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(refused > 0, "no send was refused");
+    // Once delivery has caught up, sends are taken again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = send(-1, 9).await.unwrap();
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never taken again");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every reader got every send that was taken and none that was refused; none was closed.
+    taken.sort_unstable();
+    for reader in readers {
+        let mut seqs = reader.await.unwrap();
+        seqs.sort_unstable();
+        assert_eq!(seqs, taken);
+    }
+    assert_eq!(
+        app.metric("wshub_clients_closed_total{reason=\"slow\"}")
             .await,
         0.0
     );
