@@ -8,7 +8,7 @@ use awc::ws::Frame;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::{connect_recoverable, info, resume, resume_recovered, until_away};
+use super::{connect_recoverable, info, resume, resume_recovered, send_and_expect, until_away};
 use crate::cluster::{fresh_prefix, kill_9, node, redis_url};
 use crate::helpers::{next_json, ServerProcess, WsConn};
 
@@ -37,15 +37,13 @@ async fn a_parked_client_gets_what_other_nodes_sent_while_it_was_away() {
         sent.push(reply["messageId"].as_str().unwrap().to_owned());
     }
     let (mut conn, _) = resume_recovered(&a, (&token, last.as_deref()), &id, &sent).await;
-    let live = b
-        .api(
-            "send_to_group",
-            "s",
-            json!({"groupName": "g", "msg": "live"}),
-        )
-        .await
-        .ok();
-    assert_eq!(next_json(&mut conn).await["messageId"], live["messageId"]);
+    send_and_expect(
+        &b,
+        &mut conn,
+        "send_to_group",
+        json!({"groupName": "g", "msg": "live"}),
+    )
+    .await;
     let online = b
         .api("get_online_list", "s", json!({"groupName": "g"}))
         .await
@@ -90,25 +88,11 @@ async fn a_client_cut_on_one_node_resumes_through_another_and_every_node_reaches
     // Every node still reaches it, by its id and through its group.
     let mut last_seen = Value::Null;
     for node in [&a, &b] {
-        let direct = node
-            .api(
-                "send_to_client",
-                "s",
-                json!({"clientId": id, "msg": "live"}),
-            )
-            .await
-            .ok();
-        assert_eq!(next_json(&mut conn).await["messageId"], direct["messageId"]);
-        let group = node
-            .api(
-                "send_to_group",
-                "s",
-                json!({"groupName": "g", "msg": "live"}),
-            )
-            .await
-            .ok();
+        let direct = json!({"clientId": id, "msg": "live"});
+        send_and_expect(node, &mut conn, "send_to_client", direct).await;
+        let to_group = json!({"groupName": "g", "msg": "live"});
+        let group = send_and_expect(node, &mut conn, "send_to_group", to_group).await;
         assert_eq!(group["count"], 2);
-        assert_eq!(next_json(&mut conn).await["messageId"], group["messageId"]);
         last_seen = group["messageId"].clone();
     }
     assert_eq!(info(&b, "s", &id).await["connected"], true);

@@ -121,6 +121,14 @@ async fn until_away(app: &TestApp, system: &str, client_id: &str) {
     }
 }
 
+/// Sends a push with `method` through `app` to system "s" and checks that `conn` reads it next.
+/// Returns the reply.
+async fn send_and_expect(app: &TestApp, conn: &mut WsConn, method: &str, body: Value) -> Value {
+    let reply = app.api(method, "s", body).await.ok();
+    assert_eq!(next_json(conn).await["messageId"], reply["messageId"]);
+    reply
+}
+
 /// Asserts nothing arrives on `conn` for a moment.
 async fn assert_quiet(conn: &mut WsConn, what: &str) {
     let got = tokio::time::timeout(Duration::from_millis(300), next_json(conn)).await;
@@ -189,15 +197,13 @@ async fn a_cut_client_resumes_with_its_id_its_groups_and_every_missed_frame_in_o
         assert_eq!(next_json(&mut conn).await["messageId"], message_id.as_str());
     }
     // Live frames follow with no gap, through its groups too.
-    let live = app
-        .api(
-            "send_to_group",
-            "s",
-            json!({"groupName": "g2", "msg": "live"}),
-        )
-        .await
-        .ok();
-    assert_eq!(next_json(&mut conn).await["messageId"], live["messageId"]);
+    send_and_expect(
+        &app,
+        &mut conn,
+        "send_to_group",
+        json!({"groupName": "g2", "msg": "live"}),
+    )
+    .await;
     assert_eq!(info(&app, "s", &id).await["connected"], true);
     assert_eq!(app.metric("wshub_clients_away").await, 0.0);
     assert_eq!(
@@ -240,15 +246,13 @@ async fn a_resume_over_a_half_open_connection_closes_the_old_one_with_4009() {
     }
     let close = r.client.expect_close().await.expect("a close reason");
     assert_eq!(u16::from(close.code), 4009);
-    let live = app
-        .api(
-            "send_to_client",
-            "s",
-            json!({"clientId": r.client.id, "msg": "live"}),
-        )
-        .await
-        .ok();
-    assert_eq!(next_json(&mut conn).await["messageId"], live["messageId"]);
+    send_and_expect(
+        &app,
+        &mut conn,
+        "send_to_client",
+        json!({"clientId": r.client.id, "msg": "live"}),
+    )
+    .await;
     assert_quiet(&mut conn, "nothing twice").await;
 }
 
@@ -281,18 +285,13 @@ async fn unknown_reused_and_foreign_tokens_get_a_fresh_session_and_disturb_no_on
     // The used token again: a fresh session; the one that used it goes on undisturbed.
     let (_, again) = resume(&app, "s", &token, None).await;
     assert_fresh(&again, &id, "invalid_token");
-    let live = app
-        .api(
-            "send_to_client",
-            "s",
-            json!({"clientId": id, "msg": "still here"}),
-        )
-        .await
-        .ok();
-    assert_eq!(
-        next_json(&mut resumed).await["messageId"],
-        live["messageId"]
-    );
+    send_and_expect(
+        &app,
+        &mut resumed,
+        "send_to_client",
+        json!({"clientId": id, "msg": "still here"}),
+    )
+    .await;
     assert_eq!(
         app.metric("wshub_resumes_total{result=\"invalid_token\"}")
             .await,
