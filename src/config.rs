@@ -160,7 +160,8 @@ pub struct Config {
     pub client_auth: ClientAuth,
     /// On SIGTERM/SIGINT: how long clients and in-flight calls get before the process exits.
     pub shutdown_grace: Duration,
-    /// How long a slow consumer gets to take its 4008 close frame before its socket is shut.
+    /// How long a client the server closed gets to read its last frames before its socket is
+    /// shut.
     pub slow_close_grace: Duration,
     /// When sends wait for delivery to catch up, and when they are refused (503).
     pub overload: OverloadGate,
@@ -345,7 +346,8 @@ pub struct ServeArgs {
     /// Seconds that clients and in-flight calls get on SIGTERM/SIGINT before the process exits.
     #[arg(long, env = "WSHUB_SHUTDOWN_GRACE", default_value_t = 10.0, value_parser = positive_seconds)]
     pub shutdown_grace: f64,
-    /// Seconds a slow consumer gets to take its 4008 close frame before its socket is shut.
+    /// Seconds a client the server closed (a slow consumer's 4008, any close, a heartbeat
+    /// timeout) gets to read its last frames before its socket is shut.
     #[arg(long, env = "WSHUB_SLOW_CLOSE_GRACE", default_value_t = 2.0, value_parser = positive_seconds)]
     pub slow_close_grace: f64,
     /// Seconds delivery may be behind the sends (the oldest waiting client's wait) before a send

@@ -35,6 +35,8 @@ pub struct Settings {
     pub limits: Limits,
     pub client_auth: ClientAuth,
     pub shutdown_grace: Duration,
+    /// How long a connection may take to write its last frames once its session stopped.
+    pub slow_close_grace: Duration,
     /// Data frames a client may send per second, and at once.
     pub client_messages: (f64, u32),
     /// `--webhook-deny-private`.
@@ -132,7 +134,6 @@ impl Hub {
                     max_groups_per_client: config.limits.max_groups_per_client,
                     max_clients_per_group: config.limits.max_clients_per_group,
                 },
-                slow_close_grace: config.slow_close_grace,
                 recovery: config.recovery,
                 events,
             },
@@ -155,6 +156,7 @@ impl Hub {
                 limits: config.limits.clone(),
                 client_auth: config.client_auth,
                 shutdown_grace: config.shutdown_grace,
+                slow_close_grace: config.slow_close_grace,
                 client_messages: (config.client_message_rate, config.client_message_burst),
                 webhook_deny_private: config.webhooks.deny_private,
                 allowed_origins: config.allowed_origins.clone(),

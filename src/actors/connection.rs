@@ -14,8 +14,10 @@
 //!
 //! Who ends what: the session ends the body ([`Outbox::end_connection`]) when it stops, after
 //! whatever it queued to write last (a close frame, say); actix-http then finishes the response
-//! and closes the socket. actix-http drops the body when the connection is gone, and the body's
-//! `Drop` tells the session ([`ConnectionGone`]).
+//! and closes the socket. If the client does not read that far within `--slow-close-grace`, the
+//! socket is shut down from outside ([`Outbox::shut_down_socket`]), which ends the connection.
+//! actix-http drops the body when the connection is gone, and the body's `Drop` tells the
+//! session ([`ConnectionGone`]).
 
 use std::io;
 use std::pin::Pin;
@@ -31,6 +33,7 @@ use futures_util::Stream;
 
 use super::messages::ConnectionGone;
 use super::outbox::Outbox;
+use crate::gate::ConnectionPermit;
 
 /// At most this much of the queue is taken and encoded at a time: the rest stays queued (and
 /// counted against the outbound-queue bound) until actix-http asks for more, so a session that
@@ -45,15 +48,23 @@ pub struct ConnectionBody {
     codec: Codec,
     /// Encoded frames not yet handed to actix-http.
     buffer: BytesMut,
+    /// Keeps the connection counted at the gate for as long as actix-http holds it (which can
+    /// be after its session has stopped, while the last frames are being written).
+    _permit: ConnectionPermit,
 }
 
 impl ConnectionBody {
-    pub fn new(outbox: Arc<Outbox>, session: Recipient<ConnectionGone>) -> Self {
+    pub fn new(
+        outbox: Arc<Outbox>,
+        session: Recipient<ConnectionGone>,
+        permit: ConnectionPermit,
+    ) -> Self {
         ConnectionBody {
             outbox,
             session,
             codec: Codec::new(),
             buffer: BytesMut::new(),
+            _permit: permit,
         }
     }
 
@@ -182,6 +193,7 @@ mod tests {
     use super::{ConnectionBody, BATCH_BYTES};
     use crate::actors::messages::ConnectionGone;
     use crate::actors::outbox::{Outbox, SessionCommand, SessionHandle};
+    use crate::gate::ConnectionGate;
     use crate::metrics::Metrics;
 
     /// Stands in for the session: the body only needs someone to tell.
@@ -200,7 +212,10 @@ mod tests {
 
     #[actix_web::test]
     async fn a_long_queue_is_written_in_bounded_chunks_in_order_then_the_end() {
-        let outbox = Outbox::new("c".into(), 1 << 20, None, None, Arc::new(Metrics::new()));
+        let metrics = Arc::new(Metrics::new());
+        let outbox = Outbox::new("c".into(), 1 << 20, None, None, metrics.clone());
+        let gate = Arc::new(ConnectionGate::new(10, None, metrics));
+        let permit = gate.admit(Some("s")).expect("room at the gate");
         let session = NoSession.start();
         let handle = SessionHandle::new(session.clone().recipient(), outbox.clone());
         let pad = "x".repeat(1000);
@@ -208,7 +223,7 @@ mod tests {
             handle.push(&ByteString::from(format!("{i} {pad}")));
         }
         outbox.write_own(actix_http::ws::Message::Ping(Default::default()));
-        let mut body = ConnectionBody::new(outbox.clone(), session.recipient());
+        let mut body = ConnectionBody::new(outbox.clone(), session.recipient(), permit);
 
         let mut written = BytesMut::new();
         let mut chunks = 0;
@@ -239,5 +254,9 @@ mod tests {
 
         outbox.end_connection();
         assert!(matches!(body.next().now_or_never(), Some(None)));
+        // The connection counts at the gate until actix-http lets go of it.
+        assert_eq!(gate.open(), 1);
+        drop(body);
+        assert_eq!(gate.open(), 0);
     }
 }

@@ -15,9 +15,10 @@
 //! delay is the server's (and sends wait while delivery is behind). The body only runs while
 //! actix-http polls it, and actix-http stops polling when the socket will not take more, so the
 //! queue of a client that stops reading grows. A push that would pass the bound is refused, the
-//! session is marked closing (nothing more is queued for it), and the registry removes the client
-//! and, should the connection stay stuck, shuts its socket down from outside
-//! ([`SessionHandle::shut_down_socket`]) so that the connection and its queue are freed.
+//! session is marked closing (nothing more is queued for it), the registry removes the client
+//! and closes its session, and, should the connection stay stuck, its socket is shut down from
+//! outside once the session has stopped ([`Outbox::shut_down_socket`]), so that the connection
+//! and its queue are freed.
 //!
 //! A client that asked for recovery also keeps a history: the frames its session has taken to
 //! write, bounded by `--recovery-buffer`, so a resume can replay whatever came after the last
@@ -323,6 +324,12 @@ impl Outbox {
         }
     }
 
+    /// Shuts the connection's socket down if it is still open. A stuck connection's pending
+    /// write then fails and actix-http drops the connection, and with it its body and queue.
+    pub fn shut_down_socket(&self) {
+        self.shut_down(libc::SHUT_RDWR);
+    }
+
     /// Called from the connection body's `Drop`: actix-http is about to close the descriptor.
     pub fn forget_socket(&self) {
         if let Ok(mut socket) = self.socket.lock() {
@@ -465,11 +472,5 @@ impl SessionHandle {
     /// Marks the session closing so that nothing more is queued for it.
     pub fn start_closing(&self) -> bool {
         self.outbox.start_closing()
-    }
-
-    /// Shuts the connection's socket down if it is still open. The stuck connection's pending
-    /// write then fails and actix-http drops the connection, and with it its body and queue.
-    pub fn shut_down_socket(&self) {
-        self.outbox.shut_down(libc::SHUT_RDWR);
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, Supervisor};
 use bytestring::ByteString;
@@ -39,8 +39,6 @@ use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
     pub limits: MembershipLimits,
-    /// How long a slow consumer's stuck connection may keep its socket after being evicted.
-    pub slow_close_grace: Duration,
     /// Where changes to this node's clients are reported, in order, if anything mirrors them
     /// (in cluster mode, the writer that keeps Redis up to date).
     pub events: Option<EventSink>,
@@ -176,11 +174,10 @@ impl SystemRegistry {
         Some(session)
     }
 
-    /// Removes a client whose outbound queue overflowed and closes it with 4008. Its connection
-    /// may be stuck (it only writes while its socket takes data, the close frame too), so if it
-    /// has not gone within the grace period its socket is shut down from here. An away client's kept frames passed
+    /// Removes a client whose outbound queue overflowed and closes it with 4008 (its session
+    /// cuts the connection if it stays stuck, see [`WsSession`](super::session::WsSession)). An away client's kept frames passed
     /// `--recovery-buffer`: it goes offline (it has no connection to close).
-    fn evict_slow(&mut self, ctx: &mut Context<Self>, system_id: &str, client_id: &str) {
+    fn evict_slow(&mut self, system_id: &str, client_id: &str) {
         if self.is_away(system_id, client_id) {
             self.end_absence(system_id, client_id, ResumeRefusal::BoundPassed);
             return;
@@ -191,9 +188,6 @@ impl SystemRegistry {
         };
         log::warn!("client {client_id} of system '{system_id}' closed as a slow consumer");
         self.close(&session, CloseReason::Slow, "slow consumer");
-        ctx.run_later(self.settings.slow_close_grace, move |_, _| {
-            session.shut_down_socket();
-        });
     }
 
     /// Closes every client of a system at once, its groups first (which spares everyone the
@@ -260,7 +254,6 @@ impl SystemRegistry {
     /// overflow. Returns the ids that are not connected.
     fn push_to_clients(
         &mut self,
-        ctx: &mut Context<Self>,
         system_id: &str,
         client_ids: &[String],
         frame: &ByteString,
@@ -283,7 +276,7 @@ impl SystemRegistry {
             }
         }
         for client_id in overflowed {
-            self.evict_slow(ctx, system_id, &client_id);
+            self.evict_slow(system_id, &client_id);
         }
         Ok(missing)
     }
@@ -298,10 +291,10 @@ fn now_millis() -> u64 {
 
 impl Handler<SendToClient> for SystemRegistry {
     type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: SendToClient, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SendToClient, _: &mut Context<Self>) -> Self::Result {
         let client = self.tenant(&msg.system_id)?.client(&msg.client_id)?;
         if client.session.push(&msg.frame) == Pushed::Overflowed {
-            self.evict_slow(ctx, &msg.system_id, &msg.client_id);
+            self.evict_slow(&msg.system_id, &msg.client_id);
         }
         Ok(())
     }
@@ -309,8 +302,8 @@ impl Handler<SendToClient> for SystemRegistry {
 
 impl Handler<SendToClients> for SystemRegistry {
     type Result = RegistryResult<Vec<String>>;
-    fn handle(&mut self, msg: SendToClients, ctx: &mut Context<Self>) -> Self::Result {
-        self.push_to_clients(ctx, &msg.system_id, &msg.client_ids, &msg.frame)
+    fn handle(&mut self, msg: SendToClients, _: &mut Context<Self>) -> Self::Result {
+        self.push_to_clients(&msg.system_id, &msg.client_ids, &msg.frame)
     }
 }
 
@@ -330,7 +323,7 @@ impl Handler<SendToGroup> for SystemRegistry {
 
 impl Handler<SendToSystem> for SystemRegistry {
     type Result = RegistryResult<usize>;
-    fn handle(&mut self, msg: SendToSystem, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SendToSystem, _: &mut Context<Self>) -> Self::Result {
         let tenant = self.tenant(&msg.system_id)?;
         let overflowed: Vec<String> = tenant
             .clients()
@@ -340,7 +333,7 @@ impl Handler<SendToSystem> for SystemRegistry {
             .collect();
         let count = tenant.clients().len();
         for client_id in overflowed {
-            self.evict_slow(ctx, &msg.system_id, &client_id);
+            self.evict_slow(&msg.system_id, &client_id);
         }
         Ok(count)
     }

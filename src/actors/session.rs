@@ -25,7 +25,6 @@ use super::outbox::{Outbox, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::backplane::Lease;
 use crate::backplane::{Relay, RelayedResume};
-use crate::gate::ConnectionPermit;
 use crate::http::frame_guard::Oversize;
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason as Why;
@@ -98,17 +97,12 @@ pub struct WsSession {
     message_rate: f64,
     message_burst: f64,
     last_message: Instant,
-    /// Released when the session is dropped.
-    held: Held,
-}
-
-/// What a connection holds for as long as its session lives.
-pub struct Held {
-    /// Keeps the connection counted at the gate.
-    pub permit: ConnectionPermit,
     /// What keeps the client reachable through the backplane (in a cluster, this node's
-    /// subscription to the system's channel).
-    pub lease: Lease,
+    /// subscription to the system's channel); released when the session is dropped.
+    lease: Lease,
+    /// How long the connection may take to write what the session wrote last once it stops
+    /// (`--slow-close-grace`); then its socket is shut down.
+    close_grace: Duration,
 }
 
 impl WsSession {
@@ -118,7 +112,7 @@ impl WsSession {
         registry: Addr<SystemRegistry>,
         heartbeat: Heartbeat,
         (outbox, oversize): (Arc<Outbox>, Oversize),
-        held: Held,
+        (lease, close_grace): (Lease, Duration),
         (message_rate, message_burst): (f64, u32),
     ) -> Self {
         WsSession {
@@ -136,7 +130,8 @@ impl WsSession {
             message_rate,
             message_burst: f64::from(message_burst),
             last_message: Instant::now(),
-            held,
+            lease,
+            close_grace,
         }
     }
 
@@ -237,7 +232,7 @@ impl WsSession {
         }
         if let Some(system_id) = self.system_id.take() {
             if self.recovery && lost {
-                let lease = std::mem::replace(&mut self.held.lease, Lease::none());
+                let lease = std::mem::replace(&mut self.lease, Lease::none());
                 self.outbox.keep_lease(lease);
             }
             // Sent through the same mailbox after Connect, so it is handled after it.
@@ -308,6 +303,15 @@ impl Actor for WsSession {
         log::debug!("client {} disconnected", self.outbox.client_id());
         self.disconnect();
         self.outbox.end_connection();
+        // A client that does not read its last frames (a slow consumer's 4008, any close, or
+        // nothing at all after a heartbeat timeout) must not keep its connection: once the grace
+        // is over, its socket is shut down (if the connection is not gone already).
+        let outbox = self.outbox.clone();
+        let grace = self.close_grace;
+        actix::spawn(async move {
+            actix_web::rt::time::sleep(grace).await;
+            outbox.shut_down_socket();
+        });
         Running::Stop
     }
 }

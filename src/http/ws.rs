@@ -16,7 +16,7 @@ use super::Hub;
 use crate::actors::connection::{ClientFrames, ConnectionBody};
 use crate::actors::messages::RecoveryRequest;
 use crate::actors::outbox::Outbox;
-use crate::actors::session::{Admission, Held, WsSession};
+use crate::actors::session::{Admission, WsSession};
 use crate::backplane::{Lease, Relay, TokenHome};
 use crate::config::ClientAuth;
 use crate::error::ApiError;
@@ -201,12 +201,13 @@ pub async fn connect(
         hub.registry.clone(),
         hub.settings.heartbeat,
         (outbox.clone(), oversize),
-        Held { permit, lease },
+        (lease, hub.settings.slow_close_grace),
         hub.settings.client_messages,
     );
     let session = WsSession::create(|ctx| {
         ctx.add_stream(client_frames);
         session
     });
-    Ok(upgrade.streaming(ConnectionBody::new(outbox, session.recipient())))
+    let body = ConnectionBody::new(outbox, session.recipient(), permit);
+    Ok(upgrade.streaming(body))
 }

@@ -7,7 +7,7 @@ use awc::ws::Frame;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, WsClient, WAIT};
+use crate::helpers::{spawn_app_with, TestApp, WsClient, WAIT};
 
 /// Resident memory of this process (server and test clients), in KiB.
 fn rss_kib() -> u64 {
@@ -45,6 +45,16 @@ async fn read_all(mut client: WsClient, expected: usize) -> (WsClient, usize) {
         }
     }
     (client, next)
+}
+
+/// Waits until the gate counts `open` connections (a connection counts until actix-http lets go
+/// of it, not just until its session stopped).
+async fn until_open_connections(app: &TestApp, open: usize, never: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while app.hub.gate.open() > open {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_web::test]
@@ -198,15 +208,50 @@ async fn a_client_that_never_reads_again_is_cut_off_and_freed() {
     }
     // Its session never ran again, yet its connection, actor and mailbox were freed: the socket
     // was shut down from outside after the grace period.
-    let deadline = std::time::Instant::now() + WAIT;
-    while app.hub.gate.open() > 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the frozen connection was never freed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_open_connections(&app, 1, "the frozen connection was never freed").await;
     drop(frozen);
+}
+
+#[actix_web::test]
+async fn a_closed_client_that_does_not_read_its_last_frames_is_cut_off_after_the_grace() {
+    let app = spawn_app_with(|c| {
+        // Room for everything below: this client is not a slow consumer, only closed.
+        c.limits.max_outbound_queue = 32 * 1024 * 1024;
+        c.slow_close_grace = Duration::from_millis(200);
+    })
+    .await;
+    app.register("s").await;
+    // It has read its welcome (to learn its id), and reads nothing from now on.
+    let mut stuck = app.connect("s").await;
+    // More than the kernel's buffers hold, so the connection cannot write it all.
+    let payload = "p".repeat(60 * 1024);
+    for _ in 0..300 {
+        app.api(
+            "send_to_client",
+            "s",
+            json!({"clientId": stuck.id, "data": payload}),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(app.hub.gate.open(), 1);
+    app.api("close_client", "s", json!({"clientId": stuck.id}))
+        .await
+        .ok();
+    // Its session stopped at once; its connection, stuck on the frames before the close, is
+    // counted until the grace is over and its socket is shut down.
+    until_open_connections(&app, 0, "the connection was never cut").await;
+    // Reading now: what the kernel held, then the end, without the close frame it never took.
+    loop {
+        match tokio::time::timeout(WAIT, stuck.conn.next())
+            .await
+            .expect("ends")
+        {
+            Some(Ok(Frame::Close(_))) => panic!("the close frame went out: nothing was stuck"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
 }
 
 /// Clients that read on a thread of their own (as real clients read on their own machines, not

@@ -92,7 +92,7 @@ impl Handler<ClientMessage> for SystemRegistry {
 
 impl Handler<ClientOverflowed> for SystemRegistry {
     type Result = ();
-    fn handle(&mut self, msg: ClientOverflowed, ctx: &mut Context<Self>) {
-        self.evict_slow(ctx, &msg.system_id, &msg.client_id);
+    fn handle(&mut self, msg: ClientOverflowed, _: &mut Context<Self>) {
+        self.evict_slow(&msg.system_id, &msg.client_id);
     }
 }
