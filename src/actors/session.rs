@@ -306,11 +306,14 @@ impl Actor for WsSession {
         // A client that does not read its last frames (a slow consumer's 4008, any close, or
         // nothing at all after a heartbeat timeout) must not keep its connection: once the grace
         // is over, its socket is shut down (if the connection is not gone already).
-        let outbox = self.outbox.clone();
+        // (A stuck connection's body keeps the outbox alive; otherwise there is nothing to cut.)
+        let outbox = Arc::downgrade(&self.outbox);
         let grace = self.close_grace;
         actix::spawn(async move {
             actix_web::rt::time::sleep(grace).await;
-            outbox.shut_down_socket();
+            if let Some(outbox) = outbox.upgrade() {
+                outbox.shut_down_socket();
+            }
         });
         Running::Stop
     }
