@@ -206,8 +206,8 @@ async fn a_client_that_never_reads_again_is_cut_off_and_freed() {
             break;
         }
     }
-    // Its session never ran again, yet its connection, actor and mailbox were freed: the socket
-    // was shut down from outside after the grace period.
+    // Its connection never wrote again, yet it was freed (and stopped counting at the gate): the
+    // socket was shut down from outside after the grace period.
     until_open_connections(&app, 1, "the frozen connection was never freed").await;
     drop(frozen);
 }
