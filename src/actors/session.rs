@@ -163,9 +163,15 @@ impl WsSession {
     }
 
     fn close_too_big(&mut self, ctx: &mut Context<Self>) {
-        self.metrics().client_closed(Why::TooBig);
+        self.close_unreadable(ctx, Why::TooBig, CloseCode::Size, "frame too big");
+    }
+
+    /// Closes a client whose bytes cannot be read on (too big, not UTF-8, broken framing) and
+    /// stops reading from it.
+    fn close_unreadable(&mut self, ctx: &mut Context<Self>, kind: Why, code: CloseCode, why: &str) {
+        self.metrics().client_closed(kind);
         self.outbox.stop_reading();
-        self.close_for_protocol(ctx, CloseCode::Size, "frame too big");
+        self.close_for_protocol(ctx, code, why);
     }
 
     /// Closes a client that broke the rules (1002, 1003, 1007, 1009, 4029).
@@ -374,9 +380,8 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
                 Ok(text) => self.client_text(text, ctx),
                 Err(_) => {
                     self.metrics().client_frames.inc();
-                    self.metrics().client_closed(Why::ProtocolError);
-                    self.outbox.stop_reading();
-                    self.close_for_protocol(ctx, CloseCode::Invalid, "text is not valid UTF-8");
+                    let why = "text is not valid UTF-8";
+                    self.close_unreadable(ctx, Why::ProtocolError, CloseCode::Invalid, why);
                 }
             },
             // The protocol is text (JSON); a binary frame is refused, as is the start of a
@@ -416,9 +421,8 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
             }
             Err(err) => {
                 log::debug!("client {}: protocol error: {err}", self.outbox.client_id());
-                self.outbox.stop_reading();
-                self.metrics().client_closed(Why::ProtocolError);
-                self.close_for_protocol(ctx, CloseCode::Protocol, "protocol error");
+                let why = "protocol error";
+                self.close_unreadable(ctx, Why::ProtocolError, CloseCode::Protocol, why);
             }
         }
     }
