@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
+# fanout-rate runs this many times per round: at a fixed rate both servers' figures move ±10%
+# from run to run here, so its median needs more runs than the flat-out scenarios' best run.
+FIXED_RATE_REPEAT=${FIXED_RATE_REPEAT:-3}
 ALL_SCENARIOS="fanout-rate fanout-rate-recovery fanout system big-room unicast idle fanout-rate-2-nodes mqtt-fanout"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -124,17 +127,20 @@ for round in $(seq "$run_rounds"); do
       sleep 0.5
       continue
     fi
-    # Alternate the order so neither server always runs on a warmer machine.
-    if (( round % 2 )); then servers="wshub limitsrv"; else servers="limitsrv wshub"; fi
-    for server in $servers; do
-      start "$server"
-      token=(); [[ $server == wshub ]] && token=(--token "$TOKEN")
-      echo "round $round: $scenario against $server"
-      # shellcheck disable=SC2046
-      taskset -c 1 "$LOAD" "$scenario" --url "http://127.0.0.1:$PORT" "${token[@]}" \
-        --pid "$SERVER_PID" --label "$server" --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
-      stop
-      sleep 0.5
+    repeats=1; [[ $scenario == fanout-rate ]] && repeats=$FIXED_RATE_REPEAT
+    for repeat in $(seq "$repeats"); do
+      # Alternate the order so neither server always runs on a warmer machine.
+      if (( (round + repeat) % 2 )); then servers="limitsrv wshub"; else servers="wshub limitsrv"; fi
+      for server in $servers; do
+        start "$server"
+        token=(); [[ $server == wshub ]] && token=(--token "$TOKEN")
+        echo "round $round: $scenario against $server"
+        # shellcheck disable=SC2046
+        taskset -c 1 "$LOAD" "$scenario" --url "http://127.0.0.1:$PORT" "${token[@]}" \
+          --pid "$SERVER_PID" --label "$server" --json "$RESULTS" $(args_for "$scenario") | grep -v '^{'
+        stop
+        sleep 0.5
+      done
     done
   done
 done
@@ -143,7 +149,7 @@ cat >/tmp/bench-notes.md <<NOTES
 ## How these figures were made
 
 \`\`\`sh
-benches/compare.sh          # ROUNDS=$ROUNDS
+benches/compare.sh          # ROUNDS=$ROUNDS FIXED_RATE_REPEAT=$FIXED_RATE_REPEAT
 \`\`\`
 
 which, for each round and scenario, starts the server pinned to CPU 0 and runs the generator on
@@ -159,6 +165,9 @@ with ARGS per scenario:
 $(for s in $ALL_SCENARIOS; do echo "- \`$s\`: \`$(args_for "$s")\`"; done)
 
 wshub runs with JWT auth on (every REST call verifies a token); limitsrv has no auth.
+\`fanout-rate\` runs $FIXED_RATE_REPEAT times per round, the two servers alternating: at a fixed rate
+each server's CPU and latency figures move ±10% from run to run here, so its median takes more runs
+to settle than a flat-out scenario's best run.
 \`fanout-rate-2-nodes\` runs two wshub nodes in cluster mode against Redis, both pinned to CPU 0
 with the clients spread over them, REST to the first; its CPU figure is both nodes together.
 NOTES
