@@ -1,12 +1,13 @@
 // A second load generator, independent of the Rust harness (benches/load.rs): Node.js and the
-// `ws` client instead of awc on actix. It runs the two broadcast scenarios, `fanout` (a group,
-// K calls in flight) and `system` (send_to_system, one call in flight), against wshub or
-// limitsrv and reports the server's CPU per delivered frame, the figure a saturated generator
-// cannot flatter. Its figures, and how they were made, are in benches/notes.md (BENCHMARKS.md).
+// `ws` client instead of awc on actix. It runs the broadcast scenarios, `fanout` (a group, K
+// calls in flight, or `--rate` messages a second) and `system` (send_to_system, one call in
+// flight), against wshub or limitsrv and reports the server's CPU per delivered frame, the
+// figure a saturated generator cannot flatter, and the delivery latency. Its figures, and how they were made, are in benches/notes.md (BENCHMARKS.md).
 //
 //   cd benches/independent && npm ci
 //   node benches/independent/fanout.mjs --scenario system --url http://127.0.0.1:7890 \
 //     --pid PID [--token T] [--clients 10000] [--messages 30] [--inflight 1] [--payload 64]
+//   node benches/independent/fanout.mjs --scenario fanout --rate 50 --messages 300 ...
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 
@@ -22,6 +23,7 @@ const clients = Number(args.clients ?? (scenario === "system" ? 10000 : 1000));
 const messages = Number(args.messages ?? (scenario === "system" ? 30 : 2000));
 const inflight = Number(args.inflight ?? (scenario === "system" ? 1 : 4));
 const pad = "x".repeat(Number(args.payload ?? 64));
+const rate = args.rate === undefined ? undefined : Number(args.rate);
 const system = `independent-${process.pid}-${Date.now()}`;
 const pid = args.pid;
 
@@ -43,6 +45,9 @@ async function call(method, body) {
 
 let received = 0;
 let lastAt = 0;
+/** Send-to-receipt latency of each push, ms. */
+const latencies = [];
+const now = () => performance.timeOrigin + performance.now();
 function connect() {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(`${url.replace(/^http/, "ws")}/ws?systemId=${system}`);
@@ -55,6 +60,8 @@ function connect() {
       } else if (text.includes('"p":"x')) {
         received += 1;
         lastAt = performance.now();
+        const sent = /"t":([0-9.]+)/.exec(text);
+        if (sent) latencies.push(now() - Number(sent[1]));
       }
     });
   });
@@ -88,9 +95,19 @@ if (scenario === "fanout") {
 const expected = clients * messages;
 const cpuBefore = cpuSeconds();
 const started = performance.now();
-await inBatches(messages, inflight, (seq) =>
-  call(method, { sendUserId: "bench", ...target, code: 7, msg: "m", data: { s: seq, p: pad } }),
-);
+const send = (seq) =>
+  call(method, { sendUserId: "bench", ...target, code: 7, msg: "m", data: { t: now(), s: seq, p: pad } });
+if (rate === undefined) {
+  await inBatches(messages, inflight, send);
+} else {
+  const calls = [];
+  for (let seq = 0; seq < messages; seq++) {
+    const wait = started + (seq * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    calls.push(send(seq));
+  }
+  await Promise.all(calls);
+}
 // Wait for delivery: every frame, or 2 s without one.
 let quietSince = performance.now();
 for (let seen = received; received < expected && performance.now() - quietSince < 2000; ) {
@@ -99,10 +116,13 @@ for (let seen = received; received < expected && performance.now() - quietSince 
 }
 const cpu = cpuSeconds() - cpuBefore;
 const elapsed = (lastAt - started) / 1000;
+latencies.sort((a, b) => a - b);
+const percentile = (p) => Number((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0).toFixed(3));
 console.log(
   JSON.stringify({
     generator: "node-ws",
-    scenario,
+    scenario: rate === undefined ? scenario : `${scenario}-rate`,
+    rate,
     server: args.label ?? "",
     clients,
     messages,
@@ -112,6 +132,9 @@ console.log(
     frames_per_s: Math.round(received / elapsed),
     cpu_s: cpu,
     cpu_us_per_frame: Number(((cpu * 1e6) / Math.max(received, 1)).toFixed(3)),
+    p50_ms: percentile(0.5),
+    p99_ms: percentile(0.99),
+    max_ms: percentile(1),
   }),
 );
 for (const socket of sockets) socket.terminate();
