@@ -2,7 +2,8 @@
 // `ws` client instead of awc on actix. It runs the broadcast scenarios, `fanout` (a group, K
 // calls in flight, or `--rate` messages a second) and `system` (send_to_system, one call in
 // flight), against wshub or limitsrv and reports the server's CPU per delivered frame, the
-// figure a saturated generator cannot flatter, and the delivery latency. Its figures, and how they were made, are in benches/notes.md (BENCHMARKS.md).
+// figure a saturated generator cannot flatter, and the delivery latency. Its figures, and how
+// they were made, are in benches/notes.md (BENCHMARKS.md).
 //
 //   cd benches/independent && npm ci
 //   node benches/independent/fanout.mjs --scenario system --url http://127.0.0.1:7890 \
@@ -18,6 +19,10 @@ const args = Object.fromEntries(
   }, []),
 );
 const scenario = args.scenario ?? "fanout";
+if (!["fanout", "system"].includes(scenario) || args.pid === undefined) {
+  console.error("usage: fanout.mjs --scenario fanout|system --url URL --pid SERVER_PID [options]");
+  process.exit(2);
+}
 const url = (args.url ?? "http://127.0.0.1:7890").replace(/\/$/, "");
 const clients = Number(args.clients ?? (scenario === "system" ? 10000 : 1000));
 const messages = Number(args.messages ?? (scenario === "system" ? 30 : 2000));
@@ -117,7 +122,10 @@ for (let seen = received; received < expected && performance.now() - quietSince 
 const cpu = cpuSeconds() - cpuBefore;
 const elapsed = (lastAt - started) / 1000;
 latencies.sort((a, b) => a - b);
-const percentile = (p) => Number((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0).toFixed(3));
+const percentile = (p) => {
+  const at = Math.min(latencies.length - 1, Math.floor(latencies.length * p));
+  return Number((latencies[at] ?? 0).toFixed(3));
+};
 console.log(
   JSON.stringify({
     generator: "node-ws",
