@@ -330,6 +330,11 @@ impl Outbox {
         self.shut_down(libc::SHUT_RDWR);
     }
 
+    /// Whether the connection's socket is known and still open (not yet forgotten).
+    pub fn has_socket(&self) -> bool {
+        self.socket.lock().is_ok_and(|socket| socket.is_some())
+    }
+
     /// Called from the connection body's `Drop`: actix-http is about to close the descriptor.
     pub fn forget_socket(&self) {
         if let Ok(mut socket) = self.socket.lock() {

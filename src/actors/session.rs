@@ -311,8 +311,12 @@ impl Actor for WsSession {
         self.outbox.end_connection();
         // A client that does not read its last frames (a slow consumer's 4008, any close, or
         // nothing at all after a heartbeat timeout) must not keep its connection: once the grace
-        // is over, its socket is shut down (if the connection is not gone already).
-        // (A stuck connection's body keeps the outbox alive; otherwise there is nothing to cut.)
+        // is over, its socket is shut down. Nothing to wait for when the connection is gone
+        // already (the usual way a session stops: the client left), or once it goes in the
+        // meantime (a stuck connection's body keeps the outbox alive; a gone one, not).
+        if !self.outbox.has_socket() {
+            return Running::Stop;
+        }
         let outbox = Arc::downgrade(&self.outbox);
         let grace = self.close_grace;
         actix::spawn(async move {
