@@ -175,8 +175,9 @@ impl SystemRegistry {
     }
 
     /// Removes a client whose outbound queue overflowed and closes it with 4008 (its session
-    /// cuts the connection if it stays stuck, see [`WsSession`](super::session::WsSession)). An away client's kept frames passed
-    /// `--recovery-buffer`: it goes offline (it has no connection to close).
+    /// cuts the connection if it stays stuck, see [`WsSession`](super::session::WsSession)).
+    /// An away client's kept frames passed `--recovery-buffer`: it goes offline (it has no
+    /// connection to close).
     fn evict_slow(&mut self, system_id: &str, client_id: &str) {
         if self.is_away(system_id, client_id) {
             self.end_absence(system_id, client_id, ResumeRefusal::BoundPassed);
