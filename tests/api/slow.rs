@@ -400,45 +400,26 @@ async fn an_overloaded_server_refuses_sends_with_503_and_delivers_every_send_it_
     }
 
     let send = |seq: i64, code: i64| {
-        let (http, url, token) = (
-            app.http.clone(),
-            app.url("/api/send_to_system"),
-            app.token.clone(),
-        );
-        actix_web::rt::spawn(async move {
-            let mut reply = http
-                .post(url)
-                .insert_header(("Authorization", format!("Bearer {token}")))
-                .insert_header(("SystemId", "s"))
-                .send_json(&json!({"code": code, "data": {"seq": seq}}))
-                .await
-                .expect("reply");
-            let body: serde_json::Value = reply.json().await.unwrap_or_default();
-            (reply.status().as_u16(), body)
-        })
+        app.api(
+            "send_to_system",
+            "s",
+            json!({"code": code, "data": {"seq": seq}}),
+        )
     };
     // Bursts until one is refused (the first almost always is).
     let mut taken = Vec::new();
     let mut refused = 0;
     for burst in 0..5 {
-        let calls: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| send(burst * IN_FLIGHT + i, 7))
-            .collect();
-        for (i, call) in calls.into_iter().enumerate() {
-            let (status, body) = call.await.unwrap();
-            match status {
+        let calls = (0..IN_FLIGHT).map(|i| send(burst * IN_FLIGHT + i, 7));
+        let replies = futures_util::future::join_all(calls).await;
+        for (i, reply) in replies.into_iter().enumerate() {
+            match reply.status {
                 200 => taken.push(burst * IN_FLIGHT + i as i64),
                 503 => {
-                    assert!(
-                        body["msg"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .contains("overloaded"),
-                        "{body}"
-                    );
+                    reply.err(503, "overloaded");
                     refused += 1;
                 }
-                other => panic!("status {other}: {body}"),
+                other => panic!("status {other}: {reply:?}"),
             }
         }
         if refused > 0 {
@@ -449,8 +430,7 @@ async fn an_overloaded_server_refuses_sends_with_503_and_delivers_every_send_it_
     // Once delivery has caught up, sends are taken again.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, _) = send(-1, 9).await.unwrap();
-        if status == 200 {
+        if send(-1, 9).await.status == 200 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "never taken again");
