@@ -694,7 +694,7 @@ async fn fanout(o: Opts, rate: Option<f64>) -> Value {
 /// to the bridge: the figure would be the broker's drop policy, not the bridge's throughput.
 const MQTT_AHEAD: u64 = 500;
 
-/// Delivery that has not moved for this long has stopped: the publisher goes on without it.
+/// Delivery that has not moved for this long has stopped: the publisher goes on unpaced.
 const STALLED: Duration = Duration::from_secs(3);
 
 /// Publishes `count` messages to `topic` (QoS 1), each stamped like a REST send, as fast as the
@@ -717,15 +717,14 @@ async fn publish_messages(
     );
     let (client, mut event_loop) = rumqttc::v5::AsyncClient::new(options, 1000);
     let poller = actix_web::rt::spawn(async move { while event_loop.poll().await.is_ok() {} });
+    let mut paced = true;
     for seq in 0..count {
-        // Wait for delivery to catch up, unless it has stopped (then the loss shows in `lost`).
+        // Wait for delivery to catch up; once it has stalled, go on unpaced (the loss shows in
+        // `lost`).
         let delivered_before = (seq as u64).saturating_sub(MQTT_AHEAD) * clients;
-        let mut progress = (tally.received.get(), Instant::now());
-        while tally.received.get() < delivered_before && progress.1.elapsed() < STALLED {
-            actix_web::rt::time::sleep(Duration::from_millis(1)).await;
-            if tally.received.get() != progress.0 {
-                progress = (tally.received.get(), Instant::now());
-            }
+        if paced && tally.received.get() < delivered_before {
+            await_delivery(tally, delivered_before, STALLED).await;
+            paced = tally.received.get() >= delivered_before;
         }
         let body = format!(
             r#"{{"code":7,"data":{{"t":{},"s":{seq},"p":"{pad}"}}}}"#,
