@@ -28,7 +28,7 @@ PORT=${PORT:-7890}
 SECRET=bench-secret
 
 # The harness first: `cargo bench` also builds target/release/wshub, with the dev-dependencies'
-# features turned on, and that binary is not the one users run (it was 15-60% slower in
+# features turned on, and that binary is not the one users run (it was about 20% slower in
 # `system` and `unicast`, and held 14.8 KiB per idle connection against 13.2). The plain
 # release build last puts the users' binary back.
 cargo bench --locked --bench load --no-run
