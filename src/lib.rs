@@ -13,7 +13,8 @@
 //!   (serialized once, shared by every recipient), reply envelopes, close codes.
 //! - [`auth`]: HS256 API and client tokens, optionally scoped to one system.
 //! - [`http`]: the endpoints. [`http::api`] (one thin handler per REST method: parse, check
-//!   scope, build the command, call the backplane), [`http::ws`] (the handshake), [`http::console`],
+//!   scope, build the command, call the backplane), [`http::ws`] (admission and the handshake;
+//!   the standalone server's upgrades leave actix-http there), [`http::console`],
 //!   [`http::docs`], [`http::ops`] (`/healthz`, `/metrics`); [`http::configure`] mounts `/ws`
 //!   and `/api/*` in any actix-web app. [`error`] turns failures into the JSON envelope.
 //! - [`hub`]: [`Hub`], the handle the HTTP layer holds: the registry's address, the backplane,
@@ -33,7 +34,8 @@
 //! - [`cluster`]: several nodes on one Redis, split by concern (keys, scripts, node calls,
 //!   pub/sub, the membership writer, liveness).
 //! - [`metrics`]: the Prometheus metrics served at `/metrics`.
-//! - [`server`]: [`Application`], the standalone server: binds first, then serves.
+//! - [`server`]: [`Application`], the standalone server: binds first, then serves; built from
+//!   actix-web's parts so that WebSocket upgrades can take their socket ([`http::ws::upgrade`]).
 //!
 //! ## The path of a group send
 //! Each REST operation has one typed command (here [`actors::messages::SendToGroup`]), built by

@@ -1,13 +1,24 @@
 //! The standalone server: binds first (so a test can ask for port 0 and read the port back),
 //! then serves the push endpoints, the console, the manual, health and metrics, and shuts down
 //! gracefully on SIGTERM / SIGINT.
+//!
+//! It is assembled from actix-web's parts (actix-server, actix-http's `HttpService`, the `App`)
+//! the way actix-web's `HttpServer` assembles them, so that it can add what `HttpServer` cannot:
+//! an upgrade service, through which a WebSocket connection leaves actix-http and its buffers
+//! ([`crate::http::ws::upgrade`]).
 
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_codec::Framed;
+use actix_http::{h1, HttpService, KeepAlive, Request};
+use actix_service::{
+    fn_factory, fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
+};
+use actix_web::dev::{AppConfig, Extensions, Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{web, App, HttpServer};
+use actix_web::rt::net::TcpStream;
+use actix_web::{web, App};
 
 use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
 use crate::config::{ApiAuth, Config};
@@ -106,7 +117,7 @@ impl Application {
 
         let internal_port = exposure.internal_port;
         let app_hub = hub.clone();
-        let mut server = HttpServer::new(move || {
+        let app = move || {
             registry.start_if_first();
             App::new()
                 // No page of wshub's is meant to be framed (clickjacking the console).
@@ -130,21 +141,49 @@ impl Application {
                 .service(page("/healthz", ops::healthz))
                 .service(page("/metrics", ops::metrics))
                 .default_service(web::to(ops::unknown_route))
-        })
-        .on_connect(http::ws::on_connect)
-        // Signals are handled in `run_until_stopped`, which closes the clients first.
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_grace.as_secs().max(1));
+        };
+        let mut server = actix_server::Server::build()
+            // Signals are handled in `run_until_stopped`, which closes the clients first.
+            .disable_signals()
+            .shutdown_timeout(config.shutdown_grace.as_secs().max(1));
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        server = server.listen(listener)?;
-        if let Some(internal) = internal {
-            log::info!(
-                "/healthz and /metrics on http://{} only",
-                internal.local_addr()?
-            );
-            server = server.listen(internal)?;
+        let listeners = std::iter::once(listener).chain(internal);
+        for listener in listeners {
+            let local = listener.local_addr()?;
+            if Some(local.port()) == internal_port {
+                log::info!("/healthz and /metrics on http://{local} only");
+            }
+            // What actix-web's `HttpServer` builds for each listener (its defaults), with one
+            // addition: requests that ask for a WebSocket upgrade go to `ws::upgrade` with their
+            // connection, which then holds no actix-http buffers. (`HttpServer` has no way to
+            // add an upgrade service.)
+            let (app, hub, shutdown) =
+                (app.clone(), hub.clone(), server.graceful_shutdown_signal());
+            server = server.listen(format!("wshub-{local}"), listener, move || {
+                let shutdown = shutdown.clone();
+                let app = app()
+                    .into_factory()
+                    .map_err(|err: actix_web::Error| err.error_response());
+                // The only public constructor (actix-web's server uses a crate-private one).
+                let app_config = AppConfig::__priv_test_new(false, local.to_string(), local);
+                HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .local_addr(local)
+                    .on_connect_ext(|io: &TcpStream, data: &mut Extensions| {
+                        http::ws::on_connect(io, data)
+                    })
+                    .upgrade(ws_upgrade(hub.clone()))
+                    .finish(map_config(app, move |_| app_config.clone()))
+                    .tcp()
+            })?;
         }
         let server = server.run();
 
@@ -203,6 +242,26 @@ impl Application {
         });
         self.server.await
     }
+}
+
+/// The upgrade service of one worker: [`http::ws::upgrade`] with the hub.
+fn ws_upgrade(
+    hub: Hub,
+) -> impl ServiceFactory<
+    (Request, Framed<TcpStream, h1::Codec>),
+    Config = (),
+    Response = (),
+    Error = actix_web::Error,
+    InitError = (),
+> {
+    fn_factory(move || {
+        let hub = hub.clone();
+        async move {
+            Ok(fn_service(move |(req, framed)| {
+                http::ws::upgrade(hub.clone(), req, framed)
+            }))
+        }
+    })
 }
 
 /// A page served for GET, and for HEAD as GET without its body.

@@ -1,54 +1,66 @@
-//! The two streams of a session's connection, as actix-http sees them.
+//! The two streams of a session's connection, and the two transports that carry them.
 //!
-//! - [`ConnectionBody`] is the response body: what actix-http writes to the socket. It reads the
-//!   session's [`Outbox`] itself: a wake-up (from the thread's flusher, or from the session for a
-//!   control frame) has actix-http poll it, and one poll takes every waiting frame and encodes
-//!   them into one buffer, handed over as one chunk. Nothing runs in between: no actor context,
-//!   no mailbox, no message per frame.
+//! - [`ConnectionBody`] is what is written to the socket. It reads the session's [`Outbox`]
+//!   itself: a wake-up (from the thread's flusher, or from the session for a control frame) has
+//!   its transport poll it, and one poll takes every waiting frame and encodes them into one
+//!   buffer, handed over as one chunk. Nothing runs in between: no actor context, no mailbox, no
+//!   message per frame.
 //! - [`ClientFrames`] is what the client sends, decoded into WebSocket frames; the session actor
 //!   reads it as a stream.
 //!
-//! The session actor runs on its own (a plain actix `Context`), beside the body: it is no longer
-//! frozen when its client stops reading (only the body is, since actix-http stops polling it),
-//! so it still handles close requests and its heartbeat.
+//! The transports: the standalone server takes the upgraded socket from actix-http and serves it
+//! here, [`SocketWriter`] writing the body and [`SocketReader`] reading for the session (no
+//! actix-http buffers stay with the connection); an embedded `/ws` route leaves the connection
+//! to actix-http, which writes the body as the response's and hands the client's bytes over as
+//! the request's payload. Either stops polling the body while the socket will not take more.
+//!
+//! The session actor runs on its own (a plain actix `Context`), beside the body: it is not
+//! frozen when its client stops reading (only the body is), so it still handles close requests
+//! and its heartbeat.
 //!
 //! Who ends what: the session ends the body ([`Outbox::end_connection`]) when it stops, after
-//! whatever it queued to write last (a close frame, say); actix-http then finishes the response
-//! and closes the socket. If the client does not read that far within `--slow-close-grace`, the
+//! whatever it queued to write last (a close frame, say); the transport then writes that and
+//! closes the connection. If the client does not read that far within `--slow-close-grace`, the
 //! socket is shut down from outside ([`Outbox::shut_down_socket`]), which ends the connection.
-//! actix-http drops the body when the connection is gone, and the body's `Drop` tells the
+//! The transport drops the body when the connection is gone, and the body's `Drop` tells the
 //! session ([`ConnectionGone`]).
 
-use std::io;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use actix::Recipient;
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{Codec, Frame, Message, ProtocolError};
 use actix_web::error::PayloadError;
+use actix_web::rt::net::TcpStream;
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::Stream;
+use socket2::SockRef;
 
 use super::messages::ConnectionGone;
 use super::outbox::Outbox;
 use crate::gate::ConnectionPermit;
 
 /// At most this much of the queue is taken and encoded at a time: the rest stays queued (and
-/// counted against the outbound-queue bound) until actix-http asks for more, so a session that
+/// counted against the outbound-queue bound) until the transport asks for more, so a session that
 /// wakes to a long queue does not copy all of it into its connection's buffers at once.
 const BATCH_BYTES: usize = 64 * 1024;
 
 /// The response body of a session's connection (see the module docs).
 pub struct ConnectionBody {
     outbox: Arc<Outbox>,
-    /// Told when actix-http drops the body.
+    /// Told when the transport drops the body.
     session: Recipient<ConnectionGone>,
     codec: Codec,
-    /// Encoded frames not yet handed to actix-http.
+    /// Encoded frames not yet handed to the transport.
     buffer: BytesMut,
-    /// Keeps the connection counted at the gate for as long as actix-http holds it (which can
+    /// Keeps the connection counted at the gate for as long as the transport holds it (which can
     /// be after its session has stopped, while the last frames are being written).
     _permit: ConnectionPermit,
 }
@@ -125,7 +137,7 @@ impl Stream for ConnectionBody {
 
 impl Drop for ConnectionBody {
     fn drop(&mut self) {
-        // actix-http closes the socket only after dropping the body: forget it first.
+        // Both transports close the socket only after dropping the body: forget it first.
         self.outbox.forget_socket();
         self.session.do_send(ConnectionGone);
     }
@@ -175,6 +187,166 @@ where
             Ok(None) if this.ended => Poll::Ready(None),
             Ok(None) => Poll::Pending,
             Err(err) => Poll::Ready(Some(Err(err))),
+        }
+    }
+}
+
+/// Most a [`SocketReader`] reads at a time; on the stack, so an idle connection holds no read
+/// buffer.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// What the client sends, read straight from the upgraded socket (the standalone server's
+/// transport; see [`crate::http::ws::upgrade`]): the session's payload, as actix-http's request
+/// payload is for an embedded `/ws`. It reads only when the session asks, so the frame guard's
+/// one-frame-at-a-time back-pressure reaches the socket.
+pub struct SocketReader {
+    socket: Rc<TcpStream>,
+    /// What arrived behind the upgrade request, handed over first.
+    early: Bytes,
+    ended: bool,
+}
+
+impl SocketReader {
+    pub fn new(socket: Rc<TcpStream>, early: Bytes) -> Self {
+        SocketReader {
+            socket,
+            early,
+            ended: false,
+        }
+    }
+}
+
+impl Stream for SocketReader {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if !this.early.is_empty() {
+            return Poll::Ready(Some(Ok(std::mem::take(&mut this.early))));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            if let Err(err) = ready!(this.socket.poll_read_ready(cx)) {
+                this.ended = true;
+                return Poll::Ready(Some(Err(PayloadError::Io(err))));
+            }
+            match this.socket.try_read(&mut chunk) {
+                Ok(0) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                Ok(read) => return Poll::Ready(Some(Ok(Bytes::copy_from_slice(&chunk[..read])))),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(PayloadError::Io(err))));
+                }
+            }
+        }
+    }
+}
+
+/// The body is asked for more while less than this is waiting for the socket: what actix-http
+/// does for an embedded `/ws` (its `h1_write_buffer_size`), so a client whose socket is full
+/// for a moment is not held to its outbound bound any sooner than there.
+const WRITE_AHEAD: usize = 32 * 1024;
+
+/// Most chunks handed to one `writev`.
+const MAX_SLICES: usize = 16;
+
+/// Writes a [`ConnectionBody`] to the upgraded socket (the standalone server's transport),
+/// asking the body for more while less than `WRITE_AHEAD` (32 KiB) waits for the socket, as
+/// actix-http does. Done when the body ends (the socket's write side is then shut down, after what was
+/// waiting) or the socket fails. actix-server's connection task runs it, so the server still
+/// counts the connection and waits for it on a graceful stop.
+pub struct SocketWriter {
+    // Dropped before `socket`: the body's `Drop` forgets the descriptor before it can close.
+    body: ConnectionBody,
+    socket: Rc<TcpStream>,
+    /// Chunks the socket has not taken yet (the first one perhaps in part).
+    unwritten: VecDeque<Bytes>,
+    unwritten_bytes: usize,
+    body_ended: bool,
+}
+
+impl SocketWriter {
+    pub fn new(body: ConnectionBody, socket: Rc<TcpStream>) -> Self {
+        SocketWriter {
+            body,
+            socket,
+            unwritten: VecDeque::new(),
+            unwritten_bytes: 0,
+            body_ended: false,
+        }
+    }
+
+    /// Takes what the body has, up to [`WRITE_AHEAD`].
+    fn fill(&mut self, cx: &mut Context<'_>) {
+        while !self.body_ended && self.unwritten_bytes < WRITE_AHEAD {
+            match Pin::new(&mut self.body).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.unwritten_bytes += chunk.len();
+                    self.unwritten.push_back(chunk);
+                }
+                Poll::Ready(Some(Err(_)) | None) => self.body_ended = true,
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    /// Drops the `written` bytes from the front.
+    fn consume(&mut self, mut written: usize) {
+        self.unwritten_bytes -= written;
+        while written > 0 {
+            let Some(front) = self.unwritten.front_mut() else {
+                return;
+            };
+            if front.len() > written {
+                let _ = front.split_to(written);
+                return;
+            }
+            written -= front.len();
+            self.unwritten.pop_front();
+        }
+    }
+}
+
+impl Future for SocketWriter {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            this.fill(cx);
+            if this.unwritten.is_empty() {
+                if this.body_ended {
+                    // The client reads what was written, then end of stream.
+                    let _ = SockRef::from(&*this.socket).shutdown(Shutdown::Write);
+                    return Poll::Ready(());
+                }
+                return Poll::Pending;
+            }
+            if ready!(this.socket.poll_write_ready(cx)).is_err() {
+                return Poll::Ready(());
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slice, chunk) in slices.iter_mut().zip(&this.unwritten) {
+                *slice = IoSlice::new(chunk);
+                count += 1;
+            }
+            let written = match &slices[..count] {
+                [one] => this.socket.try_write(one),
+                many => this.socket.try_write_vectored(many),
+            };
+            match written {
+                Ok(written) => this.consume(written),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Poll::Ready(()),
+            }
         }
     }
 }
@@ -254,7 +426,7 @@ mod tests {
 
         outbox.end_connection();
         assert!(matches!(body.next().now_or_never(), Some(None)));
-        // The connection counts at the gate until actix-http lets go of it.
+        // The connection counts at the gate until the transport lets go of it.
         assert_eq!(gate.open(), 1);
         drop(body);
         assert_eq!(gate.open(), 0);

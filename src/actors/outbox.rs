@@ -13,8 +13,8 @@
 //! The queue is bounded in bytes, for a client whose connection has had its turn to write: one
 //! still waiting for its thread's flusher ([`super::wakeups`]) is not held to it, since the
 //! delay is the server's (and sends wait while delivery is behind). The body only runs while
-//! actix-http polls it, and actix-http stops polling when the socket will not take more, so the
-//! queue of a client that stops reading grows. A push that would pass the bound is refused, the
+//! its transport polls it, and the transport stops polling when the socket will not take more,
+//! so the queue of a client that stops reading grows. A push that would pass the bound is refused, the
 //! session is marked closing (nothing more is queued for it), the registry removes the client
 //! and closes its session, and, should the connection stay stuck, its socket is shut down from
 //! outside once the session has stopped ([`Outbox::shut_down_socket`]), so that the connection
@@ -117,7 +117,7 @@ pub struct Outbox {
     /// its bound is the server's delay, not the client's (see [`super::wakeups`]).
     woken_in: AtomicU64,
     /// The connection's socket, while it is open (cleared by the connection body's `Drop`,
-    /// which actix-http runs before it closes the descriptor). `None` when unknown.
+    /// which the transport runs before it closes the descriptor). `None` when unknown.
     socket: Mutex<Option<RawFd>>,
     /// Counts frames dropped for this session.
     metrics: Arc<Metrics>,
@@ -303,7 +303,7 @@ impl Outbox {
         !self.closing.swap(true, Ordering::AcqRel)
     }
 
-    /// Stops reading from a client that broke the rules: actix-http would otherwise keep
+    /// Stops reading from a client that broke the rules: the transport would otherwise keep
     /// reading (and discarding) whatever it streams after the session closed. Writing is left
     /// open so the close frame still goes out.
     pub fn stop_reading(&self) {
@@ -316,7 +316,7 @@ impl Outbox {
         };
         if let Some(fd) = *socket {
             // SAFETY: `fd` is the connection's socket and is still open: the session clears it
-            // (under this lock) before actix-http closes the descriptor, so it cannot have been
+            // (under this lock) before the transport closes the descriptor, so it cannot have been
             // reused. shutdown() only changes the socket's state; it does not close the fd.
             unsafe {
                 libc::shutdown(fd, how);
@@ -325,7 +325,7 @@ impl Outbox {
     }
 
     /// Shuts the connection's socket down if it is still open. A stuck connection's pending
-    /// write then fails and actix-http drops the connection, and with it its body and queue.
+    /// write then fails and its transport drops the connection, and with it its body and queue.
     pub fn shut_down_socket(&self) {
         self.shut_down(libc::SHUT_RDWR);
     }
@@ -335,7 +335,7 @@ impl Outbox {
         self.socket.lock().is_ok_and(|socket| socket.is_some())
     }
 
-    /// Called from the connection body's `Drop`: actix-http is about to close the descriptor.
+    /// Called from the connection body's `Drop`: the transport is about to close the descriptor.
     pub fn forget_socket(&self) {
         if let Ok(mut socket) = self.socket.lock() {
             *socket = None;

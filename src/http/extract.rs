@@ -6,7 +6,7 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use actix_web::error::PayloadError;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use actix_web_httpauth::headers::authorization::{Bearer, Scheme};
 use serde::de::DeserializeOwned;
@@ -40,7 +40,7 @@ impl Caller {
             // The Host check also keeps a rebinding page from passing as same-origin under its
             // own name.
             check_host(req, &hub.settings.allowed_hosts)?;
-            check_origin(req, &hub.settings.allowed_origins, "call /api")?;
+            check_origin(req.headers(), &hub.settings.allowed_origins, "call /api")?;
         }
         let token = bearer_token(req)?;
         let scope = hub
@@ -91,11 +91,11 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<Bearer>, ApiError> {
 /// Refuses (403) a browser request whose `Origin` is neither listed nor the server's own (the
 /// bundled console). A request with no `Origin` is not from a browser page and passes.
 /// `allowed` empty: every other origin is refused.
-pub fn check_origin(req: &HttpRequest, allowed: &[String], what: &str) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
+pub fn check_origin(headers: &HeaderMap, allowed: &[String], what: &str) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    if is_same_origin(req) {
+    if is_same_origin(headers) {
         return Ok(());
     }
     let origin = origin.to_str().unwrap_or("(unreadable)");
@@ -111,8 +111,7 @@ pub fn check_origin(req: &HttpRequest, allowed: &[String], what: &str) -> Result
 }
 
 /// Whether the request's `Origin` is the server's own (`http(s)://` + its `Host`).
-fn is_same_origin(req: &HttpRequest) -> bool {
-    let headers = req.headers();
+fn is_same_origin(headers: &HeaderMap) -> bool {
     let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
     else {
         return false;

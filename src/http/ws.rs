@@ -1,25 +1,42 @@
 //! `GET /ws`: admits the connection at the gate (503 over the limits, before upgrading),
 //! decides its admission (system, client token) and starts a [`WsSession`] for it.
+//!
+//! One admission (`admit`), two transports: the standalone server takes the upgraded socket
+//! from actix-http ([`upgrade`]) and serves it itself; an application that embeds wshub serves
+//! `/ws` as an actix-web route ([`connect`]), whose connection actix-http keeps.
 
 use std::any::Any;
+use std::future::poll_fn;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use actix::{Actor, AsyncContext};
+use actix_codec::Framed;
+use actix_http::body::BodySize;
+use actix_http::ws::HandshakeError;
+use actix_http::{h1, ConnectionType, Request, RequestHead, Response};
 use actix_web::dev::Extensions;
+use actix_web::error::PayloadError;
+use actix_web::rt::net::TcpStream;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
+use futures_util::Stream;
 use serde::Deserialize;
 
 use super::extract::{check_origin, SYSTEM_ID_HEADER};
 use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
-use crate::actors::connection::{ClientFrames, ConnectionBody};
+use crate::actors::connection::{ClientFrames, ConnectionBody, SocketReader, SocketWriter};
 use crate::actors::messages::RecoveryRequest;
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, WsSession};
 use crate::backplane::{Lease, Relay, TokenHome};
 use crate::config::ClientAuth;
 use crate::error::ApiError;
+use crate::gate::ConnectionPermit;
 use crate::protocol::ResumeRefusal;
 
 #[derive(Deserialize, Default)]
@@ -77,8 +94,9 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
 
 /// Reads the query (an unreadable query counts as empty), with the `SystemId` header as the
 /// fallback for the system.
-fn parse_request(req: &HttpRequest) -> WsQuery {
-    let mut query = web::Query::<WsQuery>::from_query(req.query_string())
+fn parse_request(req: &RequestHead) -> WsQuery {
+    let query_string = req.uri.query().unwrap_or_default();
+    let mut query = web::Query::<WsQuery>::from_query(query_string)
         .map(web::Query::into_inner)
         .unwrap_or_default();
     query.system_id = query
@@ -86,7 +104,7 @@ fn parse_request(req: &HttpRequest) -> WsQuery {
         .take()
         .filter(|s| !s.is_empty())
         .or_else(|| {
-            req.headers()
+            req.headers
                 .get(SYSTEM_ID_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .filter(|s| !s.is_empty())
@@ -137,18 +155,52 @@ fn admission(
     }
 }
 
-pub async fn connect(
-    req: HttpRequest,
-    stream: web::Payload,
-    hub: web::Data<Hub>,
-) -> actix_web::Result<HttpResponse> {
+/// A connection that passed every check before its upgrade: counted at the gate, its
+/// admission decided, its session built but not started.
+struct Admitted {
+    session: WsSession,
+    outbox: Arc<Outbox>,
+    oversize: Oversize,
+    permit: ConnectionPermit,
+    max_frame_size: usize,
+}
+
+impl Admitted {
+    /// Starts the session reading `payload` (the client's bytes) and returns the body that
+    /// writes its frames.
+    fn start<S>(self, payload: S) -> ConnectionBody
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+    {
+        let client_frames = ClientFrames::new(
+            FrameGuard::new(payload, self.max_frame_size, self.oversize),
+            self.max_frame_size,
+        );
+        let session = self.session;
+        let session = WsSession::create(|ctx| {
+            ctx.add_stream(client_frames);
+            session
+        });
+        ConnectionBody::new(self.outbox, session.recipient(), self.permit)
+    }
+}
+
+/// Every check of a connection request, in order, and its session, not yet started.
+/// `handshake` validates the upgrade (its answer is the caller's to send): both transports
+/// ([`connect`], [`upgrade`]) go through here.
+async fn admit<H>(
+    head: &RequestHead,
+    socket: Option<RawFd>,
+    hub: &Hub,
+    handshake: impl FnOnce() -> Result<H, HandshakeError>,
+) -> actix_web::Result<(H, Admitted)> {
     if hub.is_shutting_down() {
         return Err(ApiError::Unavailable("the server is shutting down".into()).into());
     }
     if !hub.settings.allowed_origins.is_empty() {
-        check_origin(&req, &hub.settings.allowed_origins, "open /ws")?;
+        check_origin(&head.headers, &hub.settings.allowed_origins, "open /ws")?;
     }
-    let mut query = parse_request(&req);
+    let mut query = parse_request(head);
     let mut recovery = query.recovery(hub.settings.recovery.window.is_some());
     // A token names the node its client lives on: a resume that reached another node is
     // relayed there, or fails at once when that node is gone.
@@ -167,10 +219,10 @@ pub async fn connect(
         .admit(system_id.as_deref())
         .map_err(|refusal| ApiError::Unavailable(refusal.to_string()))?;
     // A request that cannot be upgraded is refused before anything is written anywhere.
-    let mut upgrade = ws::handshake(&req)?;
+    let upgrade = handshake()?;
     // A relayed connection keeps no history: its client's node does.
     let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.settings.recovery.buffer);
-    let admission = admission(&hub, system_id, token.as_deref(), (recovery, relay));
+    let admission = admission(hub, system_id, token.as_deref(), (recovery, relay));
     let client_id = hub.backplane.new_client_id();
     // Before the upgrade: the client must be reachable once it has its welcome frame.
     // (A relayed client is reachable where it lives.)
@@ -182,7 +234,6 @@ pub async fn connect(
         } => hub.backplane.admit(system_id, &client_id).await?,
         _ => Lease::none(),
     };
-    let socket = req.conn_data::<ConnectionSocket>().map(|s| s.0);
     let oversize = Oversize::default();
     let outbox = Outbox::new(
         client_id,
@@ -191,23 +242,137 @@ pub async fn connect(
         socket,
         hub.metrics.clone(),
     );
-    let max_frame_size = hub.settings.max_frame_size;
-    let client_frames = ClientFrames::new(
-        FrameGuard::new(stream, max_frame_size, oversize.clone()),
-        max_frame_size,
-    );
     let session = WsSession::new(
         admission,
         hub.registry.clone(),
         hub.settings.heartbeat,
-        (outbox.clone(), oversize),
+        (outbox.clone(), oversize.clone()),
         (lease, hub.settings.slow_close_grace),
         hub.settings.client_messages,
     );
-    let session = WsSession::create(|ctx| {
-        ctx.add_stream(client_frames);
-        session
-    });
-    let body = ConnectionBody::new(outbox, session.recipient(), permit);
-    Ok(upgrade.streaming(body))
+    let admitted = Admitted {
+        session,
+        outbox,
+        oversize,
+        permit,
+        max_frame_size: hub.settings.max_frame_size,
+    };
+    Ok((upgrade, admitted))
+}
+
+/// `GET /ws` as an actix-web route: how an application that embeds wshub
+/// ([`super::configure`]) serves it. actix-http keeps the connection and its two 8 KiB buffers;
+/// the response body writes the frames. The standalone server upgrades through [`upgrade`]
+/// instead and only non-upgrade requests reach this route (and are refused by the handshake).
+pub async fn connect(
+    req: HttpRequest,
+    stream: web::Payload,
+    hub: web::Data<Hub>,
+) -> actix_web::Result<HttpResponse> {
+    let socket = req.conn_data::<ConnectionSocket>().map(|s| s.0);
+    let (mut upgrade, admitted) = admit(req.head(), socket, &hub, || ws::handshake(&req)).await?;
+    Ok(upgrade.streaming(admitted.start(stream)))
+}
+
+/// The path the standalone server upgrades.
+pub const WS_PATH: &str = "/ws";
+
+/// The standalone server's upgrade service (actix-http's `HttpService::upgrade`): every request
+/// that asks for a WebSocket upgrade comes here with its connection. After the same checks as
+/// [`connect`] it writes the `101` itself and serves the socket directly ([`SocketReader`],
+/// [`SocketWriter`]); actix-http's connection buffers are dropped, which is most of an idle
+/// connection's memory. A refusal is answered in the JSON envelope and the connection closed.
+pub async fn upgrade(
+    hub: Hub,
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> actix_web::Result<()> {
+    // Boxed: the admission's state (the request, its checks, the handshake) is freed once the
+    // connection is open instead of taking room in it for as long as it lasts.
+    if let Some(writer) = Box::pin(open(hub, req, framed)).await {
+        writer.await;
+    }
+    Ok(())
+}
+
+/// The checks and the handshake of [`upgrade`]; the session started and the writer of its
+/// connection, or `None` when the request was refused (and answered) or the client left.
+async fn open(
+    hub: Hub,
+    req: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> Option<SocketWriter> {
+    let socket = Some(framed.io_ref().as_raw_fd());
+    let admitted = if req.path() == WS_PATH {
+        admit(req.head(), socket, &hub, || {
+            actix_http::ws::handshake(req.head())
+        })
+        .await
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no WebSocket endpoint at '{}': connect to {WS_PATH}",
+            req.path()
+        ))
+        .into())
+    };
+    let (mut handshake, admitted) = match admitted {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            if let Err(err) = refuse(&mut framed, err.error_response()).await {
+                log::debug!("could not answer a refused upgrade: {err}");
+            }
+            return None;
+        }
+    };
+    let response = handshake.finish().drop_body();
+    if let Err(err) = send(&mut framed, [h1::Message::Item((response, BodySize::None))]).await {
+        // The session never started: dropping it gives its lease and permit back.
+        log::debug!("could not write a 101: {err}");
+        return None;
+    }
+    let (socket, early) = into_socket(framed);
+    let socket = Rc::new(socket);
+    let body = admitted.start(SocketReader::new(socket.clone(), early));
+    Some(SocketWriter::new(body, socket))
+}
+
+/// The connection's socket and what the client sent behind its request (copied out, so that
+/// actix-http's two buffers are freed here).
+fn into_socket(framed: Framed<TcpStream, h1::Codec>) -> (TcpStream, Bytes) {
+    let parts = framed.into_parts();
+    let early = Bytes::copy_from_slice(&parts.read_buf);
+    (parts.io, early)
+}
+
+type H1Item = h1::Message<(Response<()>, BodySize)>;
+
+/// Writes `items` and flushes them.
+async fn send(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    items: impl IntoIterator<Item = H1Item>,
+) -> std::io::Result<()> {
+    for item in items {
+        Pin::new(&mut *framed).write(item)?;
+    }
+    poll_fn(|cx| Pin::new(&mut *framed).flush::<H1Item>(cx)).await
+}
+
+/// Answers a refused upgrade with its JSON envelope and `Connection: close`.
+async fn refuse(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    response: HttpResponse,
+) -> std::io::Result<()> {
+    let (head, body) = response.into_parts();
+    let mut head: Response<()> = head.into();
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let body = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|err| std::io::Error::other(err.to_string()))?;
+    let size = BodySize::Sized(body.len() as u64);
+    let items = [
+        h1::Message::Item((head, size)),
+        h1::Message::Chunk(Some(body)),
+        h1::Message::Chunk(None),
+    ];
+    send(framed, items).await
 }

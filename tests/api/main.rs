@@ -30,5 +30,6 @@ mod slow;
 mod soak;
 mod supervision;
 mod systems;
+mod transport;
 mod webhooks;
 mod websocket;

@@ -35,19 +35,24 @@ pub async fn handshake(address: &str, query: &str, headers: &[(&str, &str)]) -> 
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    while !response.ends_with(b"\r\n\r\n") {
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream
+}
+
+/// Reads a response head, byte by byte, so nothing behind it is consumed.
+pub async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
         let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
             .await
-            .expect("handshake reply in time")
+            .expect("a response in time")
             .unwrap();
-        assert_eq!(n, 1, "connection closed during the handshake: {response:?}");
-        response.push(byte[0]);
+        assert_eq!(n, 1, "connection closed during the response head: {head:?}");
+        head.push(byte[0]);
     }
-    let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
-    stream
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// A client frame (masked) with any header values, even false ones.

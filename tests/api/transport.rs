@@ -1,0 +1,89 @@
+//! The standalone server's WebSocket transport: an upgrade takes its socket from actix-http
+//! (`ws::upgrade`) and is served by wshub itself. What a client could tell apart from the route
+//! an embedding application serves is checked here against the bytes.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{spawn_app, WAIT};
+use crate::raw_ws::{client_frame, read_frame, read_head};
+
+const UPGRADE_HEADERS: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+#[actix_web::test]
+async fn frames_sent_right_behind_the_upgrade_request_are_read() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let address = format!("127.0.0.1:{}", app.port);
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    // The request and a ping in one write: the ping arrives in the same read as the request.
+    let mut bytes =
+        format!("GET /ws?systemId=s HTTP/1.1\r\nHost: {address}\r\n{UPGRADE_HEADERS}\r\n")
+            .into_bytes();
+    bytes.extend(client_frame(true, 9, b"early"));
+    stream.write_all(&bytes).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut pong = None;
+    for _ in 0..2 {
+        let frame = tokio::time::timeout(WAIT, read_frame(&mut stream))
+            .await
+            .expect("a frame in time")
+            .expect("a frame");
+        if frame.opcode == 10 {
+            pong = Some(frame.payload);
+        }
+    }
+    assert_eq!(
+        pong.as_deref(),
+        Some(&b"early"[..]),
+        "the ping was answered"
+    );
+}
+
+#[actix_web::test]
+async fn an_upgrade_anywhere_but_ws_is_refused_in_the_envelope_and_closed() {
+    let app = spawn_app().await;
+    let address = format!("127.0.0.1:{}", app.port);
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let request = format!("GET /api/ws HTTP/1.1\r\nHost: {address}\r\n{UPGRADE_HEADERS}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    let (_, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let envelope: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_ne!(envelope["code"], 0, "{envelope}");
+    let message = envelope["msg"].as_str().unwrap_or_default();
+    assert!(message.contains("/ws"), "{message}");
+}
+
+#[actix_web::test]
+async fn a_refused_upgrade_gets_its_status_and_a_plain_get_of_ws_still_reaches_the_route() {
+    let app = spawn_app().await;
+    let address = format!("127.0.0.1:{}", app.port);
+    // Over the upgrade path: only a GET is upgraded.
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let request =
+        format!("POST /ws?systemId=s HTTP/1.1\r\nHost: {address}\r\n{UPGRADE_HEADERS}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+    // No upgrade asked: actix-web's route answers, the connection stays usable.
+    let reply = app
+        .http
+        .get(app.url("/ws?systemId=s"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 400);
+}
