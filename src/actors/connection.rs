@@ -343,6 +343,8 @@ impl Future for SocketWriter {
                 many => this.socket.try_write_vectored(many),
             };
             match written {
+                // A socket that takes nothing of a non-empty write will take nothing more.
+                Ok(0) => return Poll::Ready(()),
                 Ok(written) => this.consume(written),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(_) => return Poll::Ready(()),
