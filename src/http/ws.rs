@@ -6,7 +6,7 @@
 //! `/ws` as an actix-web route ([`connect`]), whose connection actix-http keeps.
 
 use std::any::Any;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -282,17 +282,21 @@ pub const WS_PATH: &str = "/ws";
 /// [`connect`] it writes the `101` itself and serves the socket directly ([`SocketReader`],
 /// [`SocketWriter`]); actix-http's connection buffers are dropped, which is most of an idle
 /// connection's memory. A refusal is answered in the JSON envelope and the connection closed.
-pub async fn upgrade(
+pub fn upgrade(
     hub: Hub,
     req: Request,
     framed: Framed<TcpStream, h1::Codec>,
-) -> actix_web::Result<()> {
-    // Boxed: the admission's state (the request, its checks, the handshake) is freed once the
-    // connection is open instead of taking room in it for as long as it lasts.
-    if let Some(writer) = Box::pin(open(hub, req, framed)).await {
-        writer.await;
+) -> impl Future<Output = actix_web::Result<()>> {
+    // Boxed, arguments and all: the admission's state (the request, its checks, the handshake)
+    // is freed once the connection is open. actix-http keeps this future inside every
+    // connection's task, REST ones too, so it holds no more than the box and the writer.
+    let opening = Box::pin(open(hub, req, framed));
+    async move {
+        if let Some(writer) = opening.await {
+            writer.await;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The checks and the handshake of [`upgrade`]; the session started and the writer of its
