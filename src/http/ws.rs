@@ -79,8 +79,9 @@ pub struct ConnectionSocket(pub RawFd);
 /// the outbound-queue bound.
 pub const SOCKET_SEND_BUFFER: usize = 64 * 1024;
 
-/// Pass to `HttpServer::on_connect` so sessions can shut down a slow consumer's socket, and so
-/// connections get a send buffer sized for pushes. Without it (an embedding host that does not
+/// Pass to `HttpServer::on_connect` (the standalone server passes it to actix-http's
+/// `on_connect_ext`) so sessions can shut down a slow consumer's socket, and so connections get a
+/// send buffer sized for pushes. Without it (an embedding host that does not
 /// call it) slow consumers are still evicted and get no more frames; their connection then ends
 /// when the client reads again or the host drops it.
 pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
@@ -281,7 +282,8 @@ pub const WS_PATH: &str = "/ws";
 /// that asks for a WebSocket upgrade comes here with its connection. After the same checks as
 /// [`connect`] it writes the `101` itself and serves the socket directly ([`SocketReader`],
 /// [`SocketWriter`]); actix-http's connection buffers are dropped, which is most of an idle
-/// connection's memory. A refusal is answered in the JSON envelope and the connection closed.
+/// connection's memory. A refusal is answered as the route answers it (wshub's own checks in the
+/// JSON envelope, a malformed handshake with actix-http's status) and the connection closed.
 pub fn upgrade(
     hub: Hub,
     req: Request,

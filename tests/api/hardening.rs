@@ -198,7 +198,7 @@ async fn an_idle_connection_holds_a_few_kib_of_server_memory() {
         open.push(stream);
     }
     let per_connection = rss_bytes(pid).saturating_sub(before) / CONNECTIONS as u64;
-    // About 4.5 KiB in a release build; 13 KiB while actix-http's two 8 KiB connection buffers
+    // About 4.2 KiB in a release build; 13 KiB while actix-http's two 8 KiB connection buffers
     // stayed with every connection.
     println!("{per_connection} bytes of RSS per idle connection");
     assert!(
