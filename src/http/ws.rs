@@ -81,9 +81,9 @@ pub const SOCKET_SEND_BUFFER: usize = 64 * 1024;
 
 /// Pass to `HttpServer::on_connect` (the standalone server passes it to actix-http's
 /// `on_connect_ext`) so sessions can shut down a slow consumer's socket, and so connections get a
-/// send buffer sized for pushes. Without it (an embedding host that does not
-/// call it) slow consumers are still evicted and get no more frames; their connection then ends
-/// when the client reads again or the host drops it.
+/// send buffer sized for pushes. Without it (an embedding host that does not call it) slow
+/// consumers are still evicted and get no more frames; their connection then ends when the
+/// client reads again or the host drops it.
 pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
         if let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER) {
