@@ -1,5 +1,8 @@
 //! Errors at the REST boundary, each rendered as the JSON envelope with its HTTP status.
 
+use std::fmt;
+
+use actix_http::ws::HandshakeError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
@@ -102,5 +105,44 @@ impl From<actix::MailboxError> for ApiError {
     fn from(err: actix::MailboxError) -> Self {
         log::warn!("registry did not answer: {err}");
         ApiError::Unavailable("the server is shutting down or overloaded; retry later".into())
+    }
+}
+
+/// A request to `/ws` that is not a WebSocket handshake: actix-http's status and headers for it
+/// (405 with `Allow: GET`, 400, 426 with the version wanted), with the JSON envelope naming what
+/// is missing.
+#[derive(Debug)]
+pub struct HandshakeRefused(pub HandshakeError);
+
+impl fmt::Display for HandshakeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.0 {
+            HandshakeError::GetMethodRequired => "its method must be GET",
+            HandshakeError::NoWebsocketUpgrade => "header 'Upgrade: websocket' is missing",
+            HandshakeError::NoConnectionUpgrade => "header 'Connection: Upgrade' is missing",
+            HandshakeError::NoVersionHeader => "header 'Sec-WebSocket-Version' is missing",
+            HandshakeError::UnsupportedVersion => "header 'Sec-WebSocket-Version' must be 13",
+            HandshakeError::BadWebsocketKey => "header 'Sec-WebSocket-Key' is missing or invalid",
+        };
+        write!(f, "not a WebSocket handshake: {what}")
+    }
+}
+
+impl ResponseError for HandshakeRefused {
+    fn status_code(&self) -> StatusCode {
+        actix_http::Response::from(&self.0).status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let refusal = actix_http::Response::from(&self.0);
+        let mut response = HttpResponse::build(refusal.status());
+        for (name, value) in refusal.headers() {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(Envelope {
+            code: -1,
+            msg: self.to_string(),
+            data: EmptyList,
+        })
     }
 }

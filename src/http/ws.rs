@@ -35,7 +35,7 @@ use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, WsSession};
 use crate::backplane::{Lease, Relay, TokenHome};
 use crate::config::ClientAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, HandshakeRefused};
 use crate::gate::ConnectionPermit;
 use crate::protocol::ResumeRefusal;
 
@@ -220,7 +220,7 @@ async fn admit<H>(
         .admit(system_id.as_deref())
         .map_err(|refusal| ApiError::Unavailable(refusal.to_string()))?;
     // A request that cannot be upgraded is refused before anything is written anywhere.
-    let upgrade = handshake()?;
+    let upgrade = handshake().map_err(HandshakeRefused)?;
     // A relayed connection keeps no history: its client's node does.
     let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.settings.recovery.buffer);
     let admission = admission(hub, system_id, token.as_deref(), (recovery, relay));
@@ -282,8 +282,8 @@ pub const WS_PATH: &str = "/ws";
 /// that asks for a WebSocket upgrade comes here with its connection. After the same checks as
 /// [`connect`] it writes the `101` itself and serves the socket directly ([`SocketReader`],
 /// [`SocketWriter`]); actix-http's connection buffers are dropped, which is most of an idle
-/// connection's memory. A refusal is answered as the route answers it (wshub's own checks in the
-/// JSON envelope, a malformed handshake with actix-http's status) and the connection closed.
+/// connection's memory. A refusal is answered as the route answers it, in the JSON envelope, and
+/// the connection closed.
 pub fn upgrade(
     hub: Hub,
     req: Request,

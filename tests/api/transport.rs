@@ -14,6 +14,22 @@ use crate::raw_ws::{client_frame, read_frame, read_head};
 const UPGRADE_HEADERS: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
+/// Sends `request` and reads the whole answer, which the server ends by closing the connection:
+/// its text, and its body as JSON.
+async fn refused(address: &str, request: &str) -> (String, Value) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (_, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let envelope = serde_json::from_str(body).expect("a JSON body");
+    (response, envelope)
+}
+
 #[actix_web::test]
 async fn frames_sent_right_behind_the_upgrade_request_are_read() {
     let app = spawn_app().await;
@@ -49,36 +65,31 @@ async fn frames_sent_right_behind_the_upgrade_request_are_read() {
 async fn an_upgrade_anywhere_but_ws_is_refused_in_the_envelope_and_closed() {
     let app = spawn_app().await;
     let address = format!("127.0.0.1:{}", app.port);
-    let mut stream = TcpStream::connect(&address).await.unwrap();
     let request = format!("GET /api/ws HTTP/1.1\r\nHost: {address}\r\n{UPGRADE_HEADERS}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("the server closes the connection")
-        .unwrap();
-    let response = String::from_utf8_lossy(&response);
+    let (response, envelope) = refused(&address, &request).await;
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
-    let (_, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-    let envelope: Value = serde_json::from_str(body).expect("a JSON body");
     assert_ne!(envelope["code"], 0, "{envelope}");
     let message = envelope["msg"].as_str().unwrap_or_default();
     assert!(message.contains("/ws"), "{message}");
 }
 
 #[actix_web::test]
-async fn a_refused_upgrade_gets_its_status_and_a_plain_get_of_ws_still_reaches_the_route() {
+async fn a_request_that_is_not_a_handshake_gets_its_status_and_the_envelope() {
     let app = spawn_app().await;
     let address = format!("127.0.0.1:{}", app.port);
     // Over the upgrade path: only a GET is upgraded.
-    let mut stream = TcpStream::connect(&address).await.unwrap();
     let request =
         format!("POST /ws?systemId=s HTTP/1.1\r\nHost: {address}\r\n{UPGRADE_HEADERS}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
-    // No upgrade asked: actix-web's route answers, the connection stays usable.
-    let reply = app
+    let (response, envelope) = refused(&address, &request).await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("allow: get"),
+        "{response}"
+    );
+    let message = envelope["msg"].as_str().unwrap_or_default();
+    assert!(message.contains("GET"), "{message}");
+    // No upgrade asked: actix-web's route answers, naming the header that is missing.
+    let mut reply = app
         .http
         .get(app.url("/ws?systemId=s"))
         .timeout(Duration::from_secs(5))
@@ -86,4 +97,7 @@ async fn a_refused_upgrade_gets_its_status_and_a_plain_get_of_ws_still_reaches_t
         .await
         .unwrap();
     assert_eq!(reply.status().as_u16(), 400);
+    let envelope: Value = reply.json().await.expect("a JSON body");
+    let message = envelope["msg"].as_str().unwrap_or_default();
+    assert!(message.contains("Upgrade: websocket"), "{message}");
 }
