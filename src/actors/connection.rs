@@ -259,9 +259,9 @@ const MAX_SLICES: usize = 16;
 
 /// Writes a [`ConnectionBody`] to the upgraded socket (the standalone server's transport),
 /// asking the body for more while less than `WRITE_AHEAD` (32 KiB) waits for the socket, as
-/// actix-http does. Done when the body ends (the socket's write side is then shut down, after what was
-/// waiting) or the socket fails. actix-server's connection task runs it, so the server still
-/// counts the connection and waits for it on a graceful stop.
+/// actix-http does. Done when the body ends (the socket's write side is then shut down, after
+/// what was waiting) or the socket fails. actix-server's connection task runs it, so the server
+/// still counts the connection and waits for it on a graceful stop.
 pub struct SocketWriter {
     // Dropped before `socket`: the body's `Drop` forgets the descriptor before it can close.
     body: ConnectionBody,

@@ -14,11 +14,11 @@
 //! still waiting for its thread's flusher ([`super::wakeups`]) is not held to it, since the
 //! delay is the server's (and sends wait while delivery is behind). The body only runs while
 //! its transport polls it, and the transport stops polling when the socket will not take more,
-//! so the queue of a client that stops reading grows. A push that would pass the bound is refused, the
-//! session is marked closing (nothing more is queued for it), the registry removes the client
-//! and closes its session, and, should the connection stay stuck, its socket is shut down from
-//! outside once the session has stopped ([`Outbox::shut_down_socket`]), so that the connection
-//! and its queue are freed.
+//! so the queue of a client that stops reading grows. A push that would pass the bound is
+//! refused, the session is marked closing (nothing more is queued for it), the registry removes
+//! the client and closes its session, and, should the connection stay stuck, its socket is shut
+//! down from outside once the session has stopped ([`Outbox::shut_down_socket`]), so that the
+//! connection and its queue are freed.
 //!
 //! A client that asked for recovery also keeps a history: the frames its session has taken to
 //! write, bounded by `--recovery-buffer`, so a resume can replay whatever came after the last
