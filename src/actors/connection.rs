@@ -270,6 +270,9 @@ pub struct SocketWriter {
     unwritten: VecDeque<Bytes>,
     unwritten_bytes: usize,
     body_ended: bool,
+    /// The body's last poll found nothing: it wakes this task when there is more, so it need
+    /// not be asked again until then.
+    body_idle: bool,
 }
 
 impl SocketWriter {
@@ -280,11 +283,13 @@ impl SocketWriter {
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
             body_ended: false,
+            body_idle: false,
         }
     }
 
     /// Takes what the body has, up to [`WRITE_AHEAD`].
     fn fill(&mut self, cx: &mut Context<'_>) {
+        self.body_idle = false;
         while !self.body_ended && self.unwritten_bytes < WRITE_AHEAD {
             match Pin::new(&mut self.body).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
@@ -292,7 +297,10 @@ impl SocketWriter {
                     self.unwritten.push_back(chunk);
                 }
                 Poll::Ready(Some(Err(_)) | None) => self.body_ended = true,
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.body_idle = true;
+                    break;
+                }
             }
         }
     }
@@ -345,7 +353,13 @@ impl Future for SocketWriter {
             match written {
                 // A socket that takes nothing of a non-empty write will take nothing more.
                 Ok(0) => return Poll::Ready(()),
-                Ok(written) => this.consume(written),
+                Ok(written) => {
+                    this.consume(written);
+                    // All written and the body had nothing more: its wake-up brings us back.
+                    if this.unwritten.is_empty() && this.body_idle {
+                        return Poll::Pending;
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(_) => return Poll::Ready(()),
             }
