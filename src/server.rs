@@ -10,11 +10,8 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_codec::Framed;
-use actix_http::{h1, HttpService, KeepAlive, Request};
-use actix_service::{
-    fn_factory, fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
-};
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::dev::{AppConfig, Extensions, Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::rt::net::TcpStream;
@@ -162,7 +159,7 @@ impl Application {
             let (app, hub, shutdown) =
                 (app.clone(), hub.clone(), server.graceful_shutdown_signal());
             server = server.listen(format!("wshub-{local}"), listener, move || {
-                let shutdown = shutdown.clone();
+                let (shutdown, hub) = (shutdown.clone(), hub.clone());
                 let app = app()
                     .into_factory()
                     .map_err(|err: actix_web::Error| err.error_response());
@@ -180,7 +177,9 @@ impl Application {
                     .on_connect_ext(|io: &TcpStream, data: &mut Extensions| {
                         http::ws::on_connect(io, data)
                     })
-                    .upgrade(ws_upgrade(hub.clone()))
+                    .upgrade(fn_service(move |(req, framed)| {
+                        http::ws::upgrade(hub.clone(), req, framed)
+                    }))
                     .finish(map_config(app, move |_| app_config.clone()))
                     .tcp()
             })?;
@@ -242,26 +241,6 @@ impl Application {
         });
         self.server.await
     }
-}
-
-/// The upgrade service of one worker: [`http::ws::upgrade`] with the hub.
-fn ws_upgrade(
-    hub: Hub,
-) -> impl ServiceFactory<
-    (Request, Framed<TcpStream, h1::Codec>),
-    Config = (),
-    Response = (),
-    Error = actix_web::Error,
-    InitError = (),
-> {
-    fn_factory(move || {
-        let hub = hub.clone();
-        async move {
-            Ok(fn_service(move |(req, framed)| {
-                http::ws::upgrade(hub.clone(), req, framed)
-            }))
-        }
-    })
 }
 
 /// A page served for GET, and for HEAD as GET without its body.
