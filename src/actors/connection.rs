@@ -52,7 +52,7 @@ use crate::gate::ConnectionPermit;
 /// wakes to a long queue does not copy all of it into its connection's buffers at once.
 const BATCH_BYTES: usize = 64 * 1024;
 
-/// The response body of a session's connection (see the module docs).
+/// What is written to a session's connection, by either transport (see the module docs).
 pub struct ConnectionBody {
     outbox: Arc<Outbox>,
     /// Told when the transport drops the body.
