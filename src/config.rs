@@ -101,6 +101,8 @@ pub struct WebhookConfig {
     pub retry_for: Duration,
     /// Most events waiting per system; past it the oldest not in flight are dropped.
     pub queue: usize,
+    /// Most bytes of events waiting per system (as serialized); past it, the same.
+    pub queue_bytes: usize,
     /// Refuse URLs that resolve to loopback, private or link-local addresses.
     pub deny_private: bool,
 }
@@ -131,6 +133,9 @@ pub struct RecoveryConfig {
     pub window: Option<Duration>,
     /// Bytes of frames kept for one recovery client.
     pub buffer: usize,
+    /// Bytes all away clients may hold together (`--recovery-away-bytes`); past it the
+    /// longest-away go offline.
+    pub away_bytes: usize,
 }
 
 /// The settings the server runs with.
@@ -395,6 +400,10 @@ pub struct ServeArgs {
     /// Most webhook events waiting per system; past it the oldest are dropped (and reported).
     #[arg(long, env = "WSHUB_WEBHOOK_QUEUE", default_value_t = 10_000)]
     pub webhook_queue: usize,
+    /// Most bytes of webhook events waiting per system, as sent; past it the oldest are
+    /// dropped (and reported).
+    #[arg(long, env = "WSHUB_WEBHOOK_QUEUE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub webhook_queue_bytes: usize,
     /// Refuse webhook URLs that lead to loopback, private or link-local addresses.
     #[arg(long, env = "WSHUB_WEBHOOK_DENY_PRIVATE")]
     pub webhook_deny_private: bool,
@@ -420,6 +429,10 @@ pub struct ServeArgs {
     /// Bytes of frames kept for one recovery client; an absent client past it goes offline.
     #[arg(long, env = "WSHUB_RECOVERY_BUFFER", default_value_t = 1024 * 1024)]
     pub recovery_buffer: usize,
+    /// Bytes all away recovery clients may hold together (their kept frames, counted with what
+    /// keeping each costs); past it the clients away longest go offline (recovery_expired).
+    #[arg(long, env = "WSHUB_RECOVERY_AWAY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub recovery_away_bytes: usize,
 }
 
 /// A comma-separated flag's items, trimmed, without empty ones.
@@ -494,6 +507,7 @@ impl From<ServeArgs> for Config {
                 timeout: Duration::from_secs_f64(args.webhook_timeout),
                 retry_for: Duration::from_secs_f64(args.webhook_retry_for),
                 queue: args.webhook_queue.max(1),
+                queue_bytes: args.webhook_queue_bytes.max(1),
                 deny_private: args.webhook_deny_private,
             },
             internal_port: args.internal_port,
@@ -514,6 +528,7 @@ impl From<ServeArgs> for Config {
                 window: (args.recovery_window > 0.0)
                     .then(|| Duration::from_secs_f64(args.recovery_window)),
                 buffer: args.recovery_buffer.max(1),
+                away_bytes: args.recovery_away_bytes.max(1),
             },
         }
     }

@@ -1,6 +1,11 @@
 //! The connection gate: counts WebSocket connections and refuses those over the limits before
 //! the upgrade. Its own module so that sessions (which hold a permit) and the hub (which holds
 //! the gate) need not import each other.
+//!
+//! An away recovery client keeps its permit (its outbox holds it) until it resumes or goes
+//! offline: it holds memory like a connected one, so it counts like one. A resume of such a
+//! client is the one connection let past a full gate ([`ConnectionGate::admit_resume`]): it
+//! gives the away client's place back as it takes it over.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,25 +50,51 @@ impl ConnectionGate {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return Err(GateRefusal::Total(self.max_total));
         }
-        let mut counted_system = None;
-        if let (Some((counts, limit)), Some(system_id)) = (&self.per_system, system_id) {
-            let mut counts = counts
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let count = counts.entry(system_id.to_owned()).or_insert(0);
-            if *count >= *limit {
-                drop(counts);
+        let counted_system = match self.count_in_system(system_id, true) {
+            Ok(counted) => counted,
+            Err(refusal) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);
-                return Err(GateRefusal::System(system_id.to_owned(), *limit));
+                return Err(refusal);
             }
-            *count += 1;
-            counted_system = Some(system_id.to_owned());
+        };
+        Ok(self.permit(counted_system))
+    }
+
+    /// Admits the resume of an away client whatever the limits: that client is counted already,
+    /// and its place is given back once the resume has taken it over.
+    pub fn admit_resume(self: &Arc<Self>, system_id: Option<&str>) -> ConnectionPermit {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        let counted_system = self.count_in_system(system_id, false).unwrap_or_default();
+        self.permit(counted_system)
+    }
+
+    /// Counts one more connection of `system_id` where a per-system limit is kept; refused
+    /// over that limit when `enforce`. The system counted, if any.
+    fn count_in_system(
+        &self,
+        system_id: Option<&str>,
+        enforce: bool,
+    ) -> Result<Option<String>, GateRefusal> {
+        let (Some((counts, limit)), Some(system_id)) = (&self.per_system, system_id) else {
+            return Ok(None);
+        };
+        let mut counts = counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(system_id.to_owned()).or_insert(0);
+        if *count >= *limit && enforce {
+            return Err(GateRefusal::System(system_id.to_owned(), *limit));
         }
+        *count += 1;
+        Ok(Some(system_id.to_owned()))
+    }
+
+    fn permit(self: &Arc<Self>, system_id: Option<String>) -> ConnectionPermit {
         self.metrics.connections.inc();
-        Ok(ConnectionPermit {
+        ConnectionPermit {
             gate: self.clone(),
-            system_id: counted_system,
-        })
+            system_id,
+        }
     }
 
     /// Connections open now.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix::dev::channel::{self, AddressReceiver};
 use actix::{Addr, Context};
 
+use crate::actors::away::AwayBudget;
 use crate::actors::events::EventSink;
 use crate::actors::messages::Shutdown;
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
@@ -116,7 +117,12 @@ impl Hub {
         let metrics = Arc::new(Metrics::new());
         let mqtt = match &config.mqtt {
             Some(mqtt) => {
-                let bridge = MqttBridge::new(mqtt, metrics.clone(), config.overload);
+                let bridge = MqttBridge::new(
+                    mqtt,
+                    metrics.clone(),
+                    config.overload,
+                    config.limits.max_push_size,
+                );
                 Some(bridge.map_err(std::io::Error::other)?)
             }
             None => None,
@@ -125,6 +131,12 @@ impl Hub {
             webhooks: Webhooks::start(config.webhooks.clone(), metrics.clone()),
             mqtt,
         };
+        let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
+        let registry_address = Addr::new(sender);
+        let away = Arc::new(AwayBudget::new(
+            config.recovery.away_bytes,
+            registry_address.clone().recipient(),
+        ));
         let registry = SystemRegistry::new(
             RegistrySettings {
                 outlets: outlets.clone(),
@@ -139,10 +151,9 @@ impl Hub {
             },
             metrics.clone(),
             store,
+            away,
         )
         .map_err(std::io::Error::other)?;
-        let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
-        let registry_address = Addr::new(sender);
         let hub = Hub {
             backplane: Arc::new(MemoryBackplane::new(registry_address.clone())),
             registry: registry_address,

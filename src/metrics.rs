@@ -50,6 +50,8 @@ pub struct Metrics {
     pub resumes: IntCounterVec,
     /// Recovery clients whose connection is lost and whose window is open.
     pub clients_away: IntGauge,
+    /// What away clients hold together (bounded by `--recovery-away-bytes`), set at scrape time.
+    pub recovery_away_bytes: IntGauge,
     /// How far delivery is behind the sends, in milliseconds, set at scrape time.
     pub delivery_lag_ms: IntGauge,
     /// Sends that waited for delivery to catch up (REST and MQTT).
@@ -179,6 +181,10 @@ impl Metrics {
             clients_away: gauge(
                 "wshub_clients_away",
                 "Recovery clients whose connection is lost and whose window is open.",
+            ),
+            recovery_away_bytes: gauge(
+                "wshub_recovery_away_bytes",
+                "Bytes away recovery clients hold together (bounded by --recovery-away-bytes).",
             ),
             delivery_lag_ms: gauge(
                 "wshub_delivery_lag_milliseconds",

@@ -12,10 +12,11 @@
 //! Broker down: publishes wait in the client's bounded queue, then are dropped and counted; the
 //! event loop reconnects with backoff and subscribes again. Nothing else waits for the broker.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::web::Bytes;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -33,6 +34,30 @@ use crate::webhooks::WebhookEvent;
 
 /// Publishes that may wait for the broker before new ones are dropped.
 const QUEUE: usize = 10_000;
+/// Bytes of received publishes that may wait to be pushed before new ones are dropped.
+const INBOX_BYTES: usize = 32 * 1024 * 1024;
+/// What an MQTT publish carries besides its payload, at most, for the packets the bridge
+/// takes: a topic of a system, a group and the prefix, and a few properties.
+const PUBLISH_OVERHEAD: usize = 4 * 1024;
+/// The largest packet MQTT can carry (its remaining-length field).
+const MQTT_MAX_PACKET: usize = 268_435_455;
+
+/// The largest packet the bridge takes from the broker (and says so in its CONNECT): twice the
+/// push limit, so that a publish a little over it arrives and is refused, counted, rather than
+/// dropping the connection; a larger one the broker does not send (MQTT 5 drops it there).
+pub fn max_incoming_packet(max_push_size: usize) -> u32 {
+    let size = max_push_size
+        .saturating_mul(2)
+        .saturating_add(PUBLISH_OVERHEAD)
+        .min(MQTT_MAX_PACKET);
+    u32::try_from(size).unwrap_or(u32::MAX)
+}
+
+/// What the bridge subscribes to: the three kinds of down topic, not its own events.
+fn down_filters(prefix: &str) -> [String; 3] {
+    ["+/group/+", "+/client/+", "+/system"]
+        .map(|rest| format!("$share/{SHARE_GROUP}/{prefix}{rest}"))
+}
 /// The shared-subscription group: every wshub node of a cluster is in it.
 const SHARE_GROUP: &str = "wshub";
 /// Longest wait between reconnection attempts.
@@ -41,7 +66,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The broker's address and credentials, from `mqtt://[user:pass@]host:port`.
-fn options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions, String> {
+fn options(
+    config: &MqttConfig,
+    client_id: &str,
+    max_push_size: usize,
+) -> Result<MqttOptions, String> {
     let rest = config
         .url
         .strip_prefix("mqtt://")
@@ -64,6 +93,7 @@ fn options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions, String> 
     }
     let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(15));
+    options.set_max_packet_size(Some(max_incoming_packet(max_push_size)));
     if let Some(credentials) = credentials {
         let (user, pass) = credentials.split_once(':').unwrap_or((credentials, ""));
         options.set_credentials(user, pass);
@@ -97,9 +127,11 @@ impl MqttBridge {
         config: &MqttConfig,
         metrics: Arc<Metrics>,
         overload: OverloadGate,
+        max_push_size: usize,
     ) -> Result<Arc<MqttBridge>, String> {
         let client_id = format!("wshub-{}", &p::new_id()[..12]);
-        let (client, event_loop) = AsyncClient::new(options(config, &client_id)?, QUEUE);
+        let options = options(config, &client_id, max_push_size)?;
+        let (client, event_loop) = AsyncClient::new(options, QUEUE);
         Ok(Arc::new(MqttBridge {
             client,
             prefix: config.prefix.clone(),
@@ -141,7 +173,11 @@ impl MqttBridge {
         let Some(mut event_loop) = self.event_loop.lock().ok().and_then(|mut l| l.take()) else {
             return;
         };
-        let (inbox, mut received) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(QUEUE);
+        let (inbox, mut received) = tokio::sync::mpsc::channel::<(String, Bytes)>(QUEUE);
+        // Bytes of payloads in the inbox.
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
+        let max_push_size = limits.max_push_size;
         let bridge = self.clone();
         actix_web::rt::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -152,20 +188,29 @@ impl MqttBridge {
                         log::info!("MQTT bridge connected");
                         bridge.connected.store(true, Ordering::Relaxed);
                         bridge.metrics.mqtt_connected.set(1);
-                        let filter = format!("$share/{SHARE_GROUP}/{}#", bridge.prefix);
+                        let filters = down_filters(&bridge.prefix);
                         let client = bridge.client.clone();
                         // Events queued while the broker was away fill the client's channel; the
                         // subscription waits for room behind them instead of being refused.
                         actix_web::rt::spawn(async move {
-                            if let Err(err) = client.subscribe(filter, QoS::AtLeastOnce).await {
-                                log::error!("MQTT bridge cannot subscribe: {err}");
+                            for filter in filters {
+                                if let Err(err) = client.subscribe(filter, QoS::AtLeastOnce).await {
+                                    log::error!("MQTT bridge cannot subscribe: {err}");
+                                }
                             }
                         });
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-                        if inbox.try_send((topic, publish.payload.to_vec())).is_err() {
+                        let size = publish.payload.len();
+                        // Past the push limit it could never be pushed: refused here, before it
+                        // waits anywhere; and the inbox is bounded in bytes as well as count.
+                        let refused = size > max_push_size
+                            || queued.load(Ordering::Acquire) + size > INBOX_BYTES;
+                        if refused || inbox.try_send((topic, publish.payload)).is_err() {
                             bridge.metrics.mqtt_dropped.with_label_values(&["in"]).inc();
+                        } else {
+                            queued.fetch_add(size, Ordering::AcqRel);
                         }
                     }
                     Ok(_) => {}
@@ -184,6 +229,7 @@ impl MqttBridge {
         actix_web::rt::spawn(async move {
             let mut last_log = None::<Instant>;
             while let Some((topic, payload)) = received.recv().await {
+                taken.fetch_sub(payload.len(), Ordering::AcqRel);
                 let result = bridge.push(&*backplane, &limits, &topic, &payload).await;
                 match result {
                     Ok(()) => bridge
@@ -388,8 +434,10 @@ mod tests {
             url: url.into(),
             prefix: "wshub/".into(),
         };
+        let options = |config: &MqttConfig, id| options(config, id, 256 * 1024);
         let o = options(&config("mqtt://user:pw@broker.test:1884"), "id").unwrap();
         assert_eq!(o.broker_address(), ("broker.test".to_owned(), 1884));
+        assert_eq!(o.max_packet_size(), Some(516 * 1024));
         assert!(options(&config("http://x"), "id").is_err());
         assert!(options(&config("mqtt://:1883"), "id").is_err());
         assert_eq!(

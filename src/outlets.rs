@@ -41,7 +41,8 @@ impl Outlets {
             bridge.publish_event(system_id, &event);
         }
         if let Some(target) = webhook {
-            self.webhooks.queue(system_id, target, event);
+            let registration = settings.registered_at;
+            self.webhooks.queue(system_id, registration, target, event);
         }
     }
 }

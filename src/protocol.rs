@@ -50,6 +50,9 @@ pub enum CloseReason {
     Heartbeat,
     /// The same client resumed on another connection (4009).
     ResumedElsewhere,
+    /// A resume let past the connection limits failed: a fresh client would be over them
+    /// (1013, try again later).
+    TryAgain,
 }
 
 impl CloseReason {
@@ -67,6 +70,7 @@ impl CloseReason {
             CloseReason::SystemRemoved => Some(4001),
             CloseReason::Heartbeat => None,
             CloseReason::ResumedElsewhere => Some(4009),
+            CloseReason::TryAgain => Some(1013),
         }
     }
 
@@ -84,6 +88,7 @@ impl CloseReason {
             4008 => CloseReason::Slow,
             4001 => CloseReason::SystemRemoved,
             4009 => CloseReason::ResumedElsewhere,
+            1013 => CloseReason::TryAgain,
             _ => return None,
         })
     }
@@ -102,6 +107,7 @@ impl CloseReason {
             CloseReason::SystemRemoved => "system_removed",
             CloseReason::Heartbeat => "heartbeat",
             CloseReason::ResumedElsewhere => "resumed_elsewhere",
+            CloseReason::TryAgain => "try_again",
         }
     }
 }
@@ -331,6 +337,20 @@ impl MqttRequest {
         MqttSettings {
             events: event_set(&self.events),
         }
+    }
+
+    /// Events are published under `<prefix><systemId>/events/<name>`: a systemId that is not
+    /// one topic level (`/`, the wildcards `+` and `#`, a leading `$`, a NUL) would publish
+    /// into another system's topics, or nowhere.
+    pub fn check_system_id(&self, system_id: &str) -> Result<(), OverLimit> {
+        let not_a_level = system_id.contains(['/', '+', '#', '\0']) || system_id.starts_with('$');
+        if not_a_level && !self.events.is_empty() {
+            return Err(OverLimit::Field(format!(
+                "mqtt.events: systemId '{system_id}' cannot be an MQTT topic level ('/', '+', \
+                 '#', a leading '$'): its events cannot be published"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -798,6 +818,9 @@ fn check_group(group_name: &Name, limits: &Limits) -> Result<(), OverLimit> {
 impl CheckLimits for RegisterRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
         check_system_id(self.system_id.as_str(), limits)?;
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.check_system_id(self.system_id.as_str())?;
+        }
         self.webhook.as_ref().map_or(Ok(()), WebhookRequest::check)
     }
 }

@@ -235,11 +235,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = self.hub.clone();
+        let (finished, finishing) = tokio::sync::oneshot::channel();
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
             graceful_shutdown(&hub, &handle).await;
+            let _ = finished.send(());
         });
-        self.server.await
+        let served = self.server.await;
+        // Stopped by a signal: the webhook events still being delivered get their share of the
+        // grace before the process ends.
+        if self.hub.is_shutting_down() {
+            let _ = finishing.await;
+        }
+        served
     }
 }
 
@@ -266,11 +274,24 @@ const DRAIN_BEFORE_CLOSE: Duration = Duration::from_millis(500);
 /// call the backend writes on it at the same instant finds it closed. Keeping the listener open
 /// a moment first lets every connection in use take one more call, answered 503 with
 /// `Connection: close`, so a busy backend reconnects and is refused instead of cut off.
+///
+/// Webhook events queued by then (the shutdown's own `client_offline` included) are delivered
+/// meanwhile, within the same grace; how many could not be is logged.
 pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
+    let grace = hub.settings.shutdown_grace;
+    let deadline = std::time::Instant::now() + grace;
     let closed = hub.shut_down_clients().await;
     log::info!("shutting down: closed {closed} clients with 1001");
-    actix_web::rt::time::sleep(DRAIN_BEFORE_CLOSE.min(hub.settings.shutdown_grace / 4)).await;
-    handle.stop(true).await;
+    actix_web::rt::time::sleep(DRAIN_BEFORE_CLOSE.min(grace / 4)).await;
+    let webhooks = hub.outlets.webhooks.clone();
+    let delivering = webhooks.drain(deadline.saturating_duration_since(std::time::Instant::now()));
+    let (lost, ()) = futures_util::future::join(delivering, handle.stop(true)).await;
+    if lost > 0 {
+        log::warn!(
+            "shutting down: {lost} webhook events were not delivered within --shutdown-grace \
+             ({grace:?}) and are lost"
+        );
+    }
 }
 
 async fn shutdown_signal() {

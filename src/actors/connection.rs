@@ -61,15 +61,16 @@ pub struct ConnectionBody {
     /// Encoded frames not yet handed to the transport.
     buffer: BytesMut,
     /// Keeps the connection counted at the gate for as long as the transport holds it (which can
-    /// be after its session has stopped, while the last frames are being written).
-    _permit: ConnectionPermit,
+    /// be after its session has stopped, while the last frames are being written). The session
+    /// holds it too (an away client's outbox keeps it after both are gone).
+    _permit: Arc<ConnectionPermit>,
 }
 
 impl ConnectionBody {
     pub fn new(
         outbox: Arc<Outbox>,
         session: Recipient<ConnectionGone>,
-        permit: ConnectionPermit,
+        permit: Arc<ConnectionPermit>,
     ) -> Self {
         ConnectionBody {
             outbox,
@@ -411,7 +412,7 @@ mod tests {
             handle.push(&ByteString::from(format!("{i} {pad}")));
         }
         outbox.write_own(actix_http::ws::Message::Ping(Default::default()));
-        let mut body = ConnectionBody::new(outbox.clone(), session.recipient(), permit);
+        let mut body = ConnectionBody::new(outbox.clone(), session.recipient(), Arc::new(permit));
 
         let mut written = BytesMut::new();
         let mut chunks = 0;

@@ -6,12 +6,14 @@ use std::collections::VecDeque;
 
 use bytestring::ByteString;
 
+use super::away::kept_cost;
 use crate::protocol;
 
 /// Frames a recovery client's session has taken to write, oldest first.
 #[derive(Default)]
 pub(super) struct History {
     frames: VecDeque<ByteString>,
+    /// What the frames cost where they are kept ([`kept_cost`]), not only their bytes.
     bytes: usize,
     /// A frame was dropped from the front: a resume must name a frame still held.
     trimmed: bool,
@@ -43,10 +45,15 @@ impl History {
             .iter()
             .filter(|f| protocol::message_id_of(f).is_some())
         {
-            self.bytes += frame.len();
+            self.bytes += kept_cost(frame.len());
             self.frames.push_back(frame.clone());
         }
         self.make_room(0, limit);
+    }
+
+    /// What the kept frames cost.
+    pub(super) fn cost(&self) -> usize {
+        self.bytes
     }
 
     /// Drops the oldest frames until the history and `beside` more bytes fit in `limit`.
@@ -55,7 +62,7 @@ impl History {
             let Some(frame) = self.frames.pop_front() else {
                 return;
             };
-            self.bytes -= frame.len();
+            self.bytes -= kept_cost(frame.len());
             self.trimmed = true;
         }
     }
@@ -63,7 +70,7 @@ impl History {
     /// A resumed session keeps the frame its client named last, so that a later resume may
     /// name it again (and only it: what came before is not held).
     pub(super) fn keep_last(&mut self, last: ByteString) {
-        self.bytes += last.len();
+        self.bytes += kept_cost(last.len());
         self.frames.push_back(last);
         self.trimmed = true;
     }
@@ -123,7 +130,7 @@ mod tests {
         assert_eq!(ids(&history.after(None).unwrap().1), ["a", "b", "c"]);
 
         // A bound of two frames drops the oldest: "a" can no longer be named, nor nothing.
-        history.make_room(0, 2 * push("a").len());
+        history.make_room(0, 2 * super::kept_cost(push("a").len()));
         assert_eq!(history.after(Some("a")), Err(LastNotHeld));
         assert_eq!(history.after(None), Err(LastNotHeld));
         assert_eq!(ids(&history.after(Some("b")).unwrap().1), ["c"]);

@@ -70,7 +70,14 @@ pub enum RecoveryRequest {
     /// `recovery=1`: a new session that may be resumed.
     Fresh,
     /// `resume=<token>&last=<messageId>`: come back as the client the token names.
-    Resume { token: String, last: Option<String> },
+    /// `past_limits`: let past a full connection gate because the client is away (counted
+    /// already); if the resume then fails, the connection is closed with 1013 rather than
+    /// becoming a new client over the limits.
+    Resume {
+        token: String,
+        last: Option<String>,
+        past_limits: bool,
+    },
     /// A resume already known to fail (its node is gone): a fresh session saying why.
     Failed(crate::protocol::ResumeRefusal),
 }
@@ -79,6 +86,15 @@ impl RecoveryRequest {
     pub fn wanted(&self) -> bool {
         *self != RecoveryRequest::None
     }
+}
+
+/// Whether `token` resumes a client of `system_id` that this node holds (away, or connected
+/// on a half-open socket): such a resume may pass a full connection gate.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct HoldsResumable {
+    pub system_id: String,
+    pub token: String,
 }
 
 /// A group could not queue a frame for this client: its outbound queue is full. Idempotent.
@@ -247,6 +263,9 @@ pub struct RegistryStats {
     /// `clients`; for the metrics, not `/healthz`).
     #[serde(skip)]
     pub away: usize,
+    /// What away clients hold together (for the metrics).
+    #[serde(skip)]
+    pub away_bytes: usize,
 }
 
 #[derive(Message)]

@@ -7,6 +7,7 @@
 //! is what the registry reports about its clients, in order; [`tenant`] and [`resume`] are the
 //! registry's state as plain data (a system's members, the resume tokens).
 
+pub mod away;
 pub mod connection;
 pub mod events;
 pub mod group;

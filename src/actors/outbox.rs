@@ -1,3 +1,7 @@
+//! Why this file is long: the queue, its two bounds (connected and away) and its recovery
+//! states (history, parked, forwarded) are kept under one lock, and each rule about them is
+//! only right together with the others, so they are read side by side here.
+//!
 //! [`SessionHandle`]: how the registry and groups hand frames to a session, with the bound on
 //! what may wait for it.
 //!
@@ -39,6 +43,7 @@ use actix_http::ws;
 use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
 
+use super::away::{AwayBudget, KEPT_FRAME_COST};
 use super::history::History;
 pub use super::history::{HandedOver, LastNotHeld};
 use super::wakeups::{Due, Wakeups};
@@ -68,8 +73,11 @@ struct Queue {
     bytes: usize,
     /// `Some` for a client that asked for recovery.
     history: Option<History>,
-    /// Its connection is lost and its recovery window open (see the module docs).
-    parked: bool,
+    /// Its connection is lost and its recovery window open (see the module docs): what it
+    /// holds is charged to every away client's budget.
+    parked: Option<Arc<AwayBudget>>,
+    /// What is charged to that budget now.
+    charged: usize,
     /// Resumed on another connection: pushes go there.
     forward: Option<SessionHandle>,
 }
@@ -121,9 +129,10 @@ pub struct Outbox {
     socket: Mutex<Option<RawFd>>,
     /// Counts frames dropped for this session.
     metrics: Arc<Metrics>,
-    /// What keeps a parked client reachable (its session's backplane lease, handed over when
-    /// the connection was lost); released with the outbox.
-    kept: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// What keeps a parked client reachable and counted (its session's backplane lease and its
+    /// place at the connection gate, handed over when the connection was lost); released when
+    /// the client resumes or goes offline ([`SessionHandle::retire`]), or with the outbox.
+    kept: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
 }
 
 impl Outbox {
@@ -151,7 +160,7 @@ impl Outbox {
             woken_in: AtomicU64::new(NEVER_WOKEN),
             socket: Mutex::new(socket),
             metrics,
-            kept: Mutex::new(None),
+            kept: Mutex::new(Vec::new()),
         })
     }
 
@@ -197,13 +206,24 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Keeps `lease` (a [`crate::backplane::Lease`]) for as long as the outbox lives: a parked
-    /// client stays reachable (in a cluster, its node stays subscribed to its system's channel)
-    /// after its session is gone.
-    pub fn keep_lease(&self, lease: impl std::any::Any + Send) {
+    /// Keeps `what` (a [`crate::backplane::Lease`], a [`crate::gate::ConnectionPermit`]) while
+    /// the client is away: it stays reachable (in a cluster, its node stays subscribed to its
+    /// system's channel) and counted at the gate after its session is gone.
+    pub fn keep(&self, what: impl std::any::Any + Send) {
         if let Ok(mut kept) = self.kept.lock() {
-            *kept = Some(Box::new(lease));
+            kept.push(Box::new(what));
         }
+    }
+
+    /// Lets go of what [`Outbox::keep`] kept, and of its charge to the away budget.
+    fn release_kept(&self) {
+        let mut queue = self.queue();
+        if let Some(budget) = queue.parked.take() {
+            budget.recharge(std::mem::take(&mut queue.charged), 0);
+        }
+        drop(queue);
+        let kept = self.kept.lock().map(|mut kept| std::mem::take(&mut *kept));
+        drop(kept);
     }
 
     /// Takes every waiting frame (empty when none); a recovery client's history keeps them.
@@ -343,6 +363,32 @@ impl Outbox {
     }
 }
 
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let queue = self.queue();
+        if let Some(budget) = &queue.parked {
+            budget.recharge(queue.charged, 0);
+        }
+    }
+}
+
+impl Queue {
+    /// What a parked queue holds, kept frames counted as they cost.
+    fn held(&self) -> usize {
+        let history = self.history.as_ref().map_or(0, History::cost);
+        history + self.bytes + self.frames.len() * KEPT_FRAME_COST
+    }
+
+    /// Charges the away budget for what a parked queue holds now.
+    fn recharge(&mut self) {
+        if let Some(budget) = &self.parked {
+            let held = self.held();
+            budget.recharge(self.charged, held);
+            self.charged = held;
+        }
+    }
+}
+
 impl Due for Outbox {
     fn wake_due(&self, round: u64) {
         self.woken_in.store(round, Ordering::Release);
@@ -386,19 +432,22 @@ impl SessionHandle {
                 outbox.metrics.frames_dropped.inc();
                 return Pushed::Dropped;
             }
-            let limit = if queue.parked {
-                // Parked: history and queue share the recovery bound, oldest history first.
-                let Queue { history, bytes, .. } = &mut *queue;
-                if let Some(history) = history {
-                    history.make_room(*bytes + frame.len(), outbox.recovery_limit);
+            let parked = queue.parked.is_some();
+            let (queued, adding, limit) = if parked {
+                // Parked: history and queue share the recovery bound, oldest history first,
+                // each kept frame counted with what keeping it costs.
+                let queued = queue.bytes + queue.frames.len() * KEPT_FRAME_COST;
+                let adding = super::away::kept_cost(frame.len());
+                if let Some(history) = &mut queue.history {
+                    history.make_room(queued + adding, outbox.recovery_limit);
                 }
-                outbox.recovery_limit
+                (queued, adding, outbox.recovery_limit)
             } else {
-                outbox.limit
+                (queue.bytes, frame.len(), outbox.limit)
             };
             // A session still waiting for its turn to write is not a slow consumer: the server
             // is behind, and its sends wait (`wakeups::wait_for_delivery`) until it catches up.
-            if queue.bytes + frame.len() > limit && (queue.parked || !outbox.waits_for_its_turn()) {
+            if queued + adding > limit && (parked || !outbox.waits_for_its_turn()) {
                 drop(queue);
                 outbox.metrics.frames_dropped.inc();
                 return if outbox.start_closing() {
@@ -409,6 +458,9 @@ impl SessionHandle {
             }
             queue.bytes += frame.len();
             queue.frames.push_back(frame.clone());
+            if parked {
+                queue.recharge();
+            }
             queue.frames.len() == 1
         };
         if was_empty {
@@ -434,9 +486,17 @@ impl SessionHandle {
     }
 
     /// The connection is lost and the client may come back: keep queuing for it, within
-    /// `--recovery-buffer`.
-    pub fn park(&self) {
-        self.outbox.queue().parked = true;
+    /// `--recovery-buffer`, charging `budget` for what it holds.
+    pub fn park(&self, budget: Arc<AwayBudget>) {
+        let mut queue = self.outbox.queue();
+        queue.parked = Some(budget);
+        queue.recharge();
+    }
+
+    /// The client resumed elsewhere or went offline: what kept it reachable and counted while
+    /// away is let go, and its frames no longer count against the away budget.
+    pub fn retire(&self) {
+        self.outbox.release_kept();
     }
 
     /// A resume: the frames the client has not seen (after the one named `last`, every held
@@ -454,6 +514,9 @@ impl SessionHandle {
         queue.bytes = 0;
         queue.history = None;
         queue.forward = Some(to.clone());
+        drop(queue);
+        // The new connection is counted (and reachable) now: the old one's place is given back.
+        self.outbox.release_kept();
         Ok(HandedOver { last, replay })
     }
 

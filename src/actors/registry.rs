@@ -21,6 +21,7 @@ mod recovery;
 mod systems;
 mod whole;
 
+use super::away::AwayBudget;
 use super::events::{Event, EventSink};
 use super::group::Group;
 use super::messages::*;
@@ -68,6 +69,12 @@ pub struct SystemRegistry {
     shutting_down: bool,
     /// Resume tokens given out, and those whose client did not come back.
     book: ResumeBook,
+    /// What every away client holds together, charged by their outboxes.
+    away: Arc<AwayBudget>,
+    /// The away clients by absence number, oldest first: whom [`super::away::TrimAway`] sends offline
+    /// first. An entry outlives its absence until the window's timer removes it, so a lookup
+    /// checks that the client is still away with that number.
+    away_order: BTreeMap<u64, (String, String)>,
 }
 
 impl Actor for SystemRegistry {
@@ -80,6 +87,7 @@ impl SystemRegistry {
         settings: RegistrySettings,
         metrics: Arc<Metrics>,
         store: SystemStore,
+        away: Arc<AwayBudget>,
     ) -> Result<Self, StoreError> {
         let systems = store
             .load()?
@@ -93,6 +101,8 @@ impl SystemRegistry {
             metrics,
             shutting_down: false,
             book: ResumeBook::default(),
+            away,
+            away_order: BTreeMap::new(),
         })
     }
 
@@ -165,6 +175,7 @@ impl SystemRegistry {
             }
         }
         session.start_closing();
+        session.retire();
         self.emit(|| Event::Gone {
             system_id: system_id.to_owned(),
             client_id: client_id.to_owned(),
@@ -230,6 +241,7 @@ impl SystemRegistry {
                 notice,
             });
             client.session.start_closing();
+            client.session.retire();
             self.close(&client.session, why, reason);
         }
         if self.settings.local_occupancy {

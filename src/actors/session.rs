@@ -25,6 +25,7 @@ use super::outbox::{Outbox, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
 use crate::backplane::Lease;
 use crate::backplane::{Relay, RelayedResume};
+use crate::gate::ConnectionPermit;
 use crate::http::frame_guard::Oversize;
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason as Why;
@@ -100,6 +101,9 @@ pub struct WsSession {
     /// What keeps the client reachable through the backplane (in a cluster, this node's
     /// subscription to the system's channel); released when the session is dropped.
     lease: Lease,
+    /// Its place at the connection gate, shared with the connection's body: a recovery client
+    /// whose connection is lost leaves it to its outbox, so that it stays counted while away.
+    permit: Option<Arc<ConnectionPermit>>,
     /// How long the connection may take to write what the session wrote last once it stops
     /// (`--slow-close-grace`); then its socket is shut down.
     close_grace: Duration,
@@ -112,7 +116,7 @@ impl WsSession {
         registry: Addr<SystemRegistry>,
         heartbeat: Heartbeat,
         (outbox, oversize): (Arc<Outbox>, Oversize),
-        (lease, close_grace): (Lease, Duration),
+        (lease, permit, close_grace): (Lease, Arc<ConnectionPermit>, Duration),
         (message_rate, message_burst): (f64, u32),
     ) -> Self {
         WsSession {
@@ -131,6 +135,7 @@ impl WsSession {
             message_burst: f64::from(message_burst),
             last_message: Instant::now(),
             lease,
+            permit: Some(permit),
             close_grace,
         }
     }
@@ -239,7 +244,10 @@ impl WsSession {
         if let Some(system_id) = self.system_id.take() {
             if self.recovery && lost {
                 let lease = std::mem::replace(&mut self.lease, Lease::none());
-                self.outbox.keep_lease(lease);
+                self.outbox.keep(lease);
+                if let Some(permit) = self.permit.take() {
+                    self.outbox.keep(permit);
+                }
             }
             // Sent through the same mailbox after Connect, so it is handled after it.
             self.registry.do_send(Disconnect {
@@ -260,7 +268,7 @@ impl Actor for WsSession {
             Some(Admission::Connect {
                 system_id: Some(system_id),
                 user_id,
-                recovery: RecoveryRequest::Resume { token, last },
+                recovery: RecoveryRequest::Resume { token, last, .. },
                 relay: Some(relay),
             }) => {
                 self.start_heartbeat(ctx);

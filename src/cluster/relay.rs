@@ -95,7 +95,7 @@ impl Cluster {
             None,
             settings.metrics.clone(),
         );
-        outbox.keep_lease(Lease::holding(lease));
+        outbox.keep(Lease::holding(lease));
         let actor = RelaySession {
             cluster: self.clone(),
             relay: relay.clone(),
@@ -119,6 +119,7 @@ impl Cluster {
             recovery: m::RecoveryRequest::Resume {
                 token: resume.token,
                 last: resume.last,
+                past_limits: false,
             },
         });
         Ok(())

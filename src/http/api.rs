@@ -232,6 +232,10 @@ async fn update_system(
     Body(body): Body<p::UpdateSystemRequest>,
 ) -> ApiResult<EmptyList> {
     check_webhook_address(&hub, body.webhook.as_ref().and_then(Option::as_ref)).await?;
+    if let Some(Some(mqtt)) = &body.mqtt {
+        mqtt.check_system_id(&caller.system_id)
+            .map_err(|refused| ApiError::BadRequest(refused.to_string()))?;
+    }
     hub.backplane
         .update_system(m::UpdateSystem {
             system_id: caller.system_id,

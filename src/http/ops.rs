@@ -73,6 +73,9 @@ pub async fn metrics(
     hub.metrics.set_system_clients(per_system);
     hub.metrics.groups.set(stats.groups as i64);
     hub.metrics.clients_away.set(stats.away as i64);
+    hub.metrics
+        .recovery_away_bytes
+        .set(i64::try_from(stats.away_bytes).unwrap_or(i64::MAX));
     let lag = crate::actors::wakeups::delivery_lag();
     hub.metrics
         .delivery_lag_ms

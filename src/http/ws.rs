@@ -19,6 +19,7 @@ use actix_http::ws::HandshakeError;
 use actix_http::{h1, ConnectionType, Request, RequestHead, Response};
 use actix_web::dev::Extensions;
 use actix_web::error::PayloadError;
+use actix_web::http::header;
 use actix_web::rt::net::TcpStream;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -30,7 +31,7 @@ use super::extract::{check_origin, SYSTEM_ID_HEADER};
 use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
 use crate::actors::connection::{ClientFrames, ConnectionBody, SocketReader, SocketWriter};
-use crate::actors::messages::RecoveryRequest;
+use crate::actors::messages::{HoldsResumable, RecoveryRequest};
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, WsSession};
 use crate::backplane::{Lease, Relay, TokenHome};
@@ -62,6 +63,7 @@ impl WsQuery {
             Some(token) => RecoveryRequest::Resume {
                 token,
                 last: self.last.take().filter(|last| !last.is_empty()),
+                past_limits: false,
             },
             None if asked => RecoveryRequest::Fresh,
             None => RecoveryRequest::None,
@@ -162,7 +164,7 @@ struct Admitted {
     session: WsSession,
     outbox: Arc<Outbox>,
     oversize: Oversize,
-    permit: ConnectionPermit,
+    permit: Arc<ConnectionPermit>,
     max_frame_size: usize,
 }
 
@@ -198,6 +200,9 @@ async fn admit<H>(
     if hub.is_shutting_down() {
         return Err(ApiError::Unavailable("the server is shutting down".into()).into());
     }
+    if let Some(reason) = ambiguous_upgrade(head) {
+        return Err(ApiError::BadRequest(reason).into());
+    }
     if !hub.settings.allowed_origins.is_empty() {
         check_origin(&head.headers, &hub.settings.allowed_origins, "open /ws")?;
     }
@@ -215,10 +220,34 @@ async fn admit<H>(
     }
     let relayed = relay.is_some();
     let (system_id, token) = (query.system_id, query.token);
-    let permit = hub
-        .gate
-        .admit(system_id.as_deref())
-        .map_err(|refusal| ApiError::Unavailable(refusal.to_string()))?;
+    let permit = match hub.gate.admit(system_id.as_deref()) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            // An away client is counted already: its resume may take its place.
+            let away = match (&mut recovery, &system_id, relayed) {
+                (
+                    RecoveryRequest::Resume {
+                        token, past_limits, ..
+                    },
+                    Some(system_id),
+                    false,
+                ) => {
+                    let asked = HoldsResumable {
+                        system_id: system_id.clone(),
+                        token: token.clone(),
+                    };
+                    *past_limits = hub.registry.send(asked).await.unwrap_or(false);
+                    *past_limits
+                }
+                _ => false,
+            };
+            if !away {
+                return Err(ApiError::Unavailable(refusal.to_string()).into());
+            }
+            hub.gate.admit_resume(system_id.as_deref())
+        }
+    };
+    let permit = Arc::new(permit);
     // A request that cannot be upgraded is refused before anything is written anywhere.
     let upgrade = handshake().map_err(HandshakeRefused)?;
     // A relayed connection keeps no history: its client's node does.
@@ -248,7 +277,7 @@ async fn admit<H>(
         hub.registry.clone(),
         hub.settings.heartbeat,
         (outbox.clone(), oversize.clone()),
-        (lease, hub.settings.slow_close_grace),
+        (lease, permit.clone(), hub.settings.slow_close_grace),
         hub.settings.client_messages,
     );
     let admitted = Admitted {
@@ -259,6 +288,40 @@ async fn admit<H>(
         max_frame_size: hub.settings.max_frame_size,
     };
     Ok((upgrade, admitted))
+}
+
+/// Why an upgrade request would be read two ways, if it would: HTTP/1.1 (actix-http) only
+/// streams a connection's bytes after a `101` when the request says exactly `Upgrade:
+/// websocket` and has no body; any other handshake would be answered `101` while the bytes
+/// behind it were still parsed as HTTP requests (request smuggling past a proxy that tunnels
+/// after a `101`). Such a request is refused, never upgraded.
+fn ambiguous_upgrade(head: &RequestHead) -> Option<String> {
+    let headers = &head.headers;
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Some("a WebSocket handshake has no body: Transfer-Encoding is not allowed".into());
+    }
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|length| length.to_str().map(str::trim).ok() != Some("0"));
+    if has_body {
+        return Some("a WebSocket handshake has no body: Content-Length must be 0".into());
+    }
+    let mut upgrades = headers.get_all(header::UPGRADE);
+    let exactly_websocket = |value: &actix_web::http::header::HeaderValue| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    };
+    // None at all is not an upgrade (the handshake names what is missing); one must be exact.
+    let loose = match (upgrades.next(), upgrades.next()) {
+        (None, _) => false,
+        (Some(only), None) => !exactly_websocket(only),
+        (Some(_), Some(_)) => true,
+    };
+    if loose {
+        return Some("the handshake's header must be exactly 'Upgrade: websocket'".into());
+    }
+    None
 }
 
 /// `GET /ws` as an actix-web route: how an application that embeds wshub

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,11 +35,18 @@ struct Batch<'a> {
 /// One system's events waiting to be sent.
 struct Queue {
     events: VecDeque<WebhookEvent>,
+    /// What `events` weigh, as they will be sent.
+    bytes: usize,
     /// Lost since the last batch that went out.
     dropped: u64,
     /// Where they go now; a webhook that is removed keeps its last target until the queue is
     /// sent.
     target: Option<WebhookSettings>,
+    /// The registration (`registeredAt`) the events belong to.
+    registration: u64,
+    /// A later registration of the same id took over the system's lane: this one's sender ends
+    /// once what is queued is sent.
+    retired: bool,
 }
 
 /// What every sender shares.
@@ -46,6 +54,9 @@ struct Shared {
     config: WebhookConfig,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
+    /// See [`super::Webhooks::pending`]: decreased here as events are delivered, given up or
+    /// dropped.
+    pending: Arc<AtomicUsize>,
 }
 
 /// A system's queue and the wake-up of its sender.
@@ -58,12 +69,13 @@ struct Lane {
 pub(super) fn start(
     config: WebhookConfig,
     metrics: Arc<Metrics>,
+    pending: Arc<AtomicUsize>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let arbiter = actix::Arbiter::new();
     let spawned = arbiter.spawn_fn(move || {
         actix::spawn(async move {
-            let shared = Rc::new(Shared::new(config, metrics));
+            let shared = Rc::new(Shared::new(config, metrics, pending));
             let mut lanes: HashMap<String, Lane> = HashMap::new();
             while let Some(command) = commands.recv().await {
                 shared.take(command, &mut lanes);
@@ -77,7 +89,7 @@ pub(super) fn start(
 }
 
 impl Shared {
-    fn new(config: WebhookConfig, metrics: Arc<Metrics>) -> Shared {
+    fn new(config: WebhookConfig, metrics: Arc<Metrics>, pending: Arc<AtomicUsize>) -> Shared {
         let mut http = reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -93,59 +105,118 @@ impl Shared {
             config,
             metrics,
             http,
+            pending,
         }
+    }
+
+    /// `count` events left the pipeline (delivered, given up or dropped).
+    fn settled(&self, count: usize) {
+        self.pending.fetch_sub(count, Ordering::AcqRel);
+    }
+
+    /// The lane of `system_id`'s registration `registration`: a new one (with its sender) when
+    /// there is none or the one there belongs to an earlier registration, which is retired.
+    fn lane(
+        self: &Rc<Self>,
+        lanes: &mut HashMap<String, Lane>,
+        system_id: &str,
+        registration: u64,
+    ) -> Lane {
+        let mut stale = false;
+        if let Some(lane) = lanes.get(system_id) {
+            let current = lane.queue.borrow().registration;
+            if current == registration {
+                return lane.clone();
+            }
+            // An event of an earlier registration that arrives late gets a lane of its own.
+            stale = registration < current;
+            if !stale {
+                lane.queue.borrow_mut().retired = true;
+                lane.wake.notify_one();
+            }
+        }
+        let lane = Lane {
+            queue: Rc::new(RefCell::new(Queue {
+                events: VecDeque::new(),
+                bytes: 0,
+                dropped: 0,
+                target: None,
+                registration,
+                retired: stale,
+            })),
+            wake: Rc::new(Notify::new()),
+        };
+        actix::spawn(self.clone().send_loop(system_id.to_owned(), lane.clone()));
+        if !stale {
+            lanes.insert(system_id.to_owned(), lane.clone());
+        }
+        lane
     }
 
     fn take(self: &Rc<Self>, command: Command, lanes: &mut HashMap<String, Lane>) {
         match command {
             Command::Event {
                 system_id,
+                registration,
                 target,
                 event,
             } => {
-                let lane = lanes.entry(system_id.clone()).or_insert_with(|| {
-                    let lane = Lane {
-                        queue: Rc::new(RefCell::new(Queue {
-                            events: VecDeque::new(),
-                            dropped: 0,
-                            target: None,
-                        })),
-                        wake: Rc::new(Notify::new()),
-                    };
-                    actix::spawn(self.clone().send_loop(system_id.clone(), lane.clone()));
-                    lane
-                });
+                let lane = self.lane(lanes, &system_id, registration);
                 let mut queue = lane.queue.borrow_mut();
                 queue.target = Some(target);
-                if queue.events.len() >= self.config.queue {
-                    // The oldest not yet in flight go first; the backend learns how many.
-                    queue.events.pop_front();
+                let (max_events, max_bytes) = (self.config.queue, self.config.queue_bytes);
+                // The oldest not yet in flight go first; the backend learns how many.
+                while !queue.events.is_empty()
+                    && (queue.events.len() >= max_events || queue.bytes + event.bytes() > max_bytes)
+                {
+                    if let Some(old) = queue.events.pop_front() {
+                        queue.bytes -= old.bytes();
+                    }
                     queue.dropped += 1;
                     self.metrics.webhook_events_dropped.inc();
-                } else {
-                    self.metrics.webhook_queue_depth.inc();
+                    self.metrics.webhook_queue_depth.dec();
+                    self.settled(1);
                 }
+                if event.bytes() > max_bytes {
+                    // Alone past the bound: it is not kept either.
+                    queue.dropped += 1;
+                    self.metrics.webhook_events_dropped.inc();
+                    self.settled(1);
+                    return;
+                }
+                self.metrics.webhook_queue_depth.inc();
+                queue.bytes += event.bytes();
                 queue.events.push_back(event);
                 lane.wake.notify_one();
             }
-            Command::Retarget { system_id, target } => {
+            Command::Retarget {
+                system_id,
+                registration,
+                target,
+            } => {
                 if let Some(lane) = lanes.get(&system_id) {
-                    lane.queue.borrow_mut().target = Some(target);
-                    lane.wake.notify_one();
+                    let mut queue = lane.queue.borrow_mut();
+                    if queue.registration == registration {
+                        queue.target = Some(target);
+                        lane.wake.notify_one();
+                    }
                 }
             }
         }
     }
 
     /// Sends one system's batches, in order, one at a time; idles (a parked future) while there
-    /// is nothing to send.
+    /// is nothing to send. A retired lane's sender ends once its queue is empty.
     async fn send_loop(self: Rc<Self>, system_id: String, lane: Lane) {
         loop {
-            let waiting = {
+            let (waiting, retired) = {
                 let queue = lane.queue.borrow();
-                queue.events.len()
+                (queue.events.len(), queue.retired)
             };
             if waiting == 0 {
+                if retired {
+                    return;
+                }
                 lane.wake.notified().await;
                 continue;
             }
@@ -156,6 +227,7 @@ impl Shared {
                 let mut queue = lane.queue.borrow_mut();
                 let n = queue.events.len().min(BATCH_EVENTS);
                 let events: Vec<WebhookEvent> = queue.events.drain(..n).collect();
+                queue.bytes -= events.iter().map(WebhookEvent::bytes).sum::<usize>();
                 (events, std::mem::take(&mut queue.dropped))
             };
             self.metrics.webhook_queue_depth.sub(events.len() as i64);
@@ -172,6 +244,7 @@ impl Shared {
                     .webhook_events_dropped
                     .inc_by(events.len() as u64);
             }
+            self.settled(events.len());
         }
     }
 
@@ -212,6 +285,11 @@ impl Shared {
     }
 
     async fn post(&self, target: &WebhookSettings, body: &str) -> Outcome {
+        // The resolver checks the addresses of a host name; an IP literal is never resolved, so
+        // it is checked here, on every delivery (a URL stored before the flag was on, too).
+        if self.config.deny_private && super::guard::is_private_literal(&target.url) {
+            return Outcome::Unreachable;
+        }
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -11,10 +11,12 @@
 pub mod delivery;
 pub mod guard;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 pub use crate::config::WebhookConfig;
@@ -64,28 +66,67 @@ impl Offline {
     }
 }
 
-/// One event, as the backend reads it: `{"id","name","timeMs", ...fields}`.
-#[derive(Debug, Clone, Serialize)]
+/// One event, as the backend reads it: `{"id","name","timeMs", ...fields}`, serialized once
+/// when it happens. Queues hold it as those bytes (what a queue's byte bound counts), never as a
+/// parsed tree: a client's 8 KiB frame of `[0,0,...]` costs 8 KiB here, not a `Value` per item.
+#[derive(Debug, Clone)]
 pub struct WebhookEvent {
-    pub id: String,
     pub name: EventName,
-    #[serde(rename = "timeMs")]
-    pub time_ms: u64,
-    #[serde(flatten)]
-    pub fields: Map<String, Value>,
+    json: Box<RawValue>,
 }
 
-impl WebhookEvent {
-    fn new(name: EventName, fields: Value) -> WebhookEvent {
-        WebhookEvent {
+impl Serialize for WebhookEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+
+/// The fields every event starts with.
+#[derive(Serialize)]
+struct Head {
+    id: String,
+    name: EventName,
+    #[serde(rename = "timeMs")]
+    time_ms: u64,
+}
+
+impl Head {
+    fn now(name: EventName) -> Head {
+        Head {
             id: crate::protocol::new_id(),
             name,
             time_ms: now_millis(),
-            fields: match fields {
-                Value::Object(map) => map,
-                _ => Map::new(),
-            },
         }
+    }
+}
+
+/// An event's head and its own fields, as one object.
+#[derive(Serialize)]
+struct Whole<F> {
+    #[serde(flatten)]
+    head: Head,
+    #[serde(flatten)]
+    fields: F,
+}
+
+impl WebhookEvent {
+    fn from_fields(name: EventName, fields: impl Serialize) -> WebhookEvent {
+        let whole = Whole {
+            head: Head::now(name),
+            fields,
+        };
+        // Strings, numbers and a raw value (already checked JSON) always serialize.
+        let json = serde_json::value::to_raw_value(&whole).unwrap_or_default();
+        WebhookEvent { name, json }
+    }
+
+    fn new(name: EventName, fields: Value) -> WebhookEvent {
+        Self::from_fields(name, fields)
+    }
+
+    /// The event's size as queued.
+    pub fn bytes(&self) -> usize {
+        self.json.get().len()
     }
 
     pub fn client_online(client_id: &str) -> WebhookEvent {
@@ -133,32 +174,49 @@ impl WebhookEvent {
         Self::new(EventName::GroupVacated, json!({ "groupName": group }))
     }
 
-    /// `text`: the frame as sent; `data` is its JSON value if it parses, else the string.
+    /// `text`: the frame as sent; `data` is its JSON value if it parses, else the string. The
+    /// value is kept as the client wrote it, not parsed into a tree.
     pub fn client_message(
         client_id: &str,
         user_id: &str,
         groups: &[String],
         text: &str,
     ) -> WebhookEvent {
-        let data = serde_json::from_str::<Value>(text).unwrap_or_else(|_| json!(text));
-        Self::new(
-            EventName::ClientMessage,
-            json!({ "clientId": client_id, "userId": user_id, "groups": groups, "data": data }),
-        )
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields<'a> {
+            client_id: &'a str,
+            user_id: &'a str,
+            groups: &'a [String],
+            data: &'a RawValue,
+        }
+        let data = RawValue::from_string(text.to_owned())
+            .or_else(|_| serde_json::value::to_raw_value(text))
+            .unwrap_or_default();
+        let fields = Fields {
+            client_id,
+            user_id,
+            groups,
+            data: &data,
+        };
+        Self::from_fields(EventName::ClientMessage, fields)
     }
 }
 
-/// What the delivery thread is told.
+/// What the delivery thread is told. `registration` is the system's `registeredAt`: events
+/// belong to the registration that produced them, and never go to a later one of the same id.
 pub(crate) enum Command {
     /// Queue `event` for `system_id`'s webhook, which is `target` now.
     Event {
         system_id: String,
+        registration: u64,
         target: WebhookSettings,
         event: WebhookEvent,
     },
     /// The system's webhook is `target` now: what is queued goes to the new URL.
     Retarget {
         system_id: String,
+        registration: u64,
         target: WebhookSettings,
     },
 }
@@ -173,6 +231,9 @@ struct Delivery {
     config: WebhookConfig,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     commands: std::sync::OnceLock<mpsc::UnboundedSender<Command>>,
+    /// Events handed over and not yet delivered or given up (queued, in the channel, or in
+    /// flight): what a shutdown waits for.
+    pending: std::sync::Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -193,6 +254,7 @@ impl Webhooks {
             config,
             metrics,
             commands: std::sync::OnceLock::new(),
+            pending: std::sync::Arc::new(AtomicUsize::new(0)),
         }))
     }
 
@@ -200,16 +262,33 @@ impl Webhooks {
         let delivery = &self.0;
         let commands = delivery.commands.get_or_init(|| {
             let (commands, receiver) = mpsc::unbounded_channel();
-            delivery::start(delivery.config.clone(), delivery.metrics.clone(), receiver);
+            let pending = delivery.pending.clone();
+            delivery::start(
+                delivery.config.clone(),
+                delivery.metrics.clone(),
+                pending,
+                receiver,
+            );
             commands
         });
+        if let Command::Event { .. } = command {
+            delivery.pending.fetch_add(1, Ordering::AcqRel);
+        }
         let _ = commands.send(command);
     }
 
-    /// Queues `event` for the system's webhook, which is `target` now.
-    pub fn queue(&self, system_id: &str, target: &WebhookSettings, event: WebhookEvent) {
+    /// Queues `event` for the webhook of the system registered at `registration`, which is
+    /// `target` now.
+    pub fn queue(
+        &self,
+        system_id: &str,
+        registration: u64,
+        target: &WebhookSettings,
+        event: WebhookEvent,
+    ) {
         self.send(Command::Event {
             system_id: system_id.to_owned(),
+            registration,
             target: target.clone(),
             event,
         });
@@ -217,10 +296,26 @@ impl Webhooks {
 
     /// The system's webhook now points at `target`: what is queued goes there. (A webhook that
     /// is removed, or whose system is, is not retargeted: what is queued still goes out.)
-    pub fn retarget(&self, system_id: &str, target: &WebhookSettings) {
+    pub fn retarget(&self, system_id: &str, registration: u64, target: &WebhookSettings) {
         self.send(Command::Retarget {
             system_id: system_id.to_owned(),
+            registration,
             target: target.clone(),
         });
+    }
+
+    /// Events not yet delivered or given up.
+    pub fn pending(&self) -> usize {
+        self.0.pending.load(Ordering::Acquire)
+    }
+
+    /// Waits until every event handed over so far is delivered or given up, for at most
+    /// `grace`; returns how many are still pending then (lost, if the process ends).
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.pending()
     }
 }

@@ -219,6 +219,11 @@ impl TestApp {
         scraped_metric(&self.http, &self.url(""), line_start).await
     }
 
+    /// Connections the gate counts now (away recovery clients included).
+    pub fn gate_open(&self) -> usize {
+        self.hub.gate.open()
+    }
+
     pub async fn stats(&self) -> wshub::actors::messages::RegistryStats {
         self.hub
             .registry

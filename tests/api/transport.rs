@@ -101,3 +101,43 @@ async fn a_request_that_is_not_a_handshake_gets_its_status_and_the_envelope() {
     let message = envelope["msg"].as_str().unwrap_or_default();
     assert!(message.contains("Upgrade: websocket"), "{message}");
 }
+
+#[actix_web::test]
+async fn a_handshake_http_would_read_differently_is_refused_not_upgraded() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let address = format!("127.0.0.1:{}", app.port);
+    let handshake = "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n";
+    let smuggled = format!(
+        "POST /api/send_to_system HTTP/1.1\r\nHost: {address}\r\nSystemId: s\r\n\
+         Content-Length: 13\r\n\r\n{{\"msg\":\"in\"}}"
+    );
+    for extra in [
+        "Upgrade: websocket, h2c\r\n".to_owned(),
+        "Upgrade: x-websocket\r\n".to_owned(),
+        "Upgrade: websocket\r\nTransfer-Encoding: chunked\r\n".to_owned(),
+    ] {
+        let body = if extra.contains("chunked") {
+            "0\r\n\r\n"
+        } else {
+            ""
+        };
+        let request = format!(
+            "GET /ws?systemId=s HTTP/1.1\r\nHost: {address}\r\n{handshake}{extra}\r\n{body}{smuggled}"
+        );
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        // The server answers; whatever follows, it never upgrades.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await;
+        let response = String::from_utf8_lossy(&response).into_owned();
+        assert!(response.starts_with("HTTP/1.1 400"), "{extra}: {response}");
+        assert!(!response.contains(" 101 "), "{extra}: {response}");
+        assert!(
+            response.contains("Upgrade") || response.contains("body"),
+            "{response}"
+        );
+    }
+}

@@ -11,11 +11,12 @@
 
 use std::time::Duration;
 
-use actix::{AsyncContext, Context};
+use actix::{AsyncContext, Context, Handler};
 
 use super::{now_millis, SystemRegistry};
+use crate::actors::away::TrimAway;
 use crate::actors::events::Event;
-use crate::actors::messages::{Connect, RecoveryRequest, Rejoin};
+use crate::actors::messages::{Connect, HoldsResumable, RecoveryRequest, Rejoin};
 use crate::actors::outbox::SessionHandle;
 use crate::protocol::{self, CloseReason, RecoveryWelcome, ResumeRefusal};
 use crate::settings::EventName;
@@ -40,14 +41,49 @@ impl SystemRegistry {
                 return self.add_client(&system_id, client_id, session, user_id, Some(None))
             }
             RecoveryRequest::Failed(why) => Err(why),
-            RecoveryRequest::Resume { token, last } => {
-                self.resume(&system_id, &client_id, &session, &token, last.as_deref())
+            RecoveryRequest::Resume {
+                token,
+                last,
+                past_limits,
+            } => {
+                let resumed = self.resume(
+                    (&system_id, &client_id, user_id.as_deref()),
+                    &session,
+                    &token,
+                    last.as_deref(),
+                );
+                if resumed.is_err() && past_limits {
+                    // Let past a full gate for a client that was away: a fresh client would
+                    // be over the limits. Refused with "try again later", as the gate would.
+                    let why = resumed.map_or_else(ResumeRefusal::label, |()| "recovered");
+                    self.metrics.resumes.with_label_values(&[why]).inc();
+                    self.emit(|| Event::Gone {
+                        system_id: system_id.clone(),
+                        client_id: client_id.clone(),
+                        groups: Vec::new(),
+                        notice: None,
+                    });
+                    self.close(&session, CloseReason::TryAgain, "too many connections");
+                    return;
+                }
+                resumed
             }
         };
         let result = resumed.map_or_else(ResumeRefusal::label, |()| "recovered");
         self.metrics.resumes.with_label_values(&[result]).inc();
         if let Err(why) = resumed {
             self.add_client(&system_id, client_id, session, user_id, Some(Some(why)));
+        }
+    }
+
+    /// Whether `token` resumes a client of `system_id` held here (see [`HoldsResumable`]).
+    pub(super) fn holds_resumable(&self, system_id: &str, token: &str) -> bool {
+        match self.book.lookup(token) {
+            Ok(resumable) => {
+                resumable.system_id == system_id
+                    && self.find_client(system_id, &resumable.client_id).is_some()
+            }
+            Err(_) => false,
         }
     }
 
@@ -62,7 +98,7 @@ impl SystemRegistry {
         recovery: Option<Option<ResumeRefusal>>,
     ) {
         let welcome = recovery.map(|reason| RecoveryWelcome {
-            resume_token: self.book.issue(system_id, &client_id),
+            resume_token: self.book.issue(system_id, &client_id, user_id.as_deref()),
             recovered: false,
             missed: None,
             reason,
@@ -83,20 +119,22 @@ impl SystemRegistry {
         });
     }
 
-    /// Hands the client `token` names to `session`. On failure nothing of `session` is used.
+    /// Hands the client `token` names to `session`, whose client token fixed `user_id`. On
+    /// failure nothing of `session` is used.
     fn resume(
         &mut self,
-        system_id: &str,
-        fresh_id: &str,
+        (system_id, fresh_id, user_id): (&str, &str, Option<&str>),
         session: &SessionHandle,
         token: &str,
         last: Option<&str>,
     ) -> Result<(), ResumeRefusal> {
-        let (token_system, client_id) = self.book.lookup(token)?.clone();
-        // Another system's token is not this client's to use; its own client is left alone.
-        if token_system != system_id {
+        let resumable = self.book.lookup(token)?.clone();
+        // Another system's token, or another user's connection, is not this client's to use;
+        // its own client is left alone.
+        if resumable.system_id != system_id || resumable.token_user.as_deref() != user_id {
             return Err(ResumeRefusal::InvalidToken);
         }
+        let client_id = resumable.client_id;
         self.book.forget(token);
         let old = match self.systems.get(system_id).map(|t| t.client(&client_id)) {
             Some(Ok(client)) => client.session.clone(),
@@ -110,7 +148,7 @@ impl SystemRegistry {
             }
             return Err(ResumeRefusal::LastNotHeld);
         };
-        let new_token = self.book.issue(system_id, &client_id);
+        let new_token = self.book.issue(system_id, &client_id, user_id);
         let Some((old, was_away, fan_outs)) = self
             .systems
             .get_mut(system_id)
@@ -163,17 +201,41 @@ impl SystemRegistry {
             return;
         }
         if let Ok(client) = tenant.client(client_id) {
-            client.session.park();
+            client.session.park(self.away.clone());
         }
         let (system_id, client_id) = (system_id.to_owned(), client_id.to_owned());
+        self.away_order
+            .insert(absence, (system_id.clone(), client_id.clone()));
         ctx.run_later(window, move |registry, _| {
-            let still_away = registry
-                .find_client(&system_id, &client_id)
-                .is_some_and(|client| client.away == Some(absence));
-            if still_away {
+            registry.away_order.remove(&absence);
+            if registry.is_away_as(&system_id, &client_id, absence) {
                 registry.end_absence(&system_id, &client_id, ResumeRefusal::Expired);
             }
         });
+    }
+
+    /// Whether `client_id` is still away in absence number `absence`.
+    fn is_away_as(&self, system_id: &str, client_id: &str, absence: u64) -> bool {
+        self.find_client(system_id, client_id)
+            .is_some_and(|client| client.away == Some(absence))
+    }
+
+    /// Away clients hold more than `--recovery-away-bytes` together: those away longest go
+    /// offline until the rest fit.
+    pub(super) fn trim_away(&mut self) {
+        while self.away.is_over() {
+            let Some((absence, (system_id, client_id))) = self.away_order.pop_first() else {
+                break;
+            };
+            if self.is_away_as(&system_id, &client_id, absence) {
+                log::info!(
+                    "client {client_id} of system '{system_id}' went offline: away clients held \
+                     more than --recovery-away-bytes"
+                );
+                self.end_absence(&system_id, &client_id, ResumeRefusal::BoundPassed);
+            }
+        }
+        self.away.trimmed();
     }
 
     /// An away client will not come back: it goes offline now, and a late resume hears `why`.
@@ -195,5 +257,19 @@ impl SystemRegistry {
     pub(super) fn is_away(&self, system_id: &str, client_id: &str) -> bool {
         self.find_client(system_id, client_id)
             .is_some_and(|client| client.away.is_some())
+    }
+}
+
+impl Handler<HoldsResumable> for SystemRegistry {
+    type Result = bool;
+    fn handle(&mut self, msg: HoldsResumable, _: &mut Context<Self>) -> bool {
+        self.holds_resumable(&msg.system_id, &msg.token)
+    }
+}
+
+impl Handler<TrimAway> for SystemRegistry {
+    type Result = ();
+    fn handle(&mut self, _: TrimAway, _: &mut Context<Self>) {
+        self.trim_away();
     }
 }

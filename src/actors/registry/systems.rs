@@ -38,10 +38,11 @@ impl Handler<UpdateSystem> for SystemRegistry {
             .as_ref()
             .filter(|_| !msg.update.webhook.is_keep())
         {
-            self.settings
-                .outlets
-                .webhooks
-                .retarget(&msg.system_id, webhook);
+            self.settings.outlets.webhooks.retarget(
+                &msg.system_id,
+                settings.registered_at,
+                webhook,
+            );
         }
         self.tenant(&msg.system_id)?.settings = settings.clone();
         Ok(settings)

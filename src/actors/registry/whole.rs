@@ -14,6 +14,7 @@ impl Handler<GetStats> for SystemRegistry {
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let mut stats = RegistryStats {
             systems: self.systems.len(),
+            away_bytes: self.away.held(),
             ..RegistryStats::default()
         };
         for tenant in self.systems.values() {

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::helpers::{spawn_app_with, TestApp, WsClient};
 
+mod bounds;
 mod outage;
 
 pub fn broker_url() -> Option<String> {
@@ -218,7 +219,9 @@ async fn every_down_topic_and_payload_form_reaches_clients() {
         .await;
     assert_eq!(a.next_json().await["data"], "after");
     assert_eq!(b.next_json().await["data"], "after");
-    assert!(mqtt_in_dropped(&app) >= dropped_before + 4.0);
+    // The sideways topic is not one the bridge subscribes to (only group, client and system
+    // topics are): it never arrives, so it is not counted.
+    assert!(mqtt_in_dropped(&app) >= dropped_before + 3.0);
     let health = app
         .http
         .get(app.url("/healthz"))

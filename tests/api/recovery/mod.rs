@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::helpers::{next_json, spawn_app, spawn_app_with, TestApp, WsClient, WsConn};
 use crate::webhooks::{names, register_with_hook, Receiver};
 
+mod bounds;
 mod cluster;
 mod property;
 

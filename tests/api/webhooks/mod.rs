@@ -3,6 +3,7 @@
 //! slows nothing, an overflowing queue says what it dropped. `cluster` and `frames` use the same
 //! receiver.
 
+mod bounds;
 mod cluster;
 mod frames;
 
