@@ -38,7 +38,7 @@ pub struct Metrics {
     pub webhook_events_dropped: IntCounter,
     /// Webhook events waiting, all systems together.
     pub webhook_queue_depth: IntGauge,
-    /// Frames from clients (text and binary), before any is refused.
+    /// Frames from clients, of every kind, before any is refused.
     pub client_frames: IntCounter,
     /// MQTT messages bridged, by direction (`in`: broker to clients, `out`: events to broker).
     pub mqtt_messages: IntCounterVec,
@@ -156,7 +156,7 @@ impl Metrics {
             ),
             client_frames: counter(
                 "wshub_client_frames_total",
-                "Data frames received from clients.",
+                "Frames received from clients, of every kind (data, control, fragments)."
             ),
             mqtt_messages: counter_vec(
                 "wshub_mqtt_messages_total",

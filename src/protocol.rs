@@ -765,11 +765,24 @@ impl SystemInfo {
             registered_at: settings.registered_at,
             clients,
             webhook: settings.webhook.as_ref().map(|webhook| WebhookInfo {
-                url: webhook.url.clone(),
+                url: redact_credentials(&webhook.url),
                 events: webhook.events.clone(),
             }),
             mqtt: settings.mqtt.clone(),
         }
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`: shown, a webhook URL must not give away
+/// the credentials the backend put in it.
+pub fn redact_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 

@@ -9,6 +9,8 @@
 //! Owned by the registry actor, which writes a change before it answers it (see
 //! `actors::registry`); `--ephemeral` (and the library's default) keeps nothing on disk.
 
+use std::cell::RefCell;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -41,7 +43,18 @@ impl std::error::Error for StoreError {}
 
 /// The systems kept across restarts, or nothing (`--ephemeral`).
 pub struct SystemStore {
-    file: Option<(PathBuf, Database)>,
+    file: Option<StoreFile>,
+}
+
+/// The open store file.
+struct StoreFile {
+    path: PathBuf,
+    /// `None` only between closing it after a failed write and opening it again.
+    database: RefCell<Option<Database>>,
+    /// Why the last write failed, until one succeeds. redb refuses every write after an I/O
+    /// error until the file is opened again, so the next write reopens it first: a disk that
+    /// was full and has room again is written to without a restart.
+    failing: RefCell<Option<String>>,
 }
 
 impl SystemStore {
@@ -55,21 +68,33 @@ impl SystemStore {
     pub fn open(dir: &Path) -> Result<SystemStore, StoreError> {
         let path = dir.join(STORE_FILE);
         let unreadable = |reason: String| StoreError::Unreadable(path.clone(), reason);
-        std::fs::create_dir_all(dir).map_err(|err| {
-            unreadable(format!(
-                "cannot create the directory {}: {err}",
-                dir.display()
-            ))
-        })?;
-        let database = match Database::create(&path) {
-            Ok(database) => database,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::InUse(dir.to_owned(), path))
-            }
-            Err(err) => return Err(unreadable(err.to_string())),
-        };
+        // It holds webhook secrets: only the server's user may read it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|err| {
+                unreadable(format!(
+                    "cannot create the directory {}: {err}",
+                    dir.display()
+                ))
+            })?;
+        // redb takes an empty file for a new store: a store truncated to nothing (a full disk,
+        // a bad copy) would silently start empty.
+        if std::fs::metadata(&path).is_ok_and(|meta| meta.len() == 0) {
+            return Err(unreadable(
+                "the file is empty (0 bytes), not a store".into(),
+            ));
+        }
+        let database = open_database(dir, &path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|err| unreadable(format!("cannot make it private: {err}")))?;
         let store = SystemStore {
-            file: Some((path.clone(), database)),
+            file: Some(StoreFile {
+                path: path.clone(),
+                database: RefCell::new(Some(database)),
+                failing: RefCell::new(None),
+            }),
         };
         store.load()?;
         Ok(store)
@@ -77,15 +102,24 @@ impl SystemStore {
 
     /// The store's file, if it has one.
     pub fn path(&self) -> Option<&Path> {
-        self.file.as_ref().map(|(path, _)| path.as_path())
+        self.file.as_ref().map(|file| file.path.as_path())
+    }
+
+    /// Why writes are failing now, if they are (for `/healthz`).
+    pub fn failing(&self) -> Option<String> {
+        self.file.as_ref()?.failing.borrow().clone()
     }
 
     /// Every system kept, with its settings.
     pub fn load(&self) -> Result<Vec<(String, SystemSettings)>, StoreError> {
-        let Some((path, database)) = &self.file else {
+        let Some(file) = &self.file else {
             return Ok(Vec::new());
         };
-        let unreadable = |reason: String| StoreError::Unreadable(path.clone(), reason);
+        let unreadable = |reason: String| StoreError::Unreadable(file.path.clone(), reason);
+        let database = file.database.borrow();
+        let database = database
+            .as_ref()
+            .ok_or_else(|| unreadable("it could not be opened again".into()))?;
         let read = database
             .begin_read()
             .map_err(|err| unreadable(err.to_string()))?;
@@ -123,10 +157,46 @@ impl SystemStore {
         &self,
         change: impl FnOnce(&mut redb::Table<&str, &str>) -> Result<(), redb::StorageError>,
     ) -> Result<(), StoreError> {
-        let Some((path, database)) = &self.file else {
+        let Some(file) = &self.file else {
             return Ok(());
         };
-        let failed = |reason: String| StoreError::Write(path.clone(), reason);
+        let result = file.write(change);
+        *file.failing.borrow_mut() = result.as_ref().err().map(ToString::to_string);
+        if let Err(err) = &result {
+            log::error!("{err}");
+        }
+        result
+    }
+}
+
+/// Opens (or creates) the redb file, telling a lock held by another process apart.
+fn open_database(dir: &Path, path: &Path) -> Result<Database, StoreError> {
+    match Database::create(path) {
+        Ok(database) => Ok(database),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            Err(StoreError::InUse(dir.to_owned(), path.to_owned()))
+        }
+        Err(err) => Err(StoreError::Unreadable(path.to_owned(), err.to_string())),
+    }
+}
+
+impl StoreFile {
+    fn write(
+        &self,
+        change: impl FnOnce(&mut redb::Table<&str, &str>) -> Result<(), redb::StorageError>,
+    ) -> Result<(), StoreError> {
+        let failed = |reason: String| StoreError::Write(self.path.clone(), reason);
+        let mut database = self.database.borrow_mut();
+        if self.failing.borrow().is_some() {
+            // Closed first: the file is locked while open.
+            *database = None;
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            *database =
+                Some(open_database(dir, &self.path).map_err(|err| failed(err.to_string()))?);
+        }
+        let database = database
+            .as_ref()
+            .ok_or_else(|| failed("it could not be opened again".into()))?;
         // Durability::Immediate is redb's default: the commit returns once the data is synced.
         let write = database
             .begin_write()
@@ -191,6 +261,26 @@ mod tests {
             "left as it was"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_not_taken_for_a_new_store() {
+        let dir = scratch_dir("empty");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(STORE_FILE), b"").unwrap();
+        let err = SystemStore::open(&dir).err().expect("refused");
+        assert!(err.to_string().contains("empty"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_directory_and_the_file_are_private() {
+        let dir = scratch_dir("private").join("data");
+        let _store = SystemStore::open(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(STORE_FILE)), 0o600);
+        let _ = std::fs::remove_dir_all(dir.parent().unwrap());
     }
 
     #[test]

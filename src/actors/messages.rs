@@ -266,6 +266,17 @@ pub struct RegistryStats {
     /// What away clients hold together (for the metrics).
     #[serde(skip)]
     pub away_bytes: usize,
+    /// Whether the system store takes writes (`None`: systems are kept in memory only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreHealth>,
+}
+
+/// `/healthz`'s `store`: whether its last write succeeded (the log says why one failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreHealth {
+    Ok,
+    Failing,
 }
 
 #[derive(Message)]

@@ -8,6 +8,7 @@
 //! registry's state as plain data (a system's members, the resume tokens).
 
 pub mod away;
+pub mod bucket;
 pub mod connection;
 pub mod events;
 pub mod group;

@@ -17,9 +17,10 @@ use actix::{
     StreamHandler,
 };
 use actix_http::ws::{CloseCode, CloseReason, Frame, Item, Message, ProtocolError};
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 
+use super::bucket::{Bucket, FRAMES_PER_MESSAGE, MIN_FRAME_RATE};
 use super::messages::{ClientMessage, Connect, ConnectionGone, Disconnect, RecoveryRequest};
 use super::outbox::{Outbox, SessionCommand, SessionHandle};
 use super::registry::SystemRegistry;
@@ -92,12 +93,13 @@ pub struct WsSession {
     /// How the connection is ending, for `client_offline`: a lost connection unless the
     /// session learns otherwise.
     offline: Offline,
-    /// Data frames the client may still send now (a token bucket refilled at `message_rate`
-    /// per second up to `message_burst`).
-    message_allowance: f64,
-    message_rate: f64,
-    message_burst: f64,
-    last_message: Instant,
+    /// Data messages the client may still send now (`--client-message-rate` and `-burst`).
+    messages: Bucket,
+    /// Frames of any kind (pings, pongs, fragments): [`FRAMES_PER_MESSAGE`] times the message
+    /// allowance, so that control frames and empty fragments cannot keep a core busy either.
+    frames: Bucket,
+    /// The fragments of a text message being received, until its last one.
+    fragments: Option<BytesMut>,
     /// What keeps the client reachable through the backplane (in a cluster, this node's
     /// subscription to the system's channel); released when the session is dropped.
     lease: Lease,
@@ -130,10 +132,12 @@ impl WsSession {
             outbox,
             oversize,
             offline: Offline::new(OfflineReason::ConnectionLost, None),
-            message_allowance: f64::from(message_burst),
-            message_rate,
-            message_burst: f64::from(message_burst),
-            last_message: Instant::now(),
+            messages: Bucket::new(message_rate, f64::from(message_burst)),
+            frames: Bucket::new(
+                (message_rate * FRAMES_PER_MESSAGE).max(MIN_FRAME_RATE),
+                (f64::from(message_burst) * FRAMES_PER_MESSAGE).max(MIN_FRAME_RATE),
+            ),
+            fragments: None,
             lease,
             permit: Some(permit),
             close_grace,
@@ -185,27 +189,11 @@ impl WsSession {
         self.close(ctx, code, why);
     }
 
-    /// Takes one data frame from the allowance; false when the client is over its rate.
-    fn allow_message(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last_message).as_secs_f64() * self.message_rate;
-        self.last_message = now;
-        self.message_allowance = (self.message_allowance + refill).min(self.message_burst);
-        if self.message_allowance >= 1.0 {
-            self.message_allowance -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
     /// A text frame from the client: counted against its rate, then handed to the registry
     /// (which makes it a `client_message` if the system's webhook asks for those).
     fn client_text(&mut self, text: ByteString, ctx: &mut Context<Self>) {
-        self.metrics().client_frames.inc();
-        if !self.allow_message() {
-            self.metrics().client_closed(Why::TooManyMessages);
-            self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
+        if !self.messages.take() {
+            self.close_too_many(ctx);
             return;
         }
         if let Some(relay) = &self.relay {
@@ -216,6 +204,22 @@ impl WsSession {
                 client_id: self.outbox.client_id(),
                 text,
             });
+        }
+    }
+
+    fn close_too_many(&mut self, ctx: &mut Context<Self>) {
+        self.metrics().client_closed(Why::TooManyMessages);
+        self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
+    }
+
+    /// A whole text message's bytes: forwarded if they are UTF-8, else closed with 1007.
+    fn client_bytes(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+        match ByteString::try_from(bytes) {
+            Ok(text) => self.client_text(text, ctx),
+            Err(_) => {
+                let why = "text is not valid UTF-8";
+                self.close_unreadable(ctx, Why::ProtocolError, CloseCode::Invalid, why);
+            }
         }
     }
 
@@ -385,21 +389,20 @@ impl Handler<SessionCommand> for WsSession {
 impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<Frame, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        if item.is_ok() {
+            self.metrics().client_frames.inc();
+            if !self.frames.take() {
+                self.close_too_many(ctx);
+                return;
+            }
+        }
         match item {
             Ok(Frame::Ping(payload)) => self.outbox.write_own(Message::Pong(payload)),
             Ok(Frame::Pong(_)) => {}
-            Ok(Frame::Text(bytes)) => match ByteString::try_from(bytes) {
-                Ok(text) => self.client_text(text, ctx),
-                Err(_) => {
-                    self.metrics().client_frames.inc();
-                    let why = "text is not valid UTF-8";
-                    self.close_unreadable(ctx, Why::ProtocolError, CloseCode::Invalid, why);
-                }
-            },
+            Ok(Frame::Text(bytes)) => self.client_bytes(bytes, ctx),
             // The protocol is text (JSON); a binary frame is refused, as is the start of a
             // fragmented binary message.
             Ok(Frame::Binary(_)) | Ok(Frame::Continuation(Item::FirstBinary(_))) => {
-                self.metrics().client_frames.inc();
                 self.metrics().client_closed(Why::Binary);
                 self.close_for_protocol(
                     ctx,
@@ -407,15 +410,22 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
                     "binary frames are not accepted",
                 );
             }
-            // A fragmented text message counts against the rate once, and is not forwarded.
-            Ok(Frame::Continuation(Item::FirstText(_))) => {
-                self.metrics().client_frames.inc();
-                if !self.allow_message() {
-                    self.metrics().client_closed(Why::TooManyMessages);
-                    self.close_for_protocol(ctx, CloseCode::Other(4029), "too many messages");
-                }
+            // A fragmented text message is assembled (its total is bounded by the frame guard,
+            // 1009 past --max-frame-size) and then handled as one text frame.
+            Ok(Frame::Continuation(Item::FirstText(first))) => {
+                self.fragments = Some(BytesMut::from(&first[..]));
             }
-            Ok(Frame::Continuation(_)) => {}
+            Ok(Frame::Continuation(Item::Continue(more))) => match &mut self.fragments {
+                Some(fragments) => fragments.extend_from_slice(&more),
+                None => self.close_for_protocol(ctx, CloseCode::Protocol, "unexpected fragment"),
+            },
+            Ok(Frame::Continuation(Item::Last(last))) => match self.fragments.take() {
+                Some(mut fragments) => {
+                    fragments.extend_from_slice(&last);
+                    self.client_bytes(fragments.freeze(), ctx);
+                }
+                None => self.close_for_protocol(ctx, CloseCode::Protocol, "unexpected fragment"),
+            },
             Ok(Frame::Close(reason)) => {
                 let code = reason.as_ref().map(|reason| u16::from(reason.code));
                 self.offline = Offline::new(OfflineReason::Closed, code);
@@ -425,6 +435,13 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
             }
             Err(ProtocolError::Overflow) => self.close_too_big(ctx),
             Err(_) if self.oversize.is_set() => self.close_too_big(ctx),
+            // The codec reports a frame it refuses (reserved bits set) as invalid data: that is
+            // the client breaking the protocol, not a lost connection.
+            Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
+                log::debug!("client {}: protocol error: {err}", self.outbox.client_id());
+                let why = "protocol error";
+                self.close_unreadable(ctx, Why::ProtocolError, CloseCode::Protocol, why);
+            }
             // The connection ended under the stream (EOF or a reset mid-frame): lost, not a
             // protocol error, and there is nobody to send a close frame to.
             Err(ProtocolError::Io(err)) => {

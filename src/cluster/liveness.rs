@@ -13,7 +13,9 @@ use crate::settings::{EventName, SystemSettings};
 use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
 use super::keys::MemberInfo;
-use super::node::{not_ready, Cluster, HEARTBEAT, NODE_TTL, NOT_READY_BEAT, PURGE_EVERY, SETTLE};
+use super::node::{
+    not_subscribed, Cluster, HEARTBEAT, NODE_TTL, NOT_READY_BEAT, PURGE_EVERY, SETTLE,
+};
 use super::pubsub::Published;
 use super::scripts::{EPOCH, NEW_EPOCH};
 
@@ -76,11 +78,11 @@ impl Cluster {
         let synced = Self::lock(&self.synced_epoch).as_deref() == Some(epoch.as_str());
         if !synced || self.dirty.load(Ordering::Relaxed) {
             if !self.fully_subscribed() {
-                return Err(not_ready());
+                return Err(not_subscribed());
             }
             self.rewrite_state().await?;
             if !self.fully_subscribed() {
-                return Err(not_ready());
+                return Err(not_subscribed());
             }
             *Self::lock(&self.synced_epoch) = Some(epoch.clone());
             self.has_synced.store(true, Ordering::Relaxed);

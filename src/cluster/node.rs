@@ -186,8 +186,17 @@ pub(super) fn unavailable(err: redis::RedisError) -> ApiError {
 
 pub(super) fn not_ready() -> ApiError {
     ApiError::Unavailable(
-        "the cluster is resynchronising with its backplane (Redis came back or a node \
-         reconnected); retry shortly"
+        "the cluster is catching up with its backplane (Redis's data changed, or this node is \
+         writing its state back after an outage); retry shortly"
+            .into(),
+    )
+}
+
+/// This node cannot hear the other nodes: what it would answer might be wrong.
+pub(super) fn not_subscribed() -> ApiError {
+    ApiError::Unavailable(
+        "this node is not subscribed to the cluster backplane: Redis is unreachable, or the \
+         subscription is being restored; retry shortly"
             .into(),
     )
 }
@@ -308,7 +317,14 @@ impl Cluster {
 
     /// The epoch to run a state-dependent call against, or 503 while the cluster resyncs.
     pub(super) fn check_ready(&self) -> Result<String, ApiError> {
-        self.ready_epoch().ok_or_else(not_ready)
+        self.ready_epoch().ok_or_else(|| {
+            // Say what is true: Redis down is not Redis catching up.
+            if self.redis_up.load(Ordering::Relaxed) && self.fully_subscribed() {
+                not_ready()
+            } else {
+                not_subscribed()
+            }
+        })
     }
 
     /// Runs one of the guarded scripts; a `-1` (Redis holds another epoch) is a 503 and makes

@@ -354,6 +354,11 @@ async fn a_redis_outage_gives_503_keeps_clients_and_recovers() {
         .api("get_online_list", "s", json!({"groupName": "g"}))
         .await;
     reply.err(503, "Redis");
+    let message = reply.body["msg"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("unreachable") || message.contains("unavailable"),
+        "says Redis is down: {message}"
+    );
     // The local client stays connected and still gets direct messages.
     let direct = a
         .api(

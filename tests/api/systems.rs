@@ -335,3 +335,101 @@ fn a_corrupt_store_stops_the_start_naming_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tmpfs of `size` mounted at a fresh directory, unmounted when dropped; `None` (and a printed
+/// reason) where this process may not mount one, which under `CI=true` is a failure.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = scratch_dir("small-disk");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|status| status.success());
+        if mounted {
+            return Some(SmallDisk(dir));
+        }
+        let reason = "cannot mount a tmpfs (needs root)";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {reason}"
+        );
+        crate::helpers::say_skipped("full-disk test", reason);
+        None
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: the test's server may still hold its store open.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[actix_web::test]
+async fn a_full_disk_is_reported_and_writes_resume_once_there_is_room() {
+    let Some(disk) = SmallDisk::mount("4m") else {
+        return;
+    };
+    let data = disk.0.join("data");
+    let app = crate::helpers::spawn_app_with(|c| c.data_dir = Some(data.clone())).await;
+    app.register("before").await;
+    // Fill what is left of the disk.
+    let filler = disk.0.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file
+            .write_all(&block)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+    }
+    let health = |app: &crate::helpers::TestApp| {
+        let url = app.url("/healthz");
+        let http = app.http.clone();
+        async move {
+            let mut reply = http.get(url).send().await.unwrap();
+            reply.json::<Value>().await.unwrap()["data"]["store"].clone()
+        }
+    };
+    assert_eq!(health(&app).await, "ok");
+    let mut refused = 0;
+    for i in 0..50 {
+        let reply = app
+            .api(
+                "register",
+                "",
+                json!({"systemId": format!("full-{i}-{}", "x".repeat(100))}),
+            )
+            .await;
+        if reply.status == 503 {
+            refused += 1;
+            break;
+        }
+    }
+    assert_eq!(refused, 1, "a write to a full disk fails");
+    assert_eq!(health(&app).await, "failing");
+    std::fs::remove_file(&filler).unwrap();
+    app.register("after").await;
+    assert_eq!(health(&app).await, "ok");
+}
+
+#[actix_web::test]
+async fn credentials_in_a_webhook_url_are_never_shown() {
+    let app = spawn_app().await;
+    app.api(
+        "register",
+        "",
+        json!({"systemId": "s", "webhook": hook("http://alice:hunter2@127.0.0.1:9/hook?x=a@b")}),
+    )
+    .await
+    .ok();
+    let info = app.api("get_system", "s", json!({})).await.ok();
+    assert_eq!(info["webhook"]["url"], "http://***@127.0.0.1:9/hook?x=a@b");
+    assert!(!info.to_string().contains("hunter2"));
+}

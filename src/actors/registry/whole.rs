@@ -15,6 +15,10 @@ impl Handler<GetStats> for SystemRegistry {
         let mut stats = RegistryStats {
             systems: self.systems.len(),
             away_bytes: self.away.held(),
+            store: self.store.path().map(|_| match self.store.failing() {
+                None => StoreHealth::Ok,
+                Some(_) => StoreHealth::Failing,
+            }),
             ..RegistryStats::default()
         };
         for tenant in self.systems.values() {

@@ -98,3 +98,85 @@ async fn a_binary_frame_closes_with_1003_and_a_flood_with_4029() {
         .ok();
     assert_eq!(bystander.next_json().await["messageId"], reply["messageId"]);
 }
+
+/// Reads frames from a raw connection until its close frame; its code.
+async fn raw_close_code(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    loop {
+        let frame = tokio::time::timeout(crate::helpers::WAIT, crate::raw_ws::read_frame(stream))
+            .await
+            .expect("a frame in time")?;
+        if frame.opcode == 8 {
+            return frame.close_code();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn fragments_are_assembled_reserved_bits_are_a_protocol_error_and_pings_count() {
+    use crate::raw_ws::{client_frame, handshake};
+    use tokio::io::AsyncWriteExt;
+
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    let app = spawn_app_with(|c| {
+        c.client_message_rate = 10.0;
+        c.client_message_burst = 20;
+    })
+    .await;
+    register_with_hook(&app, "s", &url).await;
+    let address = format!("127.0.0.1:{}", app.port);
+
+    // A text message in three fragments arrives as one client_message.
+    let mut stream = handshake(&address, "systemId=s", &[]).await;
+    let mut bytes = client_frame(false, 1, br#"{"part":"#);
+    bytes.extend(client_frame(false, 0, br#""one-"#));
+    bytes.extend(client_frame(true, 0, br#"two"}"#));
+    stream.write_all(&bytes).await.unwrap();
+    let events = receiver
+        .wait_for("the assembled message", |e| {
+            names(e).contains(&"client_message")
+        })
+        .await;
+    let message = events
+        .iter()
+        .find(|e| e["name"] == "client_message")
+        .unwrap();
+    assert_eq!(message["data"], json!({"part": "one-two"}));
+
+    // Invalid UTF-8 split across fragments: 1007.
+    let mut bytes = client_frame(false, 1, b"ok \xe2\x82");
+    bytes.extend(client_frame(true, 0, b"\x28"));
+    stream.write_all(&bytes).await.unwrap();
+    assert_eq!(raw_close_code(&mut stream).await, Some(1007));
+
+    // A frame with a reserved bit set: the client broke the protocol (1002), it is not a
+    // lost connection.
+    let mut stream = handshake(&address, "systemId=s", &[]).await;
+    let mut frame = client_frame(true, 1, b"\"x\"");
+    frame[0] |= 0x40;
+    stream.write_all(&frame).await.unwrap();
+    assert_eq!(raw_close_code(&mut stream).await, Some(1002));
+    let offline = receiver
+        .wait_for("its offline", |e| {
+            e.iter()
+                .filter(|e| e["name"] == "client_offline")
+                .any(|e| e["code"] == 1002)
+        })
+        .await;
+    assert!(offline
+        .iter()
+        .filter(|e| e["name"] == "client_offline")
+        .all(|e| e["reason"] != "connection_lost"));
+
+    // Pings count too: a flood of them is closed with 4029.
+    let mut stream = handshake(&address, "systemId=s", &[]).await;
+    let ping = client_frame(true, 9, b"");
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 2000)
+        .collect();
+    let _ = stream.write_all(&flood).await;
+    assert_eq!(raw_close_code(&mut stream).await, Some(4029));
+}
