@@ -93,6 +93,7 @@ impl Application {
                     max_outbound_queue: config.limits.max_outbound_queue,
                     recovery_buffer: config.recovery.buffer,
                     metrics: hub.metrics.clone(),
+                    gate: hub.gate.clone(),
                 },
             )
             .await

@@ -165,6 +165,8 @@ pub struct RelaySettings {
     pub max_outbound_queue: usize,
     pub recovery_buffer: usize,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This node's connection gate: a relayed client is counted here, where its state is.
+    pub gate: Arc<crate::gate::ConnectionGate>,
 }
 
 /// A fresh node id: 12 hex digits.

@@ -96,6 +96,9 @@ impl Cluster {
             settings.metrics.clone(),
         );
         outbox.keep(Lease::holding(lease));
+        // Counted here, where its state lives, so that it still counts once away (the relaying
+        // node's place ends with its connection). Never refused: the relaying node admitted it.
+        outbox.keep(settings.gate.admit_resume(Some(&system_id)));
         let actor = RelaySession {
             cluster: self.clone(),
             relay: relay.clone(),

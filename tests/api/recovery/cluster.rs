@@ -104,6 +104,7 @@ async fn a_client_cut_on_one_node_resumes_through_another_and_every_node_reaches
     let token = welcome["resumeToken"].as_str().unwrap().to_owned();
     drop(conn);
     until_away(&a, "s", &id).await;
+    assert_eq!(a.gate_open(), 1, "away on its own node, it counts there");
     let (_, again) = resume(&a, "s", &token, last_seen.as_str()).await;
     assert_eq!(again["clientId"], id.as_str(), "{again}");
     assert_eq!(again["recovered"], true, "{again}");
