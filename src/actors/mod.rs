@@ -5,7 +5,8 @@
 //! session's connection as actix-http sees it (the body that writes the outbox, the stream of
 //! client frames); [`wakeups`] decides when a session with frames waiting is woken; [`events`]
 //! is what the registry reports about its clients, in order; [`tenant`] and [`resume`] are the
-//! registry's state as plain data (a system's members, the resume tokens).
+//! registry's state as plain data (a system's members, the resume tokens); [`away`] bounds what
+//! every away recovery client holds together; [`bucket`] is how fast a client may send.
 
 pub mod away;
 pub mod bucket;
