@@ -12,17 +12,6 @@ use super::{names, register_with_hook, Answer, Receiver, SECRET};
 use crate::helpers::{spawn_app, spawn_app_with, unique};
 use crate::processes::ServerProcess;
 
-/// The `dropped` counts of distinct batches received so far, summed.
-fn dropped(receiver: &Receiver) -> u64 {
-    let mut batches = std::collections::HashSet::new();
-    receiver
-        .received()
-        .iter()
-        .filter(|r| batches.insert(r.body["events"][0]["id"].to_string()))
-        .filter_map(|r| r.body["dropped"].as_u64())
-        .sum()
-}
-
 #[actix_web::test]
 async fn a_queue_is_bounded_in_bytes_and_client_data_arrives_as_sent() {
     let receiver = Receiver::default();
@@ -55,7 +44,7 @@ async fn a_queue_is_bounded_in_bytes_and_client_data_arrives_as_sent() {
             .into_iter()
             .filter(|e| e["name"] == "client_message")
             .collect();
-        let lost = dropped(&receiver);
+        let lost = receiver.dropped();
         if messages.len() as u64 + lost == 20 {
             assert!(lost >= 10, "8 KiB holds at most 8 of them: {lost} dropped");
             // Kept as the bytes the client sent, delivered as the same JSON value.

@@ -80,6 +80,17 @@ impl Receiver {
             .collect()
     }
 
+    /// The `dropped` counts of the batches received so far, summed; a batch sent again (after
+    /// a timeout) counts once.
+    pub(super) fn dropped(&self) -> u64 {
+        let mut batches = HashSet::new();
+        self.received()
+            .iter()
+            .filter(|r| batches.insert(r.body["events"][0]["id"].to_string()))
+            .filter_map(|r| r.body["dropped"].as_u64())
+            .sum()
+    }
+
     /// Waits until `done` holds for the events received.
     pub(super) async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -352,14 +363,7 @@ async fn an_overflowing_queue_says_how_many_it_dropped() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let received = receiver.events().len() as u64;
-        // A batch sent again (after a timeout) counts once.
-        let mut batches = HashSet::new();
-        let dropped: u64 = receiver
-            .received()
-            .iter()
-            .filter(|r| batches.insert(r.body["events"][0]["id"].to_string()))
-            .filter_map(|r| r.body["dropped"].as_u64())
-            .sum();
+        let dropped = receiver.dropped();
         if received + dropped == emitted {
             assert!(dropped > 0, "the queue of 5 overflowed");
             let metrics = String::from_utf8(app.hub.metrics.render()).unwrap();
