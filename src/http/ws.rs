@@ -220,34 +220,7 @@ async fn admit<H>(
     }
     let relayed = relay.is_some();
     let (system_id, token) = (query.system_id, query.token);
-    let permit = match hub.gate.admit(system_id.as_deref()) {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            // An away client is counted already: its resume may take its place.
-            let away = match (&mut recovery, &system_id, relayed) {
-                (
-                    RecoveryRequest::Resume {
-                        token, past_limits, ..
-                    },
-                    Some(system_id),
-                    false,
-                ) => {
-                    let asked = HoldsResumable {
-                        system_id: system_id.clone(),
-                        token: token.clone(),
-                    };
-                    *past_limits = hub.registry.send(asked).await.unwrap_or(false);
-                    *past_limits
-                }
-                _ => false,
-            };
-            if !away {
-                return Err(ApiError::Unavailable(refusal.to_string()).into());
-            }
-            hub.gate.admit_resume(system_id.as_deref())
-        }
-    };
-    let permit = Arc::new(permit);
+    let permit = Arc::new(pass_gate(hub, system_id.as_deref(), &mut recovery, relayed).await?);
     // A request that cannot be upgraded is refused before anything is written anywhere.
     let upgrade = handshake().map_err(HandshakeRefused)?;
     // A relayed connection keeps no history: its client's node does.
@@ -288,6 +261,39 @@ async fn admit<H>(
         max_frame_size: hub.settings.max_frame_size,
     };
     Ok((upgrade, admitted))
+}
+
+/// A place at the connection gate. Over a limit, only the resume of a client this node holds
+/// (away, so counted already) gets in: it is marked `past_limits` and takes that client's place.
+async fn pass_gate(
+    hub: &Hub,
+    system_id: Option<&str>,
+    recovery: &mut RecoveryRequest,
+    relayed: bool,
+) -> Result<ConnectionPermit, ApiError> {
+    let refusal = match hub.gate.admit(system_id) {
+        Ok(permit) => return Ok(permit),
+        Err(refusal) => ApiError::Unavailable(refusal.to_string()),
+    };
+    let (
+        RecoveryRequest::Resume {
+            token, past_limits, ..
+        },
+        Some(system_id),
+        false,
+    ) = (recovery, system_id, relayed)
+    else {
+        return Err(refusal);
+    };
+    let asked = HoldsResumable {
+        system_id: system_id.to_owned(),
+        token: token.clone(),
+    };
+    *past_limits = hub.registry.send(asked).await.unwrap_or(false);
+    if !*past_limits {
+        return Err(refusal);
+    }
+    Ok(hub.gate.admit_resume(Some(system_id)))
 }
 
 /// Why an upgrade request would be read two ways, if it would: HTTP/1.1 (actix-http) only

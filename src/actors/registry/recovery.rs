@@ -33,47 +33,40 @@ impl SystemRegistry {
             recovery,
             ..
         } = msg;
-        let resumed = match recovery {
+        let (resumed, past_limits) = match recovery {
             RecoveryRequest::None => {
                 return self.add_client(&system_id, client_id, session, user_id, None)
             }
             RecoveryRequest::Fresh => {
                 return self.add_client(&system_id, client_id, session, user_id, Some(None))
             }
-            RecoveryRequest::Failed(why) => Err(why),
+            RecoveryRequest::Failed(why) => (Err(why), false),
             RecoveryRequest::Resume {
                 token,
                 last,
                 past_limits,
             } => {
-                let resumed = self.resume(
-                    (&system_id, &client_id, user_id.as_deref()),
-                    &session,
-                    &token,
-                    last.as_deref(),
-                );
-                if resumed.is_err() && past_limits {
-                    // Let past a full gate for a client that was away: a fresh client would
-                    // be over the limits. Refused with "try again later", as the gate would.
-                    let why = resumed.map_or_else(ResumeRefusal::label, |()| "recovered");
-                    self.metrics.resumes.with_label_values(&[why]).inc();
-                    self.emit(|| Event::Gone {
-                        system_id: system_id.clone(),
-                        client_id: client_id.clone(),
-                        groups: Vec::new(),
-                        notice: None,
-                    });
-                    self.close(&session, CloseReason::TryAgain, "too many connections");
-                    return;
-                }
-                resumed
+                let ids = (system_id.as_str(), client_id.as_str(), user_id.as_deref());
+                let resumed = self.resume(ids, &session, &token, last.as_deref());
+                (resumed, past_limits)
             }
         };
         let result = resumed.map_or_else(ResumeRefusal::label, |()| "recovered");
         self.metrics.resumes.with_label_values(&[result]).inc();
-        if let Err(why) = resumed {
-            self.add_client(&system_id, client_id, session, user_id, Some(Some(why)));
+        let Err(why) = resumed else { return };
+        if past_limits {
+            // Let past a full gate for a client that was away: a fresh client would be over the
+            // limits. Refused with "try again later", as the gate would.
+            self.emit(|| Event::Gone {
+                system_id: system_id.clone(),
+                client_id: client_id.clone(),
+                groups: Vec::new(),
+                notice: None,
+            });
+            self.close(&session, CloseReason::TryAgain, "too many connections");
+            return;
         }
+        self.add_client(&system_id, client_id, session, user_id, Some(Some(why)));
     }
 
     /// Whether `token` resumes a client of `system_id` held here (see [`HoldsResumable`]).
