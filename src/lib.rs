@@ -9,14 +9,18 @@
 //! ## Map of the crate, and who owns what
 //! - [`config`]: every setting; each default is written once, on its flag ([`config::Cli`] →
 //!   [`Config`]).
-//! - [`protocol`]: the wire types: request bodies (parsed once, at the edge), pushed frames
-//!   (serialized once, shared by every recipient), reply envelopes, close codes.
+//! - [`ops`]: the REST methods, one file each (its request and the limits checked on it, its
+//!   reply, where it runs), and the one list that makes the method table, the token scopes, the
+//!   routes and the OpenAPI paths. Its docs say how to add a method.
+//! - [`protocol`]: the wire types more than one part shares: [`protocol::frames`] (pushed
+//!   frames, serialized once and shared by every recipient; close codes; the envelope) and
+//!   [`protocol::rest`] (names and their limits, the replies the registry and backplane make).
 //! - [`auth`]: HS256 API and client tokens, optionally scoped to one system.
-//! - [`http`]: the endpoints. [`http::api`] (one thin handler per REST method: parse, check
-//!   scope, build the command, call the backplane), [`http::ws`] (admission and the handshake;
+//! - [`http`]: the endpoints. [`http::api`] (the `/api` scope: [`ops`]' routes behind one
+//!   middleware for shutdown, overload and metrics), [`http::ws`] (admission and the handshake;
 //!   the standalone server's upgrades leave actix-http there), [`http::console`],
-//!   [`http::docs`], [`http::ops`] (`/healthz`, `/metrics`); [`http::configure`] mounts `/ws`
-//!   and `/api/*` in any actix-web app. [`error`] turns failures into the JSON envelope.
+//!   [`http::docs`], [`http::operator`] (`/healthz`, `/metrics`); [`http::configure`] mounts
+//!   `/ws` and `/api/*` in any actix-web app. [`error`] turns failures into the JSON envelope.
 //! - [`hub`]: [`Hub`], the handle the HTTP layer holds: the registry's address, the backplane,
 //!   settings, auth, metrics, the connection [`gate`].
 //! - [`backplane`]: the one seam between where clients live and how far an operation travels:
@@ -44,7 +48,7 @@
 //! ```text
 //! One node (MemoryBackplane):
 //!
-//!   POST /api/send_to_group ─► http::api::send_to_group      parse, check scope, encode the
+//!   POST /api/send_to_group ─► ops::send_to_group            parse, check scope, encode the
 //!        │                                                   frame once (ByteString)
 //!        ▼
 //!   hub.backplane.send_to_group(SendToGroup) ─► registry actor: Tenant → group's members
@@ -66,7 +70,7 @@
 //!
 //! Several nodes (Cluster, Redis):
 //!
-//!   node A: handler ─► Cluster::send_to_group
+//!   node A: ops::send_to_group ─► Cluster::send_to_group
 //!              ├─► Redis: COUNT_AND_PUBLISH (one round trip: epoch check, member count
 //!              │          across nodes, PUBLISH on sys:{system})
 //!              └─► A's registry: the same SendToGroup ─► Group ─► Outbox ─► socket
@@ -105,6 +109,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod mqtt;
+pub mod ops;
 pub mod outlets;
 pub mod protocol;
 pub mod server;

@@ -19,8 +19,8 @@ use actix_web::{web, App};
 
 use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
 use crate::config::{ApiAuth, Config};
-use crate::http::ops::Exposure;
-use crate::http::{self, client_lib, console, docs, openapi, ops};
+use crate::http::operator::{self, Exposure};
+use crate::http::{self, client_lib, console, docs, openapi};
 use crate::hub::Hub;
 use crate::store::SystemStore;
 
@@ -136,9 +136,9 @@ impl Application {
                 .service(page("/openapi.json", openapi::openapi_json))
                 .service(page("/docs", docs::docs))
                 .service(page("/socket.md", docs::socket_md))
-                .service(page("/healthz", ops::healthz))
-                .service(page("/metrics", ops::metrics))
-                .default_service(web::to(ops::unknown_route))
+                .service(page("/healthz", operator::healthz))
+                .service(page("/metrics", operator::metrics))
+                .default_service(web::to(operator::unknown_route))
         };
         let mut server = actix_server::Server::build()
             // Signals are handled in `run_until_stopped`, which closes the clients first.

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::ops::{not_found, Exposure};
+use super::operator::{not_found, Exposure};
 use crate::error::ApiError;
 
 /// The favicon, an SVG (browsers take one at `/favicon.ico` when it says so).

@@ -3,7 +3,7 @@
 //! [`configure`] mounts the push endpoints (`/ws`, `/api/*`) on any actix-web `App` or `Scope`,
 //! which is how a host application embeds wshub; [`crate::server::Application`] adds the
 //! console ([`console`]), the browser client library ([`client_lib`]), the manual ([`docs`]) and
-//! `/healthz` and `/metrics` ([`ops`]) for the standalone server.
+//! `/healthz` and `/metrics` ([`operator`]) for the standalone server.
 
 pub mod api;
 pub mod client_lib;
@@ -12,7 +12,7 @@ pub mod docs;
 pub mod extract;
 pub mod frame_guard;
 pub mod openapi;
-pub mod ops;
+pub mod operator;
 pub mod ws;
 
 use actix_web::web;

@@ -1,5 +1,6 @@
 //! The shape the code keeps, checked on the source: no import circles between files, no
-//! cluster-mode branch above the backplane, and long files say why they are long.
+//! cluster-mode branch above the backplane, every method in its own file under one list, and long
+//! files say why they are long.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -155,17 +156,62 @@ fn source_files_import_each_other_without_circles() {
 
 #[test]
 fn nothing_above_the_backplane_asks_whether_it_is_clustered() {
-    for file in ["src/hub.rs", "src/http/api.rs", "src/http/ws.rs"] {
-        let source = std::fs::read_to_string(root().join(file)).expect("readable source");
-        let code: Vec<&str> = source
+    let mut files = vec![root().join("src/hub.rs")];
+    rust_files(&root().join("src/http"), &mut files);
+    rust_files(&root().join("src/ops"), &mut files);
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("readable source");
+        let code: Vec<String> = source
             .lines()
             .filter(|line| !line.trim_start().starts_with("//"))
+            .map(str::to_lowercase)
             .collect();
+        for word in ["cluster", "redis"] {
+            assert!(
+                !code.iter().any(|line| line.contains(word)),
+                "{} names {word} above the backplane",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_method_has_its_file_its_openapi_path_and_its_scope() {
+    let doc: serde_json::Value =
+        serde_json::from_str(wshub::http::openapi::document()).expect("the OpenAPI document");
+    let mut files = Vec::new();
+    rust_files(&root().join("src/ops"), &mut files);
+    let mut unlisted: BTreeSet<String> = files
+        .iter()
+        .filter_map(|file| file.file_stem()?.to_str().map(str::to_owned))
+        .filter(|stem| stem != "mod")
+        .collect();
+    for method in wshub::ops::METHODS {
         assert!(
-            !code.iter().any(|line| line.contains("cluster")),
-            "{file} branches on cluster mode"
+            unlisted.remove(*method),
+            "{method} has no file src/ops/{method}.rs"
+        );
+        assert!(
+            doc["paths"][format!("/api/{method}")]["post"].is_object(),
+            "{method} has no OpenAPI path"
+        );
+        assert!(
+            wshub::ops::SCOPES
+                .iter()
+                .any(|(listed, _)| listed == method),
+            "{method} has no scope"
         );
     }
+    assert!(
+        unlisted.is_empty(),
+        "files in src/ops that are not methods: {unlisted:?}"
+    );
+    assert_eq!(
+        doc["paths"].as_object().map(|paths| paths.len()),
+        Some(wshub::ops::METHODS.len()),
+        "OpenAPI paths that are not methods"
+    );
 }
 
 #[test]

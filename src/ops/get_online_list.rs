@@ -1,0 +1,42 @@
+//! `get_online_list`: the members of a group, on every node.
+
+use serde::Deserialize;
+
+use super::Operation;
+use crate::actors::messages as m;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::http::extract::SystemCaller;
+use crate::hub::Hub;
+use crate::protocol::{check_group, CheckLimits, Name, OnlineList, OverLimit};
+
+pub type Request = GetOnlineListRequest;
+
+/// `get_online_list`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetOnlineListRequest {
+    pub group_name: Name,
+}
+
+impl CheckLimits for GetOnlineListRequest {
+    fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
+        check_group(&self.group_name, limits)
+    }
+}
+
+impl Operation for GetOnlineListRequest {
+    const NAME: &'static str = "get_online_list";
+    const SUMMARY: &'static str = "The members of a group";
+    type Caller = SystemCaller;
+    type Reply = OnlineList;
+
+    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<OnlineList, ApiError> {
+        hub.backplane
+            .get_online_list(m::GetOnlineList {
+                system_id: caller.system_id,
+                group_name: self.group_name.into_inner(),
+            })
+            .await
+    }
+}
