@@ -150,11 +150,14 @@ async fn sigterm_delivers_queued_events_within_the_grace() {
     assert_eq!(reply.status(), 200);
     let mut clients = Vec::new();
     for _ in 0..150 {
-        let (_, conn) = awc::Client::new()
+        let (_, mut conn) = awc::Client::new()
             .ws(format!("ws://{}/ws?systemId=s", server.address))
             .connect()
             .await
             .unwrap();
+        // Its welcome: the client is registered (and its client_online queued) before SIGTERM.
+        let welcome = futures_util::StreamExt::next(&mut conn).await;
+        assert!(matches!(welcome, Some(Ok(_))), "no welcome: {welcome:?}");
         clients.push(conn);
     }
     let pid = server.child.id() as libc::pid_t;
