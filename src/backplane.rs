@@ -1,31 +1,33 @@
-//! The seam between *where clients live* (this node's [`SystemRegistry`]) and *how far an
-//! operation travels* (this node only, or every node of a cluster).
+//! The seam between *what an operation does* (its file in [`crate::ops`]) and *where it runs*:
+//! on this node, on the node that owns a client, or on every node with members of a group or
+//! system. Two traits, each implemented for one node ([`memory`]) and for several nodes sharing
+//! Redis ([`crate::cluster::Cluster`]):
 //!
-//! [`Hub`](crate::Hub) holds one `Arc<dyn Backplane>` and every REST operation goes through it,
-//! as the typed command the registry itself handles (`actors::messages`). Two implementations:
+//! - [`Backplane`] only routes: a fresh clientId, admitting a connection, where a resume token's
+//!   client lives, a [`Command`] run on the node that owns a client, and a frame delivered to the
+//!   members of a group or system wherever they are.
+//! - [`Directory`] holds what every node must agree on: the registered systems with their
+//!   settings, and who is in which group.
 //!
-//! - [`memory::MemoryBackplane`]: a single node. Each call is the command sent to the registry.
-//! - [`crate::cluster::Cluster`]: several nodes sharing Redis. A call on a client runs on the node
-//!   that owns it (here, through the registry; elsewhere, the same command carried over Redis);
-//!   a broadcast is delivered here through the registry and published once for the other nodes;
-//!   membership reads come from Redis.
-//!
-//! So nothing above this trait asks whether the server is clustered, and local delivery always
-//! ends in the registry's own handler for the command.
+//! So no operation asks whether the server is clustered, and local delivery always ends in this
+//! node's registry. A command carried to another node travels in its wire form (serde) and its
+//! reply comes back the same way, read as the command's own reply type by [`crate::ops`]: no
+//! untyped value crosses between nodes.
 //!
 //! [`SystemRegistry`]: crate::actors::registry::SystemRegistry
 
 pub mod memory;
 
 use std::any::Any;
-use std::collections::BTreeMap;
 
+use actix::Addr;
+use bytestring::ByteString;
 use futures_util::future::LocalBoxFuture;
 
-use crate::actors::messages as m;
+use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
-use crate::protocol::{ClientInfo, OnlineList, SystemInfo};
-use crate::settings::SystemSettings;
+use crate::protocol::{AllGroups, OnlineList, SystemInfo};
+use crate::settings::{SettingsUpdate, SystemSettings};
 
 /// What a backplane call resolves to. Not `Send`: calls run on the HTTP worker that made them.
 pub type Reply<'a, T> = LocalBoxFuture<'a, Result<T, ApiError>>;
@@ -88,7 +90,63 @@ pub struct RelayedResume {
     pub user_id: Option<String>,
 }
 
-/// Every operation that may reach beyond this node's registry. See the module docs.
+/// A command for the registry of the node that owns a client (`send_to_client`, `bind_to_group`,
+/// ...). Each is a type of [`crate::ops`]; the backplane runs it here, or carries it to the
+/// owner in its wire form (which that node reads back with the [`Decoder`] it was given).
+pub trait Command: Send + 'static {
+    /// Its method's name, which tags its wire form.
+    fn method(&self) -> &'static str;
+    /// The system it acts on: the node that runs it must know that system.
+    fn system_id(&self) -> &str;
+    /// Whether it changes group membership (a cluster refuses such a command while it cannot
+    /// write what changed, and answers once it has).
+    fn changes_membership(&self) -> bool;
+    /// Its wire form, for another node.
+    fn encode(&self) -> String;
+    /// Runs it in this node's registry.
+    fn apply(
+        self: Box<Self>,
+        registry: &Addr<SystemRegistry>,
+    ) -> LocalBoxFuture<'static, Result<Box<dyn ReplyValue>, ApiError>>;
+}
+
+/// Reads a command another node sent: its method's name and its [`Command::encode`] form.
+pub type Decoder = fn(&str, &str) -> Result<Box<dyn Command>, String>;
+
+/// A command's reply: kept as the value it is, or written out for the node that asked.
+pub trait ReplyValue: Send {
+    fn encode(&self) -> String;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: serde::Serialize + Send + 'static> ReplyValue for T {
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// What a [`Command`] resolved to: its reply, as the value (it ran here) or as its wire form (it
+/// ran on another node). [`crate::ops`] reads either back as the command's reply type.
+pub enum Answer {
+    Here(Box<dyn ReplyValue>),
+    Remote(String),
+}
+
+pub use crate::actors::messages::Audience;
+
+/// clientIds split by the node that owns them.
+#[derive(Debug, Default)]
+pub struct ByOwner {
+    /// One list per node, each non-empty.
+    pub owned: Vec<Vec<String>>,
+    /// Ids no node could own (not connected anywhere).
+    pub unowned: Vec<String>,
+}
+
+/// Where an operation runs. See the module docs.
 pub trait Backplane: Send + Sync {
     /// A fresh clientId for a client connecting to this node (in a cluster, it names the node).
     fn new_client_id(&self) -> String;
@@ -99,28 +157,41 @@ pub trait Backplane: Send + Sync {
     /// client as usual); being unable to make the client reachable is (503).
     fn admit<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease>;
 
-    fn register(&self, cmd: m::Register) -> Reply<'_, ()>;
-    /// Resolves to the settings now.
-    fn update_system(&self, cmd: m::UpdateSystem) -> Reply<'_, SystemSettings>;
-    fn get_system(&self, cmd: m::GetSystem) -> Reply<'_, SystemInfo>;
-    /// Resolves once the system is gone from every node.
-    fn unregister(&self, cmd: m::Unregister) -> Reply<'_, ()>;
-    fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()>;
-    /// Resolves to the clientIds that are not connected.
-    fn send_to_clients(&self, cmd: m::SendToClients) -> Reply<'_, Vec<String>>;
-    /// Resolves to the number of members the frame went to.
-    fn send_to_group(&self, cmd: m::SendToGroup) -> Reply<'_, usize>;
-    /// Resolves to the number of clients the frame went to.
-    fn send_to_system(&self, cmd: m::SendToSystem) -> Reply<'_, usize>;
-    fn bind_to_group(&self, cmd: m::BindToGroup) -> Reply<'_, ()>;
-    fn unbind_from_group(&self, cmd: m::UnbindFromGroup) -> Reply<'_, ()>;
-    fn get_online_list(&self, cmd: m::GetOnlineList) -> Reply<'_, OnlineList>;
-    fn get_all_groups(&self, cmd: m::GetAllGroups) -> Reply<'_, BTreeMap<String, Vec<String>>>;
-    fn close_client(&self, cmd: m::CloseClient) -> Reply<'_, ()>;
-    fn get_client_info(&self, cmd: m::GetClientInfo) -> Reply<'_, ClientInfo>;
-
     /// Where the client a resume token names lives (a token starts with its node's id).
     fn token_home(self: std::sync::Arc<Self>, _token: String) -> Reply<'static, TokenHome> {
         Box::pin(async { Ok(TokenHome::Here) })
     }
+
+    /// Runs `command` on the node that owns `client_id`. A clientId no node owns, or whose node
+    /// is gone, is not connected (404).
+    fn on_owner<'a>(&'a self, client_id: &'a str, command: Box<dyn Command>) -> Reply<'a, Answer>;
+
+    /// Splits clientIds by the node that owns them, to run one command per node.
+    fn by_owner(&self, client_ids: Vec<String>) -> ByOwner;
+
+    /// Delivers `frame` to `audience` on every node that has some of it; resolves to how many
+    /// clients that is in all.
+    fn to_members<'a>(
+        &'a self,
+        system_id: &'a str,
+        audience: Audience,
+        frame: ByteString,
+    ) -> Reply<'a, usize>;
+}
+
+/// What every node must agree on: registered systems and their settings, and group membership.
+/// One node keeps it in its registry (and the store); a cluster keeps it in Redis.
+pub trait Directory: Send + Sync {
+    /// Fails with 409 when the system exists.
+    fn register(&self, system_id: String, settings: SystemSettings) -> Reply<'_, ()>;
+    /// Resolves to the settings now, taken by every node.
+    fn update(&self, system_id: String, update: SettingsUpdate) -> Reply<'_, SystemSettings>;
+    /// Resolves once the system is gone from every node, its clients closed (4001).
+    fn unregister(&self, system_id: String) -> Reply<'_, ()>;
+    /// Its settings and its clients, on every node.
+    fn system(&self, system_id: String) -> Reply<'_, SystemInfo>;
+    /// A group's members, on every node.
+    fn members(&self, system_id: String, group_name: String) -> Reply<'_, OnlineList>;
+    /// Every group with members, and the members.
+    fn groups(&self, system_id: String) -> Reply<'_, AllGroups>;
 }

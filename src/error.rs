@@ -7,10 +7,11 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::actors::messages::RegistryError;
-use crate::protocol::{EmptyList, Envelope};
+use crate::protocol::{EmptyList, Envelope, OverLimit};
 
 /// Everything a REST call can fail with. The message is what the caller reads in `msg`.
-#[derive(Debug, derive_more::Display)]
+/// Serializable, so that a node answers another with the error itself.
+#[derive(Debug, derive_more::Display, serde::Serialize, serde::Deserialize)]
 pub enum ApiError {
     /// 400: malformed JSON, a missing, mistyped or empty field, a missing header.
     #[display("{_0}")]
@@ -71,22 +72,6 @@ impl ResponseError for ApiError {
     }
 }
 
-impl ApiError {
-    /// Rebuilds an error another node reported as (HTTP status, message).
-    pub fn from_status(status: u16, msg: String) -> ApiError {
-        match status {
-            400 => ApiError::BadRequest(msg),
-            401 => ApiError::Unauthorized(msg),
-            403 => ApiError::Forbidden(msg),
-            404 => ApiError::NotFound(msg),
-            405 => ApiError::MethodNotAllowed,
-            409 => ApiError::Conflict(msg),
-            413 => ApiError::PayloadTooLarge(msg),
-            _ => ApiError::Unavailable(msg),
-        }
-    }
-}
-
 impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> Self {
         match err {
@@ -97,6 +82,15 @@ impl From<RegistryError> for ApiError {
                 ApiError::BadRequest(err.to_string())
             }
             RegistryError::Storage(_) => ApiError::Unavailable(err.to_string()),
+        }
+    }
+}
+
+impl From<OverLimit> for ApiError {
+    fn from(over: OverLimit) -> Self {
+        match over {
+            OverLimit::Field(msg) => ApiError::BadRequest(msg),
+            OverLimit::Data(msg) => ApiError::PayloadTooLarge(msg),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`Hub`]: the handle to a running wshub core that the HTTP layer (or a host application)
-//! holds: the registry's address, the backplane every REST operation goes through
-//! ([`crate::backplane`]), the settings, the token verifier, the metrics and the connection gate
-//! ([`crate::gate`]).
+//! holds: the registry's address, the [`Node`] every operation runs with (its backplane and
+//! directory, [`crate::backplane`]), the settings, the token verifier, the metrics and the
+//! connection gate ([`crate::gate`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,12 +18,13 @@ use crate::actors::session::Heartbeat;
 use crate::actors::tenant::MembershipLimits;
 use crate::auth::{self, Authenticator};
 use crate::backplane::memory::MemoryBackplane;
-use crate::backplane::Backplane;
+use crate::backplane::{Backplane, Directory};
 use crate::config::{ApiAuth, ClientAuth, Config, Limits, OverloadGate, RecoveryConfig};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttBridge;
-use crate::outlets::Outlets;
+use crate::ops::Node;
+use crate::outlets::{EventPublisher, Outlets};
 use crate::store::SystemStore;
 use crate::webhooks::Webhooks;
 
@@ -65,11 +66,13 @@ pub struct Hub {
     shutting_down: Arc<AtomicBool>,
     /// An admin token, when no secret was configured and one was generated at start.
     generated_admin_token: Option<Arc<str>>,
-    /// How far each operation travels: this node ([`MemoryBackplane`], the default) or the
-    /// cluster ([`crate::cluster::Cluster`], set by the server in cluster mode).
-    pub backplane: Arc<dyn Backplane>,
+    /// What operations run with: where their commands go and what every node agrees on (this
+    /// node alone, [`MemoryBackplane`], until [`Hub::route_through`] says otherwise).
+    pub node: Arc<Node>,
     /// Where events about clients go (the registry's, and those a backplane decides).
     pub outlets: Outlets,
+    /// `--mqtt-url`: the bridge, to start once the routes are final.
+    mqtt: Option<Arc<MqttBridge>>,
 }
 
 impl Hub {
@@ -129,7 +132,7 @@ impl Hub {
         };
         let outlets = Outlets {
             webhooks: Webhooks::start(config.webhooks.clone(), metrics.clone()),
-            mqtt,
+            mqtt: mqtt.clone().map(|bridge| bridge as Arc<dyn EventPublisher>),
         };
         let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
         let registry_address = Addr::new(sender);
@@ -154,8 +157,14 @@ impl Hub {
             away,
         )
         .map_err(std::io::Error::other)?;
+        let one_node = Arc::new(MemoryBackplane::new(registry_address.clone()));
         let hub = Hub {
-            backplane: Arc::new(MemoryBackplane::new(registry_address.clone())),
+            node: Arc::new(Node {
+                backplane: one_node.clone(),
+                directory: one_node,
+                limits: config.limits.clone(),
+                webhook_deny_private: config.webhooks.deny_private,
+            }),
             registry: registry_address,
             settings: Arc::new(Settings {
                 heartbeat: Heartbeat {
@@ -185,15 +194,27 @@ impl Hub {
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
             outlets,
+            mqtt,
         };
         Ok((hub, RegistryStarter { receiver, registry }))
     }
 
-    /// Starts the MQTT bridge, if there is one: it pushes through the backplane, so call this
-    /// once the backplane is final.
+    /// Routes operations through `backplane` and reads systems and membership from
+    /// `directory` (several nodes), instead of this node alone. Call before serving.
+    pub fn route_through(&mut self, backplane: Arc<dyn Backplane>, directory: Arc<dyn Directory>) {
+        self.node = Arc::new(Node {
+            backplane,
+            directory,
+            limits: self.node.limits.clone(),
+            webhook_deny_private: self.node.webhook_deny_private,
+        });
+    }
+
+    /// Starts the MQTT bridge, if there is one: it runs operations on [`Hub::node`], so call
+    /// this once the routes are final.
     pub fn start_bridges(&self) {
-        if let Some(bridge) = &self.outlets.mqtt {
-            bridge.start(self.backplane.clone(), self.settings.limits.clone());
+        if let Some(bridge) = &self.mqtt {
+            bridge.start(self.node.clone());
         }
     }
 

@@ -21,11 +21,13 @@
 //!   the standalone server's upgrades leave actix-http there), [`http::console`],
 //!   [`http::docs`], [`http::operator`] (`/healthz`, `/metrics`); [`http::configure`] mounts
 //!   `/ws` and `/api/*` in any actix-web app. [`error`] turns failures into the JSON envelope.
-//! - [`hub`]: [`Hub`], the handle the HTTP layer holds: the registry's address, the backplane,
-//!   settings, auth, metrics, the connection [`gate`].
-//! - [`backplane`]: the one seam between where clients live and how far an operation travels:
-//!   [`backplane::memory`] for one node, [`cluster`] for many. Nothing above it asks whether
-//!   the server is clustered.
+//! - [`hub`]: [`Hub`], the handle the HTTP layer holds: the registry's address, the
+//!   [`ops::Node`] operations run with, settings, auth, metrics, the connection [`gate`].
+//! - [`backplane`]: the one seam between what an operation does and where it runs: the
+//!   [`backplane::Backplane`] routes (a command to the node that owns a client, a frame to the
+//!   nodes with members) and the [`backplane::Directory`] holds what every node agrees on
+//!   (systems, membership); [`backplane::memory`] for one node, [`cluster`] for many. Nothing
+//!   above it asks whether the server is clustered.
 //! - [`actors`]: the actor core. The [`actors::registry::SystemRegistry`] actor owns all state,
 //!   as plain data ([`actors::tenant`], one `Tenant` per system, the one owner of membership);
 //!   a supervised [`actors::group::Group`] per group does the fan-out; one
@@ -42,8 +44,11 @@
 //!   actix-web's parts so that WebSocket upgrades can take their socket ([`http::ws::upgrade`]).
 //!
 //! ## The path of a group send
-//! Each REST operation has one typed command (here [`actors::messages::SendToGroup`]), built by
-//! the handler and handled by the registry, whichever node it ends on.
+//! Each method says where it runs through the backplane's few primitives: a broadcast is
+//! [`backplane::Backplane::to_members`], delivered by the registry's one
+//! [`actors::messages::Deliver`] on whichever node has members; a call on one client is its
+//! command (e.g. [`ops::bind_to_group::BindToGroup`]) run by
+//! [`backplane::Backplane::on_owner`] on the node that owns it.
 //!
 //! ```text
 //! One node (MemoryBackplane):
@@ -51,7 +56,7 @@
 //!   POST /api/send_to_group ─► ops::send_to_group            parse, check scope, encode the
 //!        │                                                   frame once (ByteString)
 //!        ▼
-//!   hub.backplane.send_to_group(SendToGroup) ─► registry actor: Tenant → group's members
+//!   backplane.to_members(Group(g), frame) ─► registry actor (Deliver): Tenant → members
 //!        │                                          │  count, do_send(Broadcast)
 //!        ▼                                          ▼
 //!   200 {count}                                 Group actor ─► each member's Outbox
@@ -70,16 +75,17 @@
 //!
 //! Several nodes (Cluster, Redis):
 //!
-//!   node A: ops::send_to_group ─► Cluster::send_to_group
+//!   node A: ops::send_to_group ─► Cluster::to_members
 //!              ├─► Redis: COUNT_AND_PUBLISH (one round trip: epoch check, member count
 //!              │          across nodes, PUBLISH on sys:{system})
-//!              └─► A's registry: the same SendToGroup ─► Group ─► Outbox ─► socket
+//!              └─► A's registry: Deliver ─► Group ─► Outbox ─► socket
 //!   node B: subscribed to sys:{system} while it has clients of the system
-//!              └─► pubsub::on_message ─► B's registry: the same SendToGroup ─► Group ─► …
+//!              └─► pubsub::on_message ─► B's registry: the same Deliver ─► Group ─► …
 //!
 //!   A call on one client (send_to_client, bind, close, info) goes to the node named in its
 //!   clientId: run there through its registry, or carried over Redis to node:{owner} as the
-//!   same command (serde) and answered on the caller's channel.
+//!   same command (serde, read back by `ops::decode_command`) and answered on the caller's
+//!   channel with its typed reply (serde) or the error itself.
 //! ```
 //!
 //! ## Embedding

@@ -2,8 +2,7 @@
 //! hear it.
 //!
 //! - **Down:** a publish to `<prefix><systemId>/group/<groupName>`, `.../client/<clientId>` or
-//!   `.../system` is pushed like the matching `send_to_*` call, through the same backplane call
-//!   a REST handler makes. The bridge subscribes through an MQTT 5 shared subscription, so in a
+//!   `.../system` is run as the matching `send_to_*` method, with its checks, as a REST call is. The bridge subscribes through an MQTT 5 shared subscription, so in a
 //!   cluster each publish enters once, on one node, and reaches members on every node.
 //! - **Up:** the events a system's `mqtt` settings ask for are published to
 //!   `<prefix><systemId>/events/<name>` at QoS 1, as the JSON object a webhook batch carries,
@@ -22,13 +21,16 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use serde_json::value::RawValue;
 
-use crate::actors::messages as m;
 use crate::actors::wakeups;
-use crate::backplane::Backplane;
 pub use crate::config::MqttConfig;
-use crate::config::{Limits, OverloadGate};
+use crate::config::OverloadGate;
 use crate::metrics::Metrics;
-use crate::protocol::{self as p, MessageRef};
+use crate::ops::send_to_client::SendToClientRequest;
+use crate::ops::send_to_group::SendToGroupRequest;
+use crate::ops::send_to_system::SendToSystemRequest;
+use crate::ops::{self, Node, SystemCaller};
+use crate::outlets::EventPublisher;
+use crate::protocol::{self as p, Name};
 
 use crate::webhooks::WebhookEvent;
 
@@ -141,14 +143,16 @@ impl MqttBridge {
             event_loop: Mutex::new(Some(event_loop)),
         }))
     }
+}
 
-    pub fn is_connected(&self) -> bool {
+impl EventPublisher for MqttBridge {
+    fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
 
     /// Publishes `event` for the system; dropped (and counted) when the queue for the broker is
     /// full.
-    pub fn publish_event(&self, system_id: &str, event: &WebhookEvent) {
+    fn publish_event(&self, system_id: &str, event: &WebhookEvent) {
         let topic = format!(
             "{}{system_id}/events/{}",
             self.prefix,
@@ -166,10 +170,12 @@ impl MqttBridge {
             Err(_) => self.metrics.mqtt_dropped.with_label_values(&["out"]).inc(),
         }
     }
+}
 
-    /// Runs the event loop (connect, subscribe, reconnect) and hands each publish to the
-    /// backplane, in order, on the current actix arbiter. Call once.
-    pub fn start(self: &Arc<Self>, backplane: Arc<dyn Backplane>, limits: Limits) {
+impl MqttBridge {
+    /// Runs the event loop (connect, subscribe, reconnect) and runs each publish as the
+    /// matching `send_to_*` method, in order, on the current actix arbiter. Call once.
+    pub fn start(self: &Arc<Self>, node: Arc<Node>) {
         let Some(mut event_loop) = self.event_loop.lock().ok().and_then(|mut l| l.take()) else {
             return;
         };
@@ -177,7 +183,7 @@ impl MqttBridge {
         // Bytes of payloads in the inbox.
         let queued = Arc::new(AtomicUsize::new(0));
         let taken = queued.clone();
-        let max_push_size = limits.max_push_size;
+        let max_push_size = node.limits.max_push_size;
         let bridge = self.clone();
         actix_web::rt::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -230,7 +236,7 @@ impl MqttBridge {
             let mut last_log = None::<Instant>;
             while let Some((topic, payload)) = received.recv().await {
                 taken.fetch_sub(payload.len(), Ordering::AcqRel);
-                let result = bridge.push(&*backplane, &limits, &topic, &payload).await;
+                let result = bridge.push(&node, &topic, &payload).await;
                 match result {
                     Ok(()) => bridge
                         .metrics
@@ -249,53 +255,52 @@ impl MqttBridge {
         });
     }
 
-    /// Pushes one MQTT publish like the matching `send_to_*` call.
-    async fn push(
-        &self,
-        backplane: &dyn Backplane,
-        limits: &Limits,
-        topic: &str,
-        payload: &[u8],
-    ) -> Result<(), String> {
+    /// Pushes one MQTT publish as the matching `send_to_*` method, with its checks.
+    async fn push(&self, node: &Node, topic: &str, payload: &[u8]) -> Result<(), String> {
         let target = parse_topic(&self.prefix, topic).ok_or("not a wshub topic")?;
         let text = std::str::from_utf8(payload).map_err(|_| "binary payload")?;
-        let message = Message::parse(text)?;
-        let message = MessageRef {
-            send_user_id: &message.send_user_id,
-            code: message.code,
-            msg: &message.msg,
-            data: &message.data,
-        };
-        // The same checks and encoding as a REST send.
-        p::check_message(message, limits).map_err(|e| e.to_string())?;
-        let frame = p::encode_push(&p::new_id(), message, limits.max_push_size)
-            .map_err(|e| e.to_string())?;
+        let Message {
+            send_user_id,
+            code,
+            msg,
+            data,
+        } = Message::parse(text)?;
         // Like a REST send: wait while delivery is behind (the broker holds what comes meanwhile).
         wakeups::wait_for_delivery(self.overload, &self.metrics)
             .await
             .map_err(|wakeups::Overloaded| "the server is overloaded")?;
+        let name = |value: String| Name::try_from(value).map_err(str::to_owned);
+        let caller = |system_id| SystemCaller { system_id };
         let result = match target {
-            Target::Group(system_id, group_name) => backplane
-                .send_to_group(m::SendToGroup {
-                    system_id,
-                    group_name,
-                    frame,
-                })
-                .await
-                .map(drop),
-            Target::Client(system_id, client_id) => {
-                backplane
-                    .send_to_client(m::SendToClient {
-                        system_id,
-                        client_id,
-                        frame,
-                    })
-                    .await
+            Target::Group(system_id, group) => {
+                let request = SendToGroupRequest {
+                    group_name: name(group)?,
+                    send_user_id,
+                    code,
+                    msg,
+                    data,
+                };
+                ops::run(node, caller(system_id), request).await.map(drop)
             }
-            Target::System(system_id) => backplane
-                .send_to_system(m::SendToSystem { system_id, frame })
-                .await
-                .map(drop),
+            Target::Client(system_id, client) => {
+                let request = SendToClientRequest {
+                    client_id: name(client)?,
+                    send_user_id,
+                    code,
+                    msg,
+                    data,
+                };
+                ops::run(node, caller(system_id), request).await.map(drop)
+            }
+            Target::System(system_id) => {
+                let request = SendToSystemRequest {
+                    send_user_id,
+                    code,
+                    msg,
+                    data,
+                };
+                ops::run(node, caller(system_id), request).await.map(drop)
+            }
         };
         result.map_err(|err| err.to_string())
     }

@@ -4,16 +4,25 @@
 
 use std::sync::Arc;
 
-use crate::mqtt::MqttBridge;
 use crate::settings::{EventName, SystemSettings};
 use crate::webhooks::{WebhookEvent, Webhooks};
+
+/// Where events go besides webhooks: the MQTT bridge. Known here by what it does, so that what
+/// decides events (the registry, the cluster) does not depend on the bridge, which issues
+/// commands to them.
+pub trait EventPublisher: Send + Sync + std::fmt::Debug {
+    /// Publishes `event` for the system, or drops (and counts) it.
+    fn publish_event(&self, system_id: &str, event: &WebhookEvent);
+    /// Whether it is connected to its broker (for `/healthz`).
+    fn is_connected(&self) -> bool;
+}
 
 /// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outlets {
     pub webhooks: Webhooks,
     /// `--mqtt-url`: the bridge; `None`: no broker is touched.
-    pub mqtt: Option<Arc<MqttBridge>>,
+    pub mqtt: Option<Arc<dyn EventPublisher>>,
 }
 
 impl Outlets {

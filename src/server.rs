@@ -86,7 +86,7 @@ impl Application {
             let cluster = Cluster::start(
                 &cluster_config,
                 new_node_id(),
-                hub.registry.clone(),
+                (hub.registry.clone(), crate::ops::decode_command),
                 (events, events_rx),
                 hub.outlets.clone(),
                 RelaySettings {
@@ -100,7 +100,7 @@ impl Application {
             .map_err(|err| {
                 std::io::Error::other(format!("cannot reach Redis at {redis_url}: {err}"))
             })?;
-            hub.backplane = cluster;
+            hub.route_through(cluster.clone(), cluster);
         }
         hub.start_bridges();
         // Where the registry runs. actix-web has no per-worker start hook: the app factory below

@@ -1,18 +1,17 @@
 //! Every message the actors exchange, with its result type, in one place.
 //!
-//! Direction: HTTP handlers → [`SystemRegistry`](super::registry::SystemRegistry) (one struct per
-//! REST method), sessions → registry (`Connect`, `Disconnect`), registry →
+//! Direction: the backplane and the directory → [`SystemRegistry`](super::registry::SystemRegistry)
+//! (systems, membership reads, `Deliver`; the commands on one client are in their methods' files
+//! under `crate::ops`), sessions → registry (`Connect`, `Disconnect`), registry →
 //! [`Group`](super::group::Group) (`Join`, `Leave`, `Broadcast`), and registry or group →
 //! session ([`SessionCommand`](super::outbox::SessionCommand), next to the handle that carries it). Frames travel as pre-serialized [`ByteString`]s shared by all
 //! recipients, through each session's outbox rather than its mailbox.
-
-use std::collections::BTreeMap;
 
 use actix::Message;
 use bytestring::ByteString;
 
 use super::outbox::SessionHandle;
-use crate::protocol::{ClientInfo, OnlineList, SystemInfo};
+use crate::protocol::{AllGroups, OnlineList, SystemInfo};
 use crate::settings::{SettingsUpdate, SystemSettings};
 use crate::webhooks::Offline;
 
@@ -133,10 +132,11 @@ pub struct ClientMessage {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP → registry: one message per REST method
+// Directory → registry: systems and membership on one node (the commands on one client are in
+// their methods' files, `crate::ops`)
 
 /// Registers a system with its settings (on one node, written to the store before the reply).
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Message)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct Register {
     pub system_id: String,
@@ -144,7 +144,7 @@ pub struct Register {
 }
 
 /// Changes a system's settings. Result: the settings now.
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Message)]
 #[rtype(result = "RegistryResult<SystemSettings>")]
 pub struct UpdateSystem {
     pub system_id: String,
@@ -152,69 +152,17 @@ pub struct UpdateSystem {
 }
 
 /// A system's settings and how many clients it has here.
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Message)]
 #[rtype(result = "RegistryResult<SystemInfo>")]
 pub struct GetSystem {
     pub system_id: String,
 }
 
 /// Removes a system: its clients are closed with 4001, its groups and settings are gone.
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Message)]
 #[rtype(result = "RegistryResult<()>")]
 pub struct Unregister {
     pub system_id: String,
-}
-
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
-#[rtype(result = "RegistryResult<()>")]
-pub struct SendToClient {
-    pub system_id: String,
-    pub client_id: String,
-    pub frame: ByteString,
-}
-
-/// Result: the clientIds that are not connected in this system.
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
-#[rtype(result = "RegistryResult<Vec<String>>")]
-pub struct SendToClients {
-    pub system_id: String,
-    pub client_ids: Vec<String>,
-    pub frame: ByteString,
-}
-
-/// Result: how many clients the frame went to.
-#[derive(Message)]
-#[rtype(result = "RegistryResult<usize>")]
-pub struct SendToGroup {
-    pub system_id: String,
-    pub group_name: String,
-    pub frame: ByteString,
-}
-
-/// Result: how many clients the frame went to.
-#[derive(Message)]
-#[rtype(result = "RegistryResult<usize>")]
-pub struct SendToSystem {
-    pub system_id: String,
-    pub frame: ByteString,
-}
-
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
-#[rtype(result = "RegistryResult<()>")]
-pub struct BindToGroup {
-    pub system_id: String,
-    pub client_id: String,
-    pub group_name: String,
-    pub user_id: String,
-    pub extend: String,
-}
-
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
-#[rtype(result = "RegistryResult<()>")]
-pub struct UnbindFromGroup {
-    pub system_id: String,
-    pub client_id: String,
-    pub group_name: String,
 }
 
 #[derive(Message)]
@@ -226,23 +174,27 @@ pub struct GetOnlineList {
 
 /// Result: groupName → member clientIds, for this system only.
 #[derive(Message)]
-#[rtype(result = "RegistryResult<BTreeMap<String, Vec<String>>>")]
+#[rtype(result = "RegistryResult<AllGroups>")]
 pub struct GetAllGroups {
     pub system_id: String,
 }
 
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
-#[rtype(result = "RegistryResult<()>")]
-pub struct CloseClient {
-    pub system_id: String,
-    pub client_id: String,
+/// Whom a broadcast reaches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Audience {
+    /// The members of one group.
+    Group(String),
+    /// Every client of the system.
+    System,
 }
 
-#[derive(Debug, Message, serde::Serialize, serde::Deserialize)]
-#[rtype(result = "RegistryResult<ClientInfo>")]
-pub struct GetClientInfo {
+/// Delivers a frame to this node's clients in `audience`. Result: how many there are here.
+#[derive(Message)]
+#[rtype(result = "RegistryResult<usize>")]
+pub struct Deliver {
     pub system_id: String,
-    pub client_id: String,
+    pub audience: Audience,
+    pub frame: ByteString,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,9 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, Supervisor};
+use actix::{Actor, Addr, Context, Handler};
 use bytestring::ByteString;
 
 mod clients;
@@ -31,7 +30,7 @@ use super::tenant::{Client, MembershipLimits, Removed, Tenant};
 use crate::config::RecoveryConfig;
 use crate::metrics::Metrics;
 use crate::outlets::Outlets;
-use crate::protocol::{self, ClientInfo, CloseReason, OnlineList, ResumeRefusal};
+use crate::protocol::{self, AllGroups, CloseReason, OnlineList, ResumeRefusal};
 use crate::settings::EventName;
 use crate::store::{StoreError, SystemStore};
 use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
@@ -106,26 +105,46 @@ impl SystemRegistry {
         })
     }
 
+    /// The membership limits (`--max-groups-per-client`, `--max-clients-per-group`).
+    pub(crate) fn limits(&self) -> MembershipLimits {
+        self.settings.limits
+    }
+
+    /// Whether this registry's groups are the whole of them, so that it decides when a group is
+    /// occupied or vacated (in a cluster, the backplane decides, for all nodes at once).
+    pub(crate) fn decides_occupancy(&self) -> bool {
+        self.settings.local_occupancy
+    }
+
     /// A client of a system, if both exist.
-    fn find_client(&self, system_id: &str, client_id: &str) -> Option<&Client<SessionHandle>> {
+    pub(crate) fn find_client(
+        &self,
+        system_id: &str,
+        client_id: &str,
+    ) -> Option<&Client<SessionHandle>> {
         self.systems.get(system_id)?.clients().get(client_id)
     }
 
-    fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut SystemState> {
+    pub(crate) fn tenant(&mut self, system_id: &str) -> RegistryResult<&mut SystemState> {
         self.systems
             .get_mut(system_id)
             .ok_or_else(|| RegistryError::UnknownSystem(system_id.to_owned()))
     }
 
     /// Cluster mode: passes a change on to be written to Redis.
-    fn emit(&self, event: impl FnOnce() -> Event) {
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(sink) = &self.settings.events {
             let _ = sink.send(event());
         }
     }
 
     /// Sends an event about the system wherever its settings ask for it (webhook, MQTT).
-    fn hook(&self, system_id: &str, name: EventName, event: impl FnOnce() -> WebhookEvent) {
+    pub(crate) fn hook(
+        &self,
+        system_id: &str,
+        name: EventName,
+        event: impl FnOnce() -> WebhookEvent,
+    ) {
         let settings = self.systems.get(system_id).map(|tenant| &tenant.settings);
         self.settings.outlets.send(system_id, settings, name, event);
     }
@@ -133,7 +152,7 @@ impl SystemRegistry {
     /// Removes a client: its remaining groups get the 1002 notice, the cluster and the webhook
     /// are told, nothing more is queued for its session. Returns the session, to be closed by
     /// the caller.
-    fn remove_client(
+    pub(crate) fn remove_client(
         &mut self,
         system_id: &str,
         client_id: &str,
@@ -189,7 +208,7 @@ impl SystemRegistry {
     /// cuts the connection if it stays stuck, see [`WsSession`](super::session::WsSession)).
     /// An away client's kept frames passed `--recovery-buffer`: it goes offline (it has no
     /// connection to close).
-    fn evict_slow(&mut self, system_id: &str, client_id: &str) {
+    pub(crate) fn evict_slow(&mut self, system_id: &str, client_id: &str) {
         if self.is_away(system_id, client_id) {
             self.end_absence(system_id, client_id, ResumeRefusal::BoundPassed);
             return;
@@ -254,7 +273,7 @@ impl SystemRegistry {
         count
     }
 
-    fn close(&self, session: &SessionHandle, why: CloseReason, reason: &str) {
+    pub(crate) fn close(&self, session: &SessionHandle, why: CloseReason, reason: &str) {
         self.metrics.client_closed(why);
         session.command(SessionCommand::Close {
             kind: why,
@@ -265,7 +284,7 @@ impl SystemRegistry {
 
     /// Pushes `frame` to each of `client_ids` that is connected, once each, evicting those that
     /// overflow. Returns the ids that are not connected.
-    fn push_to_clients(
+    pub(crate) fn push_to_clients(
         &mut self,
         system_id: &str,
         client_ids: &[String],
@@ -295,146 +314,32 @@ impl SystemRegistry {
     }
 }
 
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
-impl Handler<SendToClient> for SystemRegistry {
-    type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: SendToClient, _: &mut Context<Self>) -> Self::Result {
-        let client = self.tenant(&msg.system_id)?.client(&msg.client_id)?;
-        if client.session.push(&msg.frame) == Pushed::Overflowed {
-            self.evict_slow(&msg.system_id, &msg.client_id);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<SendToClients> for SystemRegistry {
-    type Result = RegistryResult<Vec<String>>;
-    fn handle(&mut self, msg: SendToClients, _: &mut Context<Self>) -> Self::Result {
-        self.push_to_clients(&msg.system_id, &msg.client_ids, &msg.frame)
-    }
-}
-
-impl Handler<SendToGroup> for SystemRegistry {
+impl Handler<Deliver> for SystemRegistry {
     type Result = RegistryResult<usize>;
-    fn handle(&mut self, msg: SendToGroup, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) -> Self::Result {
         let tenant = self.tenant(&msg.system_id)?;
-        Ok(match tenant.groups().get(&msg.group_name) {
-            Some(entry) => {
-                entry.fan_out.do_send(Broadcast { frame: msg.frame });
-                entry.members.len()
+        match msg.audience {
+            Audience::Group(group_name) => Ok(match tenant.groups().get(&group_name) {
+                Some(entry) => {
+                    entry.fan_out.do_send(Broadcast { frame: msg.frame });
+                    entry.members.len()
+                }
+                None => 0,
+            }),
+            Audience::System => {
+                let overflowed: Vec<String> = tenant
+                    .clients()
+                    .iter()
+                    .filter(|(_, client)| client.session.push(&msg.frame) == Pushed::Overflowed)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let count = tenant.clients().len();
+                for client_id in overflowed {
+                    self.evict_slow(&msg.system_id, &client_id);
+                }
+                Ok(count)
             }
-            None => 0,
-        })
-    }
-}
-
-impl Handler<SendToSystem> for SystemRegistry {
-    type Result = RegistryResult<usize>;
-    fn handle(&mut self, msg: SendToSystem, _: &mut Context<Self>) -> Self::Result {
-        let tenant = self.tenant(&msg.system_id)?;
-        let overflowed: Vec<String> = tenant
-            .clients()
-            .iter()
-            .filter(|(_, client)| client.session.push(&msg.frame) == Pushed::Overflowed)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let count = tenant.clients().len();
-        for client_id in overflowed {
-            self.evict_slow(&msg.system_id, &client_id);
         }
-        Ok(count)
-    }
-}
-
-impl Handler<BindToGroup> for SystemRegistry {
-    type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: BindToGroup, ctx: &mut Context<Self>) -> Self::Result {
-        let overflow: Recipient<ClientOverflowed> = ctx.address().recipient();
-        let limits = self.settings.limits;
-        let system_id = msg.system_id.clone();
-        let group_name = msg.group_name.clone();
-        let bound = self.tenant(&msg.system_id)?.bind(
-            &msg.client_id,
-            &msg.group_name,
-            msg.user_id,
-            msg.extend,
-            limits,
-            || {
-                let group = Group::new(&system_id, &group_name, overflow);
-                Supervisor::start(move |_| group)
-            },
-        )?;
-        if let Some(joined) = &bound.joined {
-            let (client_id, group) = (&msg.client_id, &msg.group_name);
-            if joined.occupied && self.settings.local_occupancy {
-                self.hook(&msg.system_id, EventName::GroupOccupied, || {
-                    WebhookEvent::group_occupied(group)
-                });
-            }
-            self.hook(&msg.system_id, EventName::GroupJoined, || {
-                WebhookEvent::group_joined(client_id, group, &bound.user_id, &bound.extend)
-            });
-        }
-        let notice = bound.joined.as_ref().map(|joined| joined.notice.clone());
-        self.emit(|| Event::Bound {
-            system_id: msg.system_id,
-            client_id: msg.client_id.clone(),
-            group_name: msg.group_name,
-            all_groups: bound.all_groups,
-            user_id: bound.user_id,
-            extend: bound.extend,
-            notice,
-        });
-        if let Some(joined) = bound.joined {
-            joined.fan_out.do_send(Join {
-                client_id: msg.client_id,
-                session: joined.session,
-                notice: joined.notice,
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Handler<UnbindFromGroup> for SystemRegistry {
-    type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: UnbindFromGroup, _: &mut Context<Self>) -> Self::Result {
-        let tenant = self.tenant(&msg.system_id)?;
-        let Some(left) = tenant.unbind(&msg.client_id, &msg.group_name)? else {
-            return Ok(()); // Not a member: nothing to undo.
-        };
-        let user_id = tenant
-            .client(&msg.client_id)
-            .map(|client| client.user_id.clone())
-            .unwrap_or_default();
-        if let Some(group) = &left.fan_out {
-            group.do_send(Leave {
-                client_id: msg.client_id.clone(),
-                notice: left.notice.clone(),
-            });
-        }
-        let (client_id, group) = (&msg.client_id, &msg.group_name);
-        self.hook(&msg.system_id, EventName::GroupLeft, || {
-            WebhookEvent::group_left(client_id, group, &user_id, "unbind")
-        });
-        if left.fan_out.is_none() && self.settings.local_occupancy {
-            self.hook(&msg.system_id, EventName::GroupVacated, || {
-                WebhookEvent::group_vacated(group)
-            });
-        }
-        self.emit(|| Event::Unbound {
-            system_id: msg.system_id,
-            client_id: msg.client_id,
-            group_name: msg.group_name,
-            notice: left.notice,
-        });
-        Ok(())
     }
 }
 
@@ -446,30 +351,8 @@ impl Handler<GetOnlineList> for SystemRegistry {
 }
 
 impl Handler<GetAllGroups> for SystemRegistry {
-    type Result = RegistryResult<BTreeMap<String, Vec<String>>>;
+    type Result = RegistryResult<AllGroups>;
     fn handle(&mut self, msg: GetAllGroups, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.tenant(&msg.system_id)?.all_groups())
-    }
-}
-
-impl Handler<CloseClient> for SystemRegistry {
-    type Result = RegistryResult<()>;
-    fn handle(&mut self, msg: CloseClient, _: &mut Context<Self>) -> Self::Result {
-        self.tenant(&msg.system_id)?;
-        // Removed now, so the reply already reflects it; the session's own Disconnect, when it
-        // stops, then finds nothing left to do.
-        let offline = Offline::new(OfflineReason::CloseClient, Some(1000));
-        let session = self
-            .remove_client(&msg.system_id, &msg.client_id, offline)
-            .ok_or_else(|| RegistryError::UnknownClient(msg.client_id.clone()))?;
-        self.close(&session, CloseReason::Rest, "closed by the server");
-        Ok(())
-    }
-}
-
-impl Handler<GetClientInfo> for SystemRegistry {
-    type Result = RegistryResult<ClientInfo>;
-    fn handle(&mut self, msg: GetClientInfo, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.tenant(&msg.system_id)?.client_info(msg.client_id))
+        Ok(AllGroups(self.tenant(&msg.system_id)?.all_groups()))
     }
 }

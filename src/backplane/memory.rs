@@ -1,12 +1,14 @@
-//! A single node: every operation is the command handled by this node's registry.
+//! A single node: every command runs in this node's registry, and the directory is the registry
+//! itself (with the store it writes systems to).
 
 use actix::{Addr, Handler, Message};
+use bytestring::ByteString;
 
-use super::{Backplane, Lease, Reply};
+use super::{Answer, Audience, Backplane, ByOwner, Command, Directory, Lease, Reply};
 use crate::actors::messages::{self as m, RegistryResult};
 use crate::actors::registry::SystemRegistry;
-use crate::protocol::SystemInfo;
-use crate::settings::SystemSettings;
+use crate::protocol::{AllGroups, OnlineList, SystemInfo};
+use crate::settings::{SettingsUpdate, SystemSettings};
 
 pub struct MemoryBackplane {
     registry: Addr<SystemRegistry>,
@@ -36,49 +38,54 @@ impl Backplane for MemoryBackplane {
         Box::pin(async { Ok(Lease::none()) })
     }
 
-    fn register(&self, cmd: m::Register) -> Reply<'_, ()> {
-        self.ask(cmd)
+    fn on_owner<'a>(&'a self, _: &'a str, command: Box<dyn Command>) -> Reply<'a, Answer> {
+        Box::pin(async move { command.apply(&self.registry).await.map(Answer::Here) })
     }
-    fn update_system(&self, cmd: m::UpdateSystem) -> Reply<'_, SystemSettings> {
-        self.ask(cmd)
+
+    fn by_owner(&self, client_ids: Vec<String>) -> ByOwner {
+        ByOwner {
+            owned: vec![client_ids],
+            unowned: Vec::new(),
+        }
     }
-    fn get_system(&self, cmd: m::GetSystem) -> Reply<'_, SystemInfo> {
-        self.ask(cmd)
+
+    fn to_members<'a>(
+        &'a self,
+        system_id: &'a str,
+        audience: Audience,
+        frame: ByteString,
+    ) -> Reply<'a, usize> {
+        self.ask(m::Deliver {
+            system_id: system_id.to_owned(),
+            audience,
+            frame,
+        })
     }
-    fn unregister(&self, cmd: m::Unregister) -> Reply<'_, ()> {
-        self.ask(cmd)
+}
+
+impl Directory for MemoryBackplane {
+    fn register(&self, system_id: String, settings: SystemSettings) -> Reply<'_, ()> {
+        self.ask(m::Register {
+            system_id,
+            settings,
+        })
     }
-    fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()> {
-        self.ask(cmd)
+    fn update(&self, system_id: String, update: SettingsUpdate) -> Reply<'_, SystemSettings> {
+        self.ask(m::UpdateSystem { system_id, update })
     }
-    fn send_to_clients(&self, cmd: m::SendToClients) -> Reply<'_, Vec<String>> {
-        self.ask(cmd)
+    fn unregister(&self, system_id: String) -> Reply<'_, ()> {
+        self.ask(m::Unregister { system_id })
     }
-    fn send_to_group(&self, cmd: m::SendToGroup) -> Reply<'_, usize> {
-        self.ask(cmd)
+    fn system(&self, system_id: String) -> Reply<'_, SystemInfo> {
+        self.ask(m::GetSystem { system_id })
     }
-    fn send_to_system(&self, cmd: m::SendToSystem) -> Reply<'_, usize> {
-        self.ask(cmd)
+    fn members(&self, system_id: String, group_name: String) -> Reply<'_, OnlineList> {
+        self.ask(m::GetOnlineList {
+            system_id,
+            group_name,
+        })
     }
-    fn bind_to_group(&self, cmd: m::BindToGroup) -> Reply<'_, ()> {
-        self.ask(cmd)
-    }
-    fn unbind_from_group(&self, cmd: m::UnbindFromGroup) -> Reply<'_, ()> {
-        self.ask(cmd)
-    }
-    fn get_online_list(&self, cmd: m::GetOnlineList) -> Reply<'_, crate::protocol::OnlineList> {
-        self.ask(cmd)
-    }
-    fn get_all_groups(
-        &self,
-        cmd: m::GetAllGroups,
-    ) -> Reply<'_, std::collections::BTreeMap<String, Vec<String>>> {
-        self.ask(cmd)
-    }
-    fn close_client(&self, cmd: m::CloseClient) -> Reply<'_, ()> {
-        self.ask(cmd)
-    }
-    fn get_client_info(&self, cmd: m::GetClientInfo) -> Reply<'_, crate::protocol::ClientInfo> {
-        self.ask(cmd)
+    fn groups(&self, system_id: String) -> Reply<'_, AllGroups> {
+        self.ask(m::GetAllGroups { system_id })
     }
 }

@@ -1,22 +1,28 @@
-//! The cluster as the [`Backplane`]: systems, the REST operations, and membership reads.
+//! The cluster as the [`Backplane`] (where a command runs, where a broadcast goes) and the
+//! [`Directory`] (systems and membership, as Redis holds them).
 
 use std::collections::HashMap;
 
 use redis::AsyncCommands;
 
+use bytestring::ByteString;
+
 use crate::actors::messages as m;
-use crate::backplane::{Backplane, Lease, Reply, TokenHome};
+use crate::backplane::{
+    Answer, Audience, Backplane, ByOwner, Command, Directory, Lease, Reply, TokenHome,
+};
 use crate::error::ApiError;
-use crate::protocol::{ClientInfo, OnlineClient, OnlineList, SystemInfo};
+use crate::protocol::{AllGroups, OnlineClient, OnlineList, SystemInfo};
 use crate::settings::{SettingsUpdate, SystemSettings};
 
-use super::calls::{client_info_from, Op};
+use super::calls::NodeCall;
 use super::keys::MemberInfo;
 use super::node::{owner_of, Cluster};
 use super::scripts::{UNREGISTER, UPDATE_SETTINGS};
 use super::systems::read_settings;
 
-/// The cluster as the [`Backplane`]: see the module docs for where each operation goes.
+/// The cluster as the [`Backplane`]: a command runs on the node named in its clientId; a
+/// broadcast is counted and published in one Redis round trip, then delivered here.
 impl Backplane for Cluster {
     fn new_client_id(&self) -> String {
         format!("{}{}", self.node_id, crate::protocol::new_id())
@@ -40,17 +46,70 @@ impl Backplane for Cluster {
         })
     }
 
-    fn register(&self, cmd: m::Register) -> Reply<'_, ()> {
-        Box::pin(async move { self.register_system(&cmd.system_id, &cmd.settings).await })
+    fn token_home(self: std::sync::Arc<Self>, token: String) -> Reply<'static, TokenHome> {
+        Box::pin(self.home_of(token))
+    }
+
+    fn on_owner<'a>(&'a self, client_id: &'a str, command: Box<dyn Command>) -> Reply<'a, Answer> {
+        Box::pin(self.run_on_owner(client_id, command))
+    }
+
+    fn by_owner(&self, client_ids: Vec<String>) -> ByOwner {
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        let mut unowned = Vec::new();
+        for client in client_ids {
+            match owner_of(&client) {
+                Some(owner) => by_node.entry(owner.to_owned()).or_default().push(client),
+                None => unowned.push(client),
+            }
+        }
+        ByOwner {
+            owned: by_node.into_values().collect(),
+            unowned,
+        }
+    }
+
+    /// Publishes once for the other nodes, delivers to local members; resolves to the
+    /// cluster-wide member count.
+    fn to_members<'a>(
+        &'a self,
+        system_id: &'a str,
+        audience: Audience,
+        frame: ByteString,
+    ) -> Reply<'a, usize> {
+        Box::pin(async move {
+            self.ensure_system(system_id).await?;
+            let (count_key, group) = match &audience {
+                Audience::Group(group) => (self.keys.members(system_id, group), Some(group)),
+                Audience::System => (self.keys.clients(system_id), None),
+            };
+            let count = self
+                .count_and_publish(system_id, count_key, group.cloned(), &frame)
+                .await?;
+            self.local(m::Deliver {
+                system_id: system_id.to_owned(),
+                audience,
+                frame,
+            })
+            .await?;
+            Ok(count)
+        })
+    }
+}
+
+/// Systems and membership, as Redis holds them for every node.
+impl Directory for Cluster {
+    fn register(&self, system_id: String, settings: SystemSettings) -> Reply<'_, ()> {
+        Box::pin(async move { self.register_system(&system_id, &settings).await })
     }
 
     /// Changes the settings in Redis (compare-and-set, so two racing updates both count), then
     /// has every node take them before answering; a node that missed it catches up on its next
     /// heartbeat (`settings-version`).
-    fn update_system(&self, cmd: m::UpdateSystem) -> Reply<'_, SystemSettings> {
+    fn update(&self, system_id: String, update: SettingsUpdate) -> Reply<'_, SystemSettings> {
         Box::pin(async move {
-            self.ensure_system(&cmd.system_id).await?;
-            let system_id = &cmd.system_id;
+            self.ensure_system(&system_id).await?;
+            let system_id = &system_id;
             for _ in 0..UPDATE_ATTEMPTS {
                 let epoch = self.check_ready()?;
                 let (seen, current): (Option<String>, Option<String>) = self.track(
@@ -63,7 +122,7 @@ impl Backplane for Cluster {
                 self.same_epoch(&epoch, seen)?;
                 let current = current.unwrap_or_default();
                 let mut settings = read_settings(Some(&current));
-                settings.apply(&cmd.update);
+                settings.apply(&update);
                 let json = serde_json::to_string(&settings).unwrap_or_default();
                 let keys = [
                     self.keys.systems(),
@@ -76,12 +135,9 @@ impl Backplane for Cluster {
                 {
                     0 => return Err(m::RegistryError::UnknownSystem(system_id.clone()).into()),
                     1 => {
-                        let update = SettingsUpdate::replacing(&settings);
-                        self.on_every_node(|| {
-                            Op::Settings(m::UpdateSystem {
-                                system_id: system_id.clone(),
-                                update: update.clone(),
-                            })
+                        self.on_every_node(|| NodeCall::Settings {
+                            system_id: system_id.clone(),
+                            settings: settings.clone(),
                         })
                         .await?;
                         return Ok(settings);
@@ -95,30 +151,30 @@ impl Backplane for Cluster {
         })
     }
 
-    fn get_system(&self, cmd: m::GetSystem) -> Reply<'_, SystemInfo> {
+    fn system(&self, system_id: String) -> Reply<'_, SystemInfo> {
         Box::pin(async move {
-            self.ensure_system(&cmd.system_id).await?;
+            self.ensure_system(&system_id).await?;
             let epoch = self.check_ready()?;
             let (seen, settings, clients): (Option<String>, Option<String>, usize) = self.track(
                 redis::pipe()
                     .get(self.keys.epoch())
-                    .get(self.keys.settings(&cmd.system_id))
-                    .hlen(self.keys.clients(&cmd.system_id))
+                    .get(self.keys.settings(&system_id))
+                    .hlen(self.keys.clients(&system_id))
                     .query_async(&mut self.conn())
                     .await,
             )?;
             self.same_epoch(&epoch, seen)?;
             let settings = read_settings(settings.as_deref());
-            Ok(SystemInfo::new(cmd.system_id, &settings, clients))
+            Ok(SystemInfo::new(system_id, &settings, clients))
         })
     }
 
     /// Removes the system from Redis, then has every node close its clients (4001) and forget
     /// it; answered once every live node has.
-    fn unregister(&self, cmd: m::Unregister) -> Reply<'_, ()> {
+    fn unregister(&self, system_id: String) -> Reply<'_, ()> {
         Box::pin(async move {
-            self.ensure_system(&cmd.system_id).await?;
-            let system_id = &cmd.system_id;
+            self.ensure_system(&system_id).await?;
+            let system_id = &system_id;
             let keys = [
                 self.keys.systems(),
                 self.keys.settings(system_id),
@@ -128,146 +184,27 @@ impl Backplane for Cluster {
                 return Err(m::RegistryError::UnknownSystem(system_id.clone()).into());
             }
             let unconfirmed = self
-                .on_every_node(|| {
-                    Op::Unregister(m::Unregister {
-                        system_id: system_id.clone(),
-                    })
+                .on_every_node(|| NodeCall::Unregister {
+                    system_id: system_id.clone(),
                 })
                 .await?;
             if unconfirmed.is_empty() {
                 Ok(())
             } else {
                 Err(ApiError::Unavailable(format!(
-                    "system '{system_id}' is removed, but node(s) {} have not confirmed closing                      its clients yet; they will within a heartbeat",
+                    "system '{system_id}' is removed, but node(s) {} have not confirmed closing its clients yet; they will within a heartbeat",
                     unconfirmed.join(", ")
                 )))
             }
         })
     }
 
-    fn send_to_client(&self, cmd: m::SendToClient) -> Reply<'_, ()> {
-        Box::pin(async move {
-            let client = cmd.client_id.clone();
-            self.on_owner(&client, Op::Send(cmd)).await.map(drop)
-        })
+    fn members(&self, system_id: String, group_name: String) -> Reply<'_, OnlineList> {
+        Box::pin(async move { self.online_list(&system_id, &group_name).await })
     }
 
-    fn send_to_clients(&self, cmd: m::SendToClients) -> Reply<'_, Vec<String>> {
-        Box::pin(async move {
-            self.ensure_system(&cmd.system_id).await?;
-            let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
-            let mut missing = Vec::new();
-            for client in cmd.client_ids {
-                match owner_of(&client) {
-                    Some(owner) => by_node.entry(owner.to_owned()).or_default().push(client),
-                    None => missing.push(client),
-                }
-            }
-            for (node, clients) in by_node {
-                let op = Op::SendMany(m::SendToClients {
-                    system_id: cmd.system_id.clone(),
-                    client_ids: clients.clone(),
-                    frame: cmd.frame.clone(),
-                });
-                let result = if node == self.node_id {
-                    self.execute(op).await
-                } else {
-                    self.request(&node, op).await
-                };
-                match result {
-                    Ok(value) => missing
-                        .extend(serde_json::from_value::<Vec<String>>(value).unwrap_or_default()),
-                    // A node that is gone has none of them.
-                    Err(ApiError::NotFound(_)) => missing.extend(clients),
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(missing)
-        })
-    }
-
-    /// Publishes once for the other nodes, delivers to local members; resolves to the
-    /// cluster-wide member count.
-    fn send_to_group(&self, cmd: m::SendToGroup) -> Reply<'_, usize> {
-        Box::pin(async move {
-            self.ensure_system(&cmd.system_id).await?;
-            let count = self
-                .count_and_publish(
-                    &cmd.system_id,
-                    self.keys.members(&cmd.system_id, &cmd.group_name),
-                    Some(cmd.group_name.clone()),
-                    &cmd.frame,
-                )
-                .await?;
-            self.local(cmd).await?;
-            Ok(count)
-        })
-    }
-
-    fn send_to_system(&self, cmd: m::SendToSystem) -> Reply<'_, usize> {
-        Box::pin(async move {
-            self.ensure_system(&cmd.system_id).await?;
-            let count = self
-                .count_and_publish(
-                    &cmd.system_id,
-                    self.keys.clients(&cmd.system_id),
-                    None,
-                    &cmd.frame,
-                )
-                .await?;
-            self.local(cmd).await?;
-            Ok(count)
-        })
-    }
-
-    fn bind_to_group(&self, cmd: m::BindToGroup) -> Reply<'_, ()> {
-        Box::pin(async move {
-            let client = cmd.client_id.clone();
-            self.on_owner(&client, Op::Bind(cmd)).await.map(drop)
-        })
-    }
-
-    fn unbind_from_group(&self, cmd: m::UnbindFromGroup) -> Reply<'_, ()> {
-        Box::pin(async move {
-            let client = cmd.client_id.clone();
-            self.on_owner(&client, Op::Unbind(cmd)).await.map(drop)
-        })
-    }
-
-    fn get_online_list(&self, cmd: m::GetOnlineList) -> Reply<'_, OnlineList> {
-        Box::pin(async move { self.online_list(&cmd.system_id, &cmd.group_name).await })
-    }
-
-    fn get_all_groups(
-        &self,
-        cmd: m::GetAllGroups,
-    ) -> Reply<'_, std::collections::BTreeMap<String, Vec<String>>> {
-        Box::pin(async move { self.all_groups(&cmd.system_id).await })
-    }
-
-    fn close_client(&self, cmd: m::CloseClient) -> Reply<'_, ()> {
-        Box::pin(async move {
-            let client = cmd.client_id.clone();
-            self.on_owner(&client, Op::Close(cmd)).await.map(drop)
-        })
-    }
-
-    fn token_home(self: std::sync::Arc<Self>, token: String) -> Reply<'static, TokenHome> {
-        Box::pin(self.home_of(token))
-    }
-
-    fn get_client_info(&self, cmd: m::GetClientInfo) -> Reply<'_, ClientInfo> {
-        Box::pin(async move {
-            let client = cmd.client_id.clone();
-            match self.on_owner(&client, Op::Info(cmd)).await {
-                Ok(value) => Ok(client_info_from(value, client)),
-                Err(ApiError::NotFound(_)) => Ok(ClientInfo::Offline {
-                    online: false,
-                    client_id: client,
-                }),
-                Err(err) => Err(err),
-            }
-        })
+    fn groups(&self, system_id: String) -> Reply<'_, AllGroups> {
+        Box::pin(async move { self.all_groups(&system_id).await.map(AllGroups) })
     }
 }
 

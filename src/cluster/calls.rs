@@ -1,5 +1,7 @@
-//! Requests to the node that owns a client: the registry's own command, carried over the
-//! owner's `node:` channel, run by its registry, answered on the caller's channel.
+//! Requests to another node: a command on one of its clients (the method's own command type,
+//! in its serde form, read back there by the [`Decoder`](crate::backplane::Decoder)), a system's
+//! change, or a relayed resume; carried over the node's `node:` channel, answered on the
+//! caller's channel with the reply's serde form or the error itself.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,50 +13,34 @@ use tokio::sync::oneshot;
 
 use crate::actors::messages as m;
 use crate::actors::registry::SystemRegistry;
+use crate::backplane::{Answer, Command, ReplyValue};
 use crate::error::ApiError;
-use crate::protocol::ClientInfo;
+use crate::settings::SystemSettings;
 use crate::webhooks::Offline;
 
-use super::node::RelayAddr;
+use super::node::{NodeAnswer, RelayAddr};
 use super::node::{owner_of, Cluster, RPC_TIMEOUT};
 use super::scripts::PUBLISH;
 
-/// An operation on a client, carried to the node that owns it: the very command the owner's
-/// registry handles, so the wire form is the command's own serde form.
+/// What one node asks of another.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", content = "cmd", rename_all = "snake_case")]
-pub(super) enum Op {
-    Send(m::SendToClient),
-    SendMany(m::SendToClients),
-    Bind(m::BindToGroup),
-    Unbind(m::UnbindFromGroup),
-    Close(m::CloseClient),
-    Info(m::GetClientInfo),
+#[serde(tag = "call", rename_all = "snake_case")]
+pub(super) enum NodeCall {
+    /// A command on one of its clients: the method's name and the command's wire form, read
+    /// back by the node's [`Decoder`](crate::backplane::Decoder) as the method's own type.
+    Command { method: String, command: String },
     /// A system's settings changed: every node that knows the system takes them.
-    Settings(m::UpdateSystem),
+    Settings {
+        system_id: String,
+        settings: SystemSettings,
+    },
     /// A system was unregistered: every node closes its clients with 4001 and forgets it.
-    Unregister(m::Unregister),
+    Unregister { system_id: String },
     /// Resume one of this node's clients over a connection another node relays.
     Resume {
         resume: crate::backplane::RelayedResume,
         relay: RelayAddr,
     },
-}
-
-impl Op {
-    fn system_id(&self) -> &str {
-        match self {
-            Op::Send(cmd) => &cmd.system_id,
-            Op::SendMany(cmd) => &cmd.system_id,
-            Op::Bind(cmd) => &cmd.system_id,
-            Op::Unbind(cmd) => &cmd.system_id,
-            Op::Close(cmd) => &cmd.system_id,
-            Op::Info(cmd) => &cmd.system_id,
-            Op::Settings(cmd) => &cmd.system_id,
-            Op::Unregister(cmd) => &cmd.system_id,
-            Op::Resume { resume, .. } => &resume.system_id,
-        }
-    }
 }
 
 /// From the home to the relay.
@@ -85,11 +71,11 @@ pub(super) enum NodeMessage {
     Request {
         id: u64,
         reply_to: String,
-        op: Op,
+        call: NodeCall,
     },
     Reply {
         id: u64,
-        result: Result<serde_json::Value, (u16, String)>,
+        result: NodeAnswer,
     },
     /// To a node relaying a connection: frames or a close for it.
     ToRelay {
@@ -107,55 +93,37 @@ pub(super) fn not_connected(client_id: &str) -> ApiError {
     m::RegistryError::UnknownClient(client_id.to_owned()).into()
 }
 
-pub(super) fn client_info_from(value: serde_json::Value, client_id: String) -> ClientInfo {
-    if value["online"] != serde_json::Value::Bool(true) {
-        return ClientInfo::Offline {
-            online: false,
-            client_id,
-        };
-    }
-    let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
-    ClientInfo::Online {
-        online: true,
-        client_id,
-        user_id: text("userId"),
-        extend: text("extend"),
-        groups: value["groups"]
-            .as_array()
-            .map(|g| {
-                g.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        connected_at: value["connectedAt"].as_u64().unwrap_or_default(),
-        connected: value["connected"].as_bool().unwrap_or(true),
-    }
-}
-
 impl Cluster {
-    /// Runs `op` where `client_id` lives: here through the registry, elsewhere through its node.
-    pub(super) async fn on_owner(
+    /// Runs `command` where `client_id` lives: here through the registry, elsewhere through
+    /// its node.
+    pub(super) async fn run_on_owner(
         &self,
         client_id: &str,
-        op: Op,
-    ) -> Result<serde_json::Value, ApiError> {
-        self.ensure_system(op.system_id()).await?;
+        command: Box<dyn Command>,
+    ) -> Result<Answer, ApiError> {
+        self.ensure_system(command.system_id()).await?;
         match owner_of(client_id) {
-            Some(owner) if owner == self.node_id => self.execute(op).await,
-            Some(owner) => self.request(owner, op).await,
+            Some(owner) if owner == self.node_id => self.execute(command).await.map(Answer::Here),
+            Some(owner) => {
+                let call = NodeCall::Command {
+                    method: command.method().to_owned(),
+                    command: command.encode(),
+                };
+                let reply = self.request(owner, call).await?;
+                Ok(Answer::Remote(reply))
+            }
             None => Err(not_connected(client_id)),
         }
     }
 
-    pub(super) async fn request(&self, node: &str, op: Op) -> Result<serde_json::Value, ApiError> {
+    pub(super) async fn request(&self, node: &str, call: NodeCall) -> NodeAnswer {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         Self::lock(&self.pending).insert(id, tx);
         let message = NodeMessage::Request {
             id,
             reply_to: self.keys.node_channel(&self.node_id),
-            op,
+            call,
         };
         let payload = serde_json::to_string(&message).unwrap_or_default();
         // Guarded: while any node resyncs, "nobody listens" may be a node not yet resubscribed.
@@ -177,8 +145,7 @@ impl Cluster {
             ));
         }
         match tokio::time::timeout(RPC_TIMEOUT, rx).await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err((status, msg)))) => Err(ApiError::from_status(status, msg)),
+            Ok(Ok(answer)) => answer,
             _ => {
                 Self::lock(&self.pending).remove(&id);
                 Err(ApiError::Unavailable(format!(
@@ -188,44 +155,55 @@ impl Cluster {
         }
     }
 
-    /// Carries out an operation on local clients: the command goes to this node's registry.
-    pub(super) async fn execute(&self, op: Op) -> Result<serde_json::Value, ApiError> {
-        let op = match op {
-            // About the system itself: nothing to do here unless this node knows it.
-            Op::Settings(cmd) => return self.take_settings(cmd).await.map(|_| Default::default()),
-            Op::Unregister(cmd) => {
-                return self.forget_system(cmd).await.map(|_| Default::default())
-            }
-            // Only ever sent to another node (see `on_node_message`).
-            Op::Resume { .. } => return Err(ApiError::Unavailable("not a local operation".into())),
-            op => op,
-        };
+    /// Runs a command on one of this node's clients, through this node's registry.
+    pub(super) async fn execute(
+        &self,
+        command: Box<dyn Command>,
+    ) -> Result<Box<dyn ReplyValue>, ApiError> {
         // The caller checked the system; this node may not have met it yet. A client of another
         // system is then simply not connected in this one (404), as on a single node.
-        self.ensure_system(op.system_id()).await?;
-        let changes_membership = matches!(op, Op::Bind(_) | Op::Unbind(_) | Op::Close(_));
+        self.ensure_system(command.system_id()).await?;
+        let changes_membership = command.changes_membership();
         if changes_membership {
             // These change what Redis holds: refused up front while it cannot be written,
             // rather than changed here and reported as failed.
             self.check_ready()?;
         }
-        let value = match op {
-            Op::Send(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::SendMany(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::Info(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::Bind(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::Unbind(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::Close(cmd) => serde_json::to_value(self.local(cmd).await?),
-            Op::Settings(_) | Op::Unregister(_) | Op::Resume { .. } => Ok(serde_json::Value::Null),
-        };
+        let reply = command.apply(&self.registry).await?;
         if changes_membership {
             // Answered once Redis has the change, so every node reads it at once.
             self.written().await?;
         }
-        Ok(value.unwrap_or_default())
+        Ok(reply)
     }
 
-    /// Runs a command in this node's registry.
+    /// Carries out what another node asked of this one.
+    pub(super) async fn answer(&self, call: NodeCall) -> NodeAnswer {
+        let done = || "null".to_owned();
+        match call {
+            NodeCall::Command { method, command } => {
+                let command = (self.decoder)(&method, &command).map_err(|err| {
+                    ApiError::BadRequest(format!("unreadable {method} command: {err}"))
+                })?;
+                Ok(self.execute(command).await?.encode())
+            }
+            // About the system itself: nothing to do here unless this node knows it.
+            NodeCall::Settings {
+                system_id,
+                settings,
+            } => self
+                .take_settings(system_id, settings)
+                .await
+                .map(|_| done()),
+            NodeCall::Unregister { system_id } => {
+                self.forget_system(system_id).await.map(|_| done())
+            }
+            // Only ever sent to another node (see `on_node_message`).
+            NodeCall::Resume { .. } => Err(ApiError::Unavailable("not a local operation".into())),
+        }
+    }
+
+    /// Runs a directory command in this node's registry.
     pub(super) async fn local<M, T>(&self, cmd: M) -> Result<T, ApiError>
     where
         M: actix::Message<Result = m::RegistryResult<T>> + Send + 'static,
@@ -244,22 +222,16 @@ impl Cluster {
                     let _ = waiter.send(result);
                 }
             }
-            Ok(NodeMessage::Request { id, reply_to, op }) => {
+            Ok(NodeMessage::Request { id, reply_to, call }) => {
                 let cluster = self.clone();
                 actix_web::rt::spawn(async move {
-                    let result = match op {
-                        Op::Resume { resume, relay } => cluster
+                    let result = match call {
+                        NodeCall::Resume { resume, relay } => cluster
                             .resume_relayed(resume, relay)
                             .await
-                            .map(|_| serde_json::Value::Null),
-                        op => cluster.execute(op).await,
+                            .map(|_| "null".to_owned()),
+                        call => cluster.answer(call).await,
                     };
-                    let result = result.map_err(|err| {
-                        (
-                            actix_web::ResponseError::status_code(&err).as_u16(),
-                            err.to_string(),
-                        )
-                    });
                     let reply = serde_json::to_string(&NodeMessage::Reply { id, result })
                         .unwrap_or_default();
                     let sent: redis::RedisResult<i64> =

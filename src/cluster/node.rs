@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actors::events::{Event, EventSink};
 use crate::actors::outbox::{Outbox, SessionHandle};
 use crate::actors::registry::SystemRegistry;
+use crate::backplane::Decoder;
 use crate::error::ApiError;
 use crate::outlets::Outlets;
 use crate::settings::SystemSettings;
@@ -45,8 +46,10 @@ pub struct ClusterConfig {
     pub prefix: String,
 }
 
-/// What a node answers to a request: a JSON value, or (HTTP status, message).
-pub(super) type RemoteResult = Result<serde_json::Value, (u16, String)>;
+/// A node's answer to another's request: the reply in its wire form (read by the caller as the
+/// command's reply type), or the error itself. (Wire forms travel as strings: the messages are
+/// internally tagged, which serde cannot do with raw JSON inside.)
+pub(super) type NodeAnswer = Result<String, ApiError>;
 
 /// The channel subscriptions a node wants and those Redis has confirmed.
 #[derive(Default)]
@@ -89,6 +92,8 @@ pub struct Cluster {
     pub(super) keys: Keys,
     pub(super) redis: ConnectionManager,
     pub(super) registry: Addr<SystemRegistry>,
+    /// Reads the commands other nodes send for this node's clients.
+    pub(super) decoder: Decoder,
     /// Systems known to be registered; systems are never removed, so a hit never goes stale.
     pub(super) known_systems: Mutex<HashMap<String, SystemSettings>>,
     /// Where the webhook events this node decides for the whole cluster go (group occupied or
@@ -98,7 +103,7 @@ pub struct Cluster {
     /// systems' settings again (a change it missed while cut off from Redis).
     pub(super) settings_version_seen: AtomicU64,
     /// Requests to other nodes waiting for their reply.
-    pub(super) pending: Mutex<HashMap<u64, oneshot::Sender<RemoteResult>>>,
+    pub(super) pending: Mutex<HashMap<u64, oneshot::Sender<NodeAnswer>>>,
     pub(super) next_request: AtomicU64,
     /// Channel subscriptions wanted and confirmed, applied by the subscriber task (also after
     /// a reconnect); `subscribe_tx` wakes it, `subscriptions_changed` tells waiters it synced.
@@ -209,7 +214,7 @@ impl Cluster {
     pub async fn start(
         config: &ClusterConfig,
         node_id: String,
-        registry: Addr<SystemRegistry>,
+        (registry, decoder): (Addr<SystemRegistry>, Decoder),
         (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
         outlets: Outlets,
         relay_settings: RelaySettings,
@@ -233,6 +238,7 @@ impl Cluster {
             keys,
             redis,
             registry,
+            decoder,
             known_systems: Mutex::new(HashMap::new()),
             outlets,
             settings_version_seen: AtomicU64::new(u64::MAX),

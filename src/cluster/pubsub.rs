@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::actors::messages as m;
+use crate::backplane::Audience;
 use crate::error::ApiError;
 
 use super::node::{Cluster, Subscriptions, SystemLease, SUBSCRIBE_TIMEOUT};
@@ -229,17 +230,12 @@ impl Cluster {
             if published.o == self.node_id {
                 return; // Delivered here when it was published.
             }
-            // The same commands a REST call hands the registry: one path for local delivery.
-            let system_id = system.to_owned();
-            let frame = ByteString::from(published.f);
-            match published.g {
-                Some(group_name) => self.registry.do_send(m::SendToGroup {
-                    system_id,
-                    group_name,
-                    frame,
-                }),
-                None => self.registry.do_send(m::SendToSystem { system_id, frame }),
-            }
+            // The same delivery as the publishing node's: one path for local delivery.
+            self.registry.do_send(m::Deliver {
+                system_id: system.to_owned(),
+                audience: published.g.map_or(Audience::System, Audience::Group),
+                frame: ByteString::from(published.f),
+            });
             return;
         }
         self.on_node_message(&payload);

@@ -33,7 +33,7 @@ use crate::error::ApiError;
 use crate::protocol::CloseReason;
 use crate::webhooks::Offline;
 
-use super::calls::{NodeMessage, Op, ToHome, ToRelay};
+use super::calls::{NodeCall, NodeMessage, ToHome, ToRelay};
 use super::node::{Cluster, RelayAddr, RemoteSession, NODE_ID_LEN};
 
 impl Cluster {
@@ -296,7 +296,10 @@ impl Relay for RelayLink {
             Cluster::lock(&cluster.relays)
                 .sessions
                 .insert(id, (session, home.clone()));
-            match cluster.request(&home, Op::Resume { resume, relay }).await {
+            match cluster
+                .request(&home, NodeCall::Resume { resume, relay })
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(err) => {
                     log::debug!("relayed resume to node {home} failed: {err}");

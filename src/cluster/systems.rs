@@ -4,7 +4,7 @@
 
 use redis::AsyncCommands;
 
-use super::calls::Op;
+use super::calls::NodeCall;
 use super::node::Cluster;
 use super::scripts::REGISTER;
 use crate::actors::messages as m;
@@ -81,11 +81,18 @@ impl Cluster {
     }
 
     /// Another node changed a system's settings: take them, if this node knows the system.
-    pub(super) async fn take_settings(&self, cmd: m::UpdateSystem) -> Result<(), ApiError> {
-        if !Self::lock(&self.known_systems).contains_key(&cmd.system_id) {
+    pub(super) async fn take_settings(
+        &self,
+        system_id: String,
+        settings: SystemSettings,
+    ) -> Result<(), ApiError> {
+        if !Self::lock(&self.known_systems).contains_key(&system_id) {
             return Ok(());
         }
-        let system_id = cmd.system_id.clone();
+        let cmd = m::UpdateSystem {
+            system_id: system_id.clone(),
+            update: SettingsUpdate::replacing(&settings),
+        };
         match self.local(cmd).await {
             Ok(settings) => {
                 Self::lock(&self.known_systems).insert(system_id, settings);
@@ -98,29 +105,32 @@ impl Cluster {
 
     /// A system was unregistered: close its clients here with 4001 and forget it; answered once
     /// Redis knows those clients are gone.
-    pub(super) async fn forget_system(&self, cmd: m::Unregister) -> Result<(), ApiError> {
-        Self::lock(&self.known_systems).remove(&cmd.system_id);
-        match self.local(cmd).await {
+    pub(super) async fn forget_system(&self, system_id: String) -> Result<(), ApiError> {
+        Self::lock(&self.known_systems).remove(&system_id);
+        match self.local(m::Unregister { system_id }).await {
             Ok(()) | Err(ApiError::Forbidden(_)) => {}
             Err(err) => return Err(err),
         }
         self.written().await
     }
 
-    /// Runs `op` on every live node, this one included, at once. Returns the nodes that did
+    /// Runs `call` on every live node, this one included, at once. Returns the nodes that did
     /// not confirm it (a node that is gone has nothing to do and counts as done).
-    pub(super) async fn on_every_node(&self, op: impl Fn() -> Op) -> Result<Vec<String>, ApiError> {
+    pub(super) async fn on_every_node(
+        &self,
+        call: impl Fn() -> NodeCall,
+    ) -> Result<Vec<String>, ApiError> {
         let mut nodes: Vec<String> = self.track(self.conn().smembers(self.keys.nodes()).await)?;
         if !nodes.contains(&self.node_id) {
             nodes.push(self.node_id.clone());
         }
         let calls = nodes.iter().map(|node| {
-            let op = op();
+            let call = call();
             async move {
                 let result = if *node == self.node_id {
-                    self.execute(op).await
+                    self.answer(call).await
                 } else {
-                    self.request(node, op).await
+                    self.request(node, call).await
                 };
                 match result {
                     Ok(_) | Err(ApiError::NotFound(_)) => None,
@@ -161,7 +171,7 @@ impl Cluster {
                 }
             } else {
                 log::info!("system '{system_id}' was unregistered on another node");
-                self.forget_system(m::Unregister { system_id }).await?;
+                self.forget_system(system_id).await?;
             }
         }
         Ok(())

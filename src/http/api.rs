@@ -8,12 +8,15 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpResponse, ResponseError, Scope};
+use actix_web::{web, HttpResponse, Resource, Responder, ResponseError, Scope};
+use serde::Serialize;
 
+use super::extract::{Authorized, Body};
 use super::Hub;
 use crate::actors::wakeups;
 use crate::error::ApiError;
-use crate::ops;
+use crate::ops::{self, Operation};
+use crate::protocol::Envelope;
 
 pub use crate::ops::METHODS;
 
@@ -27,11 +30,48 @@ pub fn scope() -> Scope<
         InitError = (),
     >,
 > {
-    ops::routes()
+    let mut routes = Routes(Vec::new());
+    ops::each_method(&mut routes);
+    routes
+        .0
         .into_iter()
         .fold(web::scope("/api"), |scope, route| scope.service(route))
         .wrap(from_fn(observe))
         .default_service(web::to(unknown_method))
+}
+
+/// A successful reply: HTTP 200 with `{"code":0,"msg":"success","data":..}`.
+pub struct Success<T>(pub T);
+
+impl<T: Serialize> Responder for Success<T> {
+    type Body = BoxBody;
+    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
+        HttpResponse::Ok().json(Envelope::success(self.0))
+    }
+}
+
+/// Every method's route, `POST /<name>`; any other HTTP method gets 405.
+struct Routes(Vec<Resource>);
+
+impl ops::VisitMethod for Routes {
+    fn visit<O: Operation>(&mut self) {
+        self.0.push(
+            web::resource(format!("/{}", O::NAME))
+                .route(web::post().to(serve::<O>))
+                .default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+                })),
+        );
+    }
+}
+
+/// The handler every method shares: the extractors checked the token, the scope and the body.
+async fn serve<O: Operation>(
+    hub: web::Data<Hub>,
+    Authorized(caller): Authorized<O::Caller>,
+    Body(request): Body<O>,
+) -> Result<Success<O::Reply>, ApiError> {
+    request.call(&hub.node, caller).await.map(Success)
 }
 
 /// Refuses calls once shutdown has begun, and counts every call by method and status.

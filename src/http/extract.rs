@@ -1,5 +1,6 @@
 //! Extractors that turn a REST request into checked, typed input before a handler runs:
-//! who is calling ([`Caller`]), for which system ([`SystemCaller`]), with what body ([`Body`]).
+//! who is calling and for which system ([`Authorized`], making an [`ops::Caller`] or an
+//! [`ops::SystemCaller`]), with what body ([`Body`]).
 //! Each fails with the [`ApiError`] the caller should see.
 
 use std::future::{ready, Future, Ready};
@@ -12,13 +13,12 @@ use actix_web_httpauth::headers::authorization::{Bearer, Scheme};
 use serde::de::DeserializeOwned;
 
 use super::Hub;
-use crate::auth::Scope;
 use crate::config::ApiAuth;
 use crate::error::ApiError;
-use crate::protocol::{CheckLimits, OverLimit};
+use crate::ops;
+use crate::protocol::CheckLimits;
 
-/// Name of the header that says which system a REST call acts on.
-pub const SYSTEM_ID_HEADER: &str = "SystemId";
+pub use crate::ops::SYSTEM_ID_HEADER;
 
 fn hub(req: &HttpRequest) -> Result<&Hub, ApiError> {
     req.app_data::<web::Data<Hub>>()
@@ -26,47 +26,42 @@ fn hub(req: &HttpRequest) -> Result<&Hub, ApiError> {
         .ok_or_else(|| ApiError::Unavailable("wshub is not configured on this route".into()))
 }
 
-/// A caller whose token (if auth is on) has been verified.
-pub struct Caller {
-    pub scope: Scope,
-}
+/// A caller as its method's scope wants it ([`ops::Caller`] or [`ops::SystemCaller`]): the
+/// token verified, and for a system method the `SystemId` header read and the token allowed
+/// for that system.
+pub struct Authorized<C>(pub C);
 
-impl Caller {
-    fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
-        let hub = hub(req)?;
-        if hub.auth.mode() == ApiAuth::None {
-            // Without tokens, nothing but these checks stops a web page the operator's browser
-            // visits from calling the API (CSRF), or a DNS-rebinding page from reaching it.
-            // The Host check also keeps a rebinding page from passing as same-origin under its
-            // own name.
-            check_host(req, &hub.settings.allowed_hosts)?;
-            check_origin(req.headers(), &hub.settings.allowed_origins, "call /api")?;
-        }
-        let token = bearer_token(req)?;
-        let scope = hub
-            .auth
-            .verify(token.as_ref().map(Bearer::token))
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        Ok(Caller { scope })
-    }
-
-    /// Refuses (403) a caller whose token is scoped to a system other than `system_id`.
-    pub fn require(&self, system_id: &str) -> Result<(), ApiError> {
-        match &self.scope {
-            Scope::System(own) if own != system_id => Err(ApiError::Forbidden(format!(
-                "token is scoped to system '{own}', not '{system_id}'"
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl FromRequest for Caller {
+impl<C: ops::Authorized> FromRequest for Authorized<C> {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Caller::extract(req))
+        ready(authorize(req).and_then(|caller| {
+            let system_id = match C::SCOPE {
+                ops::Scope::AnyToken => None,
+                ops::Scope::System => Some(system_header(req, &caller)?),
+            };
+            Ok(Authorized(C::new(caller, system_id)))
+        }))
     }
+}
+
+/// Verifies the caller's token (and, without tokens, where the call comes from).
+fn authorize(req: &HttpRequest) -> Result<ops::Caller, ApiError> {
+    let hub = hub(req)?;
+    if hub.auth.mode() == ApiAuth::None {
+        // Without tokens, nothing but these checks stops a web page the operator's browser
+        // visits from calling the API (CSRF), or a DNS-rebinding page from reaching it.
+        // The Host check also keeps a rebinding page from passing as same-origin under its
+        // own name.
+        check_host(req, &hub.settings.allowed_hosts)?;
+        check_origin(req.headers(), &hub.settings.allowed_origins, "call /api")?;
+    }
+    let token = bearer_token(req)?;
+    let scope = hub
+        .auth
+        .verify(token.as_ref().map(Bearer::token))
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    Ok(ops::Caller { scope })
 }
 
 /// The bearer token of a request, if it has an `Authorization` header. The scheme is matched
@@ -148,43 +143,25 @@ fn check_host(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     )))
 }
 
-/// A verified caller allowed to act on the system named in the `SystemId` header. Whether that
-/// system is registered is checked by the registry, in the same step as the operation.
-pub struct SystemCaller {
-    pub system_id: String,
-}
-
-impl SystemCaller {
-    fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
-        let caller = Caller::extract(req)?;
-        let system_id = match req.headers().get(SYSTEM_ID_HEADER) {
-            None => {
-                return Err(ApiError::BadRequest(
-                    "missing SystemId header: name the system this call acts on".into(),
-                ))
-            }
-            Some(value) => value.to_str().map_err(|_| {
-                ApiError::BadRequest("SystemId header: must be printable ASCII".into())
-            })?,
-        };
-        if system_id.is_empty() {
+/// The system the `SystemId` header names, once the caller's token may act for it.
+fn system_header(req: &HttpRequest, caller: &ops::Caller) -> Result<String, ApiError> {
+    let system_id = match req.headers().get(SYSTEM_ID_HEADER) {
+        None => {
             return Err(ApiError::BadRequest(
-                "SystemId header: must not be empty".into(),
-            ));
+                "missing SystemId header: name the system this call acts on".into(),
+            ))
         }
-        caller.require(system_id)?;
-        Ok(SystemCaller {
-            system_id: system_id.to_owned(),
-        })
+        Some(value) => value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("SystemId header: must be printable ASCII".into()))?,
+    };
+    if system_id.is_empty() {
+        return Err(ApiError::BadRequest(
+            "SystemId header: must not be empty".into(),
+        ));
     }
-}
-
-impl FromRequest for SystemCaller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(SystemCaller::extract(req))
-    }
+    caller.require(system_id)?;
+    Ok(system_id.to_owned())
 }
 
 /// A JSON body parsed into `T`. Whatever the `Content-Type`, the body is read as JSON (the Go
@@ -211,11 +188,7 @@ impl<T: DeserializeOwned + CheckLimits + 'static> FromRequest for Body<T> {
                     _ => ApiError::BadRequest(format!("could not read the request body: {err}")),
                 })?;
             let body: T = parse_json(if bytes.is_empty() { b"{}" } else { &bytes })?;
-            body.check_limits(&settings.limits)
-                .map_err(|over| match over {
-                    OverLimit::Field(msg) => ApiError::BadRequest(msg),
-                    OverLimit::Data(msg) => ApiError::PayloadTooLarge(msg),
-                })?;
+            body.check_limits(&settings.limits)?;
             Ok(Body(body))
         })
     }

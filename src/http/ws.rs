@@ -212,7 +212,7 @@ async fn admit<H>(
     // relayed there, or fails at once when that node is gone.
     let mut relay = None;
     if let RecoveryRequest::Resume { token, .. } = &recovery {
-        match hub.backplane.clone().token_home(token.clone()).await? {
+        match hub.node.backplane.clone().token_home(token.clone()).await? {
             TokenHome::Here => {}
             TokenHome::Lost => recovery = RecoveryRequest::Failed(ResumeRefusal::NodeLost),
             TokenHome::Elsewhere(link) => relay = Some(link),
@@ -226,7 +226,7 @@ async fn admit<H>(
     // A relayed connection keeps no history: its client's node does.
     let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.settings.recovery.buffer);
     let admission = admission(hub, system_id, token.as_deref(), (recovery, relay));
-    let client_id = hub.backplane.new_client_id();
+    let client_id = hub.node.backplane.new_client_id();
     // Before the upgrade: the client must be reachable once it has its welcome frame.
     // (A relayed client is reachable where it lives.)
     let lease = match &admission {
@@ -234,7 +234,7 @@ async fn admit<H>(
             system_id: Some(system_id),
             relay: None,
             ..
-        } => hub.backplane.admit(system_id, &client_id).await?,
+        } => hub.node.backplane.admit(system_id, &client_id).await?,
         _ => Lease::none(),
     };
     let oversize = Oversize::default();

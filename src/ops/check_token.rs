@@ -3,11 +3,9 @@
 
 use serde::Serialize;
 
-use super::Operation;
+use super::{Caller, NoCommand, Node, Operation};
 use crate::auth::Scope as TokenScope;
 use crate::error::ApiError;
-use crate::http::extract::Caller;
-use crate::hub::Hub;
 
 pub type Request = CheckTokenRequest;
 
@@ -28,8 +26,9 @@ impl Operation for CheckTokenRequest {
     const SUMMARY: &'static str = "Which systems the token acts for";
     type Caller = Caller;
     type Reply = TokenInfo;
+    type Command = NoCommand;
 
-    async fn call(self, _: &Hub, caller: Caller) -> Result<TokenInfo, ApiError> {
+    async fn call(self, _: &Node, caller: Caller) -> Result<TokenInfo, ApiError> {
         let system_id = match caller.scope {
             TokenScope::Admin => None,
             TokenScope::System(system_id) => Some(system_id),

@@ -1,10 +1,14 @@
 //! `close_client`: closes a client's connection (1000), wherever it is connected.
 
-use super::Operation;
-use crate::actors::messages as m;
+use actix::{Context, Handler};
+use serde::{Deserialize, Serialize};
+
+use super::{ClientCommand, Node, Operation, SystemCaller};
+use crate::actors::messages::{RegistryError, RegistryResult};
+use crate::actors::registry::SystemRegistry;
+use crate::protocol::CloseReason;
+use crate::webhooks::{Offline, OfflineReason};
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::EmptyList;
 
 pub type Request = CloseClientRequest;
@@ -19,14 +23,47 @@ impl Operation for CloseClientRequest {
     const SUMMARY: &'static str = "Closes a client's connection (1000)";
     type Caller = SystemCaller;
     type Reply = EmptyList;
+    type Command = CloseClient;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<EmptyList, ApiError> {
-        hub.backplane
-            .close_client(m::CloseClient {
-                system_id: caller.system_id,
-                client_id: self.client_id.into_inner(),
-            })
-            .await?;
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<EmptyList, ApiError> {
+        let client_id = self.client_id.into_inner();
+        let command = CloseClient {
+            system_id: caller.system_id,
+            client_id: client_id.clone(),
+        };
+        super::on_owner(node, &client_id, command).await?;
         Ok(EmptyList)
+    }
+}
+
+/// Closes a client (1000) on the node that owns it; removed at once, so the reply reflects it.
+#[derive(Debug, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "RegistryResult<()>")]
+pub struct CloseClient {
+    pub system_id: String,
+    pub client_id: String,
+}
+
+impl ClientCommand for CloseClient {
+    const METHOD: &'static str = CloseClientRequest::NAME;
+    const CHANGES_MEMBERSHIP: bool = true;
+    type Reply = ();
+    fn system_id(&self) -> &str {
+        &self.system_id
+    }
+}
+
+impl Handler<CloseClient> for SystemRegistry {
+    type Result = RegistryResult<()>;
+    fn handle(&mut self, cmd: CloseClient, _: &mut Context<Self>) -> Self::Result {
+        self.tenant(&cmd.system_id)?;
+        // Removed now, so the reply already reflects it; the session's own Disconnect, when it
+        // stops, then finds nothing left to do.
+        let offline = Offline::new(OfflineReason::CloseClient, Some(1000));
+        let session = self
+            .remove_client(&cmd.system_id, &cmd.client_id, offline)
+            .ok_or_else(|| RegistryError::UnknownClient(cmd.client_id.clone()))?;
+        self.close(&session, CloseReason::Rest, "closed by the server");
+        Ok(())
     }
 }

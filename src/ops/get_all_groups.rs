@@ -1,10 +1,7 @@
 //! `get_all_groups`: every group of the system and its members, on every node.
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::AllGroups;
 
 pub type Request = GetAllGroupsRequest;
@@ -19,13 +16,9 @@ impl Operation for GetAllGroupsRequest {
     const SUMMARY: &'static str = "Every group of the system and its members";
     type Caller = SystemCaller;
     type Reply = AllGroups;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<AllGroups, ApiError> {
-        hub.backplane
-            .get_all_groups(m::GetAllGroups {
-                system_id: caller.system_id,
-            })
-            .await
-            .map(AllGroups)
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<AllGroups, ApiError> {
+        node.directory.groups(caller.system_id).await
     }
 }

@@ -2,12 +2,9 @@
 
 use serde::Deserialize;
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::{check_group, CheckLimits, Name, OnlineList, OverLimit};
 
 pub type Request = GetOnlineListRequest;
@@ -30,13 +27,11 @@ impl Operation for GetOnlineListRequest {
     const SUMMARY: &'static str = "The members of a group";
     type Caller = SystemCaller;
     type Reply = OnlineList;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<OnlineList, ApiError> {
-        hub.backplane
-            .get_online_list(m::GetOnlineList {
-                system_id: caller.system_id,
-                group_name: self.group_name.into_inner(),
-            })
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<OnlineList, ApiError> {
+        node.directory
+            .members(caller.system_id, self.group_name.into_inner())
             .await
     }
 }

@@ -1,10 +1,7 @@
 //! `get_system`: a system's settings (less the webhook's secret) and its client count.
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::SystemInfo;
 
 pub type Request = GetSystemRequest;
@@ -19,12 +16,9 @@ impl Operation for GetSystemRequest {
     const SUMMARY: &'static str = "A system's settings and client count";
     type Caller = SystemCaller;
     type Reply = SystemInfo;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<SystemInfo, ApiError> {
-        hub.backplane
-            .get_system(m::GetSystem {
-                system_id: caller.system_id,
-            })
-            .await
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<SystemInfo, ApiError> {
+        node.directory.system(caller.system_id).await
     }
 }

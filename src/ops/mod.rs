@@ -1,27 +1,42 @@
 //! The REST operations, `POST /api/<method>`: one file per method, and one list of them (at the
 //! end of this file) from which the method table ([`METHODS`]), each method's token scope
-//! ([`SCOPES`]), the HTTP routes ([`routes`]) and the OpenAPI paths ([`describe`]) all come.
+//! ([`SCOPES`]), the HTTP routes ([`each_method`], which `http::api` visits), the typed commands
+//! other nodes read ([`decode_command`]) and the OpenAPI paths ([`describe`]) all come.
 //!
 //! A method's file holds its request (parsed once, at the edge, and checked against the limits),
 //! its reply, and what it does: [`Operation::call`] builds the command and sends it where it
-//! must run through the [`Backplane`](crate::backplane::Backplane): on this node, on the node
-//! that owns a client, or to the nodes with members of a group or system.
+//! must run through the [`Backplane`]: on the node that owns a client (a [`ClientCommand`], whose
+//! registry handler is in the same file), or to the nodes with members of a group or system;
+//! and what it reads from the [`Directory`] (systems, membership).
 //!
 //! ## Adding a method
-//! 1. A file here, say `send_to_user.rs`, with the request (`#[derive(Deserialize, ToSchema)]`
-//!    and [`CheckLimits`]: each limit names its field), the reply
-//!    (`#[derive(Serialize, ToSchema)]`), `pub type Request = SendToUserRequest;`, and
-//!    `impl Operation for SendToUserRequest` with its name, summary, caller (which sets its
-//!    token scope) and `call`.
-//! 2. One line, `send_to_user,`, in the list at the end of this file.
+//! 1. A file here, named after the method, with:
+//!    - the request (`#[derive(Deserialize, ToSchema)]`, and [`CheckLimits`]: each refusal names
+//!      its field) and `pub type Request = ...;`;
+//!    - the reply (`#[derive(Serialize, ToSchema)]`);
+//!    - `impl Operation for` the request: its name, summary, caller ([`Caller`] or
+//!      [`SystemCaller`], which sets its token scope), reply, command and `call`;
+//!    - if it acts on one client wherever that client is connected, its command: a struct
+//!      deriving `actix::Message`, `Serialize` and `Deserialize`, `impl ClientCommand`, and its
+//!      `Handler` for the registry (`type Command = ...`); otherwise `type Command = NoCommand`.
+//! 2. One line, the file's name, in the list at the end of this file.
 //! 3. Its tests under `tests/api/`, and its section in `socket.md`.
 //!
-//! The route, the metrics label, the scope check, the body's parsing and limits, the envelope
-//! and the OpenAPI path follow from the list.
+//! The route, the metrics label, the scope check, the body's parsing and limits, the envelope,
+//! the OpenAPI path and the command's wire form between nodes follow from the list.
+//!
+//! The methods the users issue adds show the three shapes: `close_user` and `get_user_info`
+//! read or act where a user's connections are (a command per owning node, as
+//! `send_to_clients` does per clientId), `send_to_user` is a broadcast to an audience (a new
+//! [`Audience`](crate::backplane::Audience) case for the backplane, not a new backplane
+//! method), and `get_online_users` / `list_clients` are reads of what every node agrees on (the
+//! [`Directory`]).
 
 use std::future::Future;
+use std::sync::Arc;
 
-use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
+use actix::{Addr, Handler, Message};
+use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
@@ -30,10 +45,52 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::ToSchema;
 
+use crate::actors::messages::RegistryResult;
+use crate::actors::registry::SystemRegistry;
+use crate::auth::Scope as TokenScope;
+use crate::backplane::{Answer, Backplane, Command, Directory, ReplyValue};
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::{Body, Caller, SystemCaller};
-use crate::hub::Hub;
-use crate::protocol::{CheckLimits, EmptyList, Envelope};
+use crate::protocol::{CheckLimits, EmptyList};
+
+/// What an operation reads and where it sends its commands: this node's view of the server.
+/// Built once at start; the HTTP layer and the MQTT bridge call operations with it.
+pub struct Node {
+    /// Where commands run and broadcasts go (one node, or a cluster).
+    pub backplane: Arc<dyn Backplane>,
+    /// Systems and membership as every node sees them.
+    pub directory: Arc<dyn Directory>,
+    /// The limits a request is checked against, and `--max-push-size`.
+    pub limits: Limits,
+    /// `--webhook-deny-private`.
+    pub webhook_deny_private: bool,
+}
+
+/// A caller whose token (if auth is on) has been verified: any valid token.
+pub struct Caller {
+    pub scope: TokenScope,
+}
+
+impl Caller {
+    /// Refuses (403) a caller whose token is scoped to a system other than `system_id`.
+    pub fn require(&self, system_id: &str) -> Result<(), ApiError> {
+        match &self.scope {
+            TokenScope::System(own) if own != system_id => Err(ApiError::Forbidden(format!(
+                "token is scoped to system '{own}', not '{system_id}'"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A verified caller allowed to act on the system named in the `SystemId` header. Whether that
+/// system is registered is checked where the operation runs, in the same step.
+pub struct SystemCaller {
+    pub system_id: String,
+}
+
+/// Name of the header that says which system a REST call acts on.
+pub const SYSTEM_ID_HEADER: &str = "SystemId";
 
 /// Whom a method's token must be for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,16 +103,27 @@ pub enum Scope {
 }
 
 /// A caller as a method's scope has it checked, before the method runs.
-pub trait Authorized: FromRequest<Error = ApiError> + 'static {
+pub trait Authorized: 'static {
     const SCOPE: Scope;
+    /// Made by the HTTP layer once the token is verified and, for [`Scope::System`], the
+    /// `SystemId` header is read and the token allowed for it.
+    fn new(caller: Caller, system_id: Option<String>) -> Self;
 }
 
 impl Authorized for Caller {
     const SCOPE: Scope = Scope::AnyToken;
+    fn new(caller: Caller, _: Option<String>) -> Self {
+        caller
+    }
 }
 
 impl Authorized for SystemCaller {
     const SCOPE: Scope = Scope::System;
+    fn new(_: Caller, system_id: Option<String>) -> Self {
+        SystemCaller {
+            system_id: system_id.unwrap_or_default(),
+        }
+    }
 }
 
 /// One REST method, implemented by its request type: it parses (serde), checks itself
@@ -70,40 +138,127 @@ pub trait Operation: DeserializeOwned + CheckLimits + ToSchema + 'static {
     type Caller: Authorized;
     /// The envelope's `data` on success.
     type Reply: Serialize + ToSchema + 'static;
+    /// The command it runs on the node that owns a client ([`NoCommand`] if none).
+    type Command: Carried;
     /// Runs the method for a caller whose token and body have passed every check.
     fn call(
         self,
-        hub: &Hub,
+        node: &Node,
         caller: Self::Caller,
     ) -> impl Future<Output = Result<Self::Reply, ApiError>>;
 }
 
-/// A successful reply: HTTP 200 with `{"code":0,"msg":"success","data":..}`.
-pub struct Success<T>(pub T);
+/// A command on one client, applied by the registry of the node that owns the client, which may
+/// be another node: it then travels in its serde form and its reply comes back the same way.
+/// Its `Handler` for the registry is in its method's file.
+pub trait ClientCommand:
+    Message<Result = RegistryResult<<Self as ClientCommand>::Reply>>
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + 'static
+{
+    /// Its method's name: the tag of its wire form.
+    const METHOD: &'static str;
+    /// Whether it changes group membership.
+    const CHANGES_MEMBERSHIP: bool = false;
+    type Reply: Serialize + DeserializeOwned + Send + 'static;
+    fn system_id(&self) -> &str;
+}
 
-impl<T: Serialize> Responder for Success<T> {
-    type Body = actix_web::body::BoxBody;
-    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
-        HttpResponse::Ok().json(Envelope::success(self.0))
+impl<C> Command for C
+where
+    C: ClientCommand,
+    SystemRegistry: Handler<C>,
+{
+    fn method(&self) -> &'static str {
+        C::METHOD
+    }
+    fn system_id(&self) -> &str {
+        ClientCommand::system_id(self)
+    }
+    fn changes_membership(&self) -> bool {
+        C::CHANGES_MEMBERSHIP
+    }
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    fn apply(
+        self: Box<Self>,
+        registry: &Addr<SystemRegistry>,
+    ) -> LocalBoxFuture<'static, Result<Box<dyn ReplyValue>, ApiError>> {
+        let sent = registry.send(*self);
+        Box::pin(async move {
+            let reply: <C as ClientCommand>::Reply = sent.await??;
+            Ok(Box::new(reply) as Box<dyn ReplyValue>)
+        })
     }
 }
 
-/// The handler every method shares: the extractors checked the token, the scope and the body.
-async fn serve<O: Operation>(
-    hub: web::Data<Hub>,
-    caller: O::Caller,
-    Body(request): Body<O>,
-) -> Result<Success<O::Reply>, ApiError> {
-    request.call(&hub, caller).await.map(Success)
+/// How a method's command is read back from its wire form on the node that runs it.
+pub trait Carried {
+    fn decode(json: &str) -> Result<Box<dyn Command>, String>;
 }
 
-/// `POST /<name>`; any other HTTP method gets 405.
-fn route<O: Operation>() -> Resource {
-    web::resource(format!("/{}", O::NAME))
-        .route(web::post().to(serve::<O>))
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-        }))
+impl<C> Carried for C
+where
+    C: ClientCommand,
+    SystemRegistry: Handler<C>,
+{
+    fn decode(json: &str) -> Result<Box<dyn Command>, String> {
+        serde_json::from_str::<C>(json)
+            .map(|command| Box::new(command) as Box<dyn Command>)
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// The command of a method that runs none on another node.
+pub enum NoCommand {}
+
+impl Carried for NoCommand {
+    fn decode(_: &str) -> Result<Box<dyn Command>, String> {
+        Err("this method sends no command to other nodes".into())
+    }
+}
+
+/// Runs a method for a caller other than the HTTP layer (the MQTT bridge), its request checked
+/// against the limits as a REST body is.
+pub async fn run<O: Operation>(
+    node: &Node,
+    caller: O::Caller,
+    request: O,
+) -> Result<O::Reply, ApiError> {
+    request.check_limits(&node.limits)?;
+    request.call(node, caller).await
+}
+
+/// Runs `command` on the node that owns `client_id` and reads its reply.
+async fn on_owner<C>(node: &Node, client_id: &str, command: C) -> Result<C::Reply, ApiError>
+where
+    C: ClientCommand,
+    SystemRegistry: Handler<C>,
+{
+    match node
+        .backplane
+        .on_owner(client_id, Box::new(command))
+        .await?
+    {
+        Answer::Here(reply) => reply
+            .into_any()
+            .downcast::<C::Reply>()
+            .map(|reply| *reply)
+            .map_err(|_| unreadable(C::METHOD, "of another type")),
+        Answer::Remote(json) => {
+            serde_json::from_str(&json).map_err(|err| unreadable(C::METHOD, &err.to_string()))
+        }
+    }
+}
+
+fn unreadable(method: &str, why: &str) -> ApiError {
+    log::error!("the reply to {method} could not be read: {why}");
+    ApiError::Unavailable(format!(
+        "the reply to {method} could not be read; retry later"
+    ))
 }
 
 /// Adds `POST /api/<NAME>` to the OpenAPI document: its body, its envelope and every error, and
@@ -171,7 +326,7 @@ fn describe_one<O: Operation>(doc: &mut utoipa::openapi::OpenApi) {
     if <O::Caller as Authorized>::SCOPE == Scope::System {
         operation = operation.parameter(
             ParameterBuilder::new()
-                .name(crate::http::extract::SYSTEM_ID_HEADER)
+                .name(SYSTEM_ID_HEADER)
                 .parameter_in(ParameterIn::Header)
                 .required(Required::True)
                 .description(Some(
@@ -256,21 +411,21 @@ fn camel_case(method: &str) -> String {
 
 /// Serializes a push once; a frame over `--max-push-size` is a 413.
 fn encode(
-    hub: &Hub,
+    node: &Node,
     message_id: &str,
     message: crate::protocol::MessageRef<'_>,
 ) -> Result<bytestring::ByteString, ApiError> {
-    crate::protocol::encode_push(message_id, message, hub.settings.limits.max_push_size)
+    crate::protocol::encode_push(message_id, message, node.limits.max_push_size)
         .map_err(|over| ApiError::PayloadTooLarge(over.to_string()))
 }
 
 /// With `--webhook-deny-private`, a webhook URL that leads inside the network is a 400.
 async fn check_webhook_address(
-    hub: &Hub,
+    node: &Node,
     webhook: Option<&crate::protocol::WebhookRequest>,
 ) -> Result<(), ApiError> {
     let Some((host, port)) = webhook
-        .filter(|_| hub.settings.webhook_deny_private)
+        .filter(|_| node.webhook_deny_private)
         .and_then(crate::protocol::WebhookRequest::host_and_port)
     else {
         return Ok(());
@@ -278,6 +433,11 @@ async fn check_webhook_address(
     crate::webhooks::guard::check_host(&host, port)
         .await
         .map_err(|reason| ApiError::BadRequest(format!("webhook.url: {reason}")))
+}
+
+/// Something done with every method's type: [`each_method`] calls it once per method.
+pub trait VisitMethod {
+    fn visit<O: Operation>(&mut self);
 }
 
 /// Declares the methods: each a module of this directory whose `Request` implements
@@ -295,9 +455,17 @@ macro_rules! operations {
             <<$method::Request as Operation>::Caller as Authorized>::SCOPE,
         )),*];
 
-        /// `POST /<method>` for every method, to mount under `/api`.
-        pub fn routes() -> Vec<Resource> {
-            vec![$(route::<$method::Request>()),*]
+        /// Calls `visit` with every method's request type (the HTTP layer makes its routes so).
+        pub fn each_method<V: VisitMethod>(visit: &mut V) {
+            $(visit.visit::<$method::Request>();)*
+        }
+
+        /// Reads a command another node sent for `method` (see [`Carried`]).
+        pub fn decode_command(method: &str, json: &str) -> Result<Box<dyn Command>, String> {
+            $(if method == <$method::Request as Operation>::NAME {
+                return <<$method::Request as Operation>::Command as Carried>::decode(json);
+            })*
+            Err(format!("no method '{method}'"))
         }
 
         /// Adds every method's path to an OpenAPI document.

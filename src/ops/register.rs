@@ -2,12 +2,9 @@
 
 use serde::Deserialize;
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{Caller, NoCommand, Node, Operation};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::Caller;
-use crate::hub::Hub;
 use crate::protocol::{
     check_system_id, CheckLimits, EmptyList, MqttRequest, Name, OverLimit, WebhookRequest,
 };
@@ -52,18 +49,14 @@ impl Operation for RegisterRequest {
     const SUMMARY: &'static str = "Registers a system";
     type Caller = Caller;
     type Reply = EmptyList;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: Caller) -> Result<EmptyList, ApiError> {
+    async fn call(self, node: &Node, caller: Caller) -> Result<EmptyList, ApiError> {
         let settings = self.settings();
         let system_id = self.system_id.into_inner();
         caller.require(&system_id)?;
-        super::check_webhook_address(hub, self.webhook.as_ref()).await?;
-        hub.backplane
-            .register(m::Register {
-                system_id,
-                settings,
-            })
-            .await?;
+        super::check_webhook_address(node, self.webhook.as_ref()).await?;
+        node.directory.register(system_id, settings).await?;
         Ok(EmptyList)
     }
 }

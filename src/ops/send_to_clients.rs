@@ -1,13 +1,15 @@
 //! `send_to_clients`: pushes a message to a list of clients, once each.
 
-use serde::Serialize;
+use actix::{Context, Handler};
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{ClientCommand, Node, Operation, SystemCaller};
+use crate::actors::messages::RegistryResult;
+use crate::actors::registry::SystemRegistry;
+use crate::backplane::ByOwner;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::{self as p, check_message, send_request, CheckLimits, Name, OverLimit};
 
 pub type Request = SendToClientsRequest;
@@ -49,22 +51,72 @@ impl Operation for SendToClientsRequest {
     const SUMMARY: &'static str = "Pushes a message to a list of clients";
     type Caller = SystemCaller;
     type Reply = SendToClientsReply;
+    type Command = SendToClients;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<SendToClientsReply, ApiError> {
+    async fn call(
+        self,
+        node: &Node,
+        caller: SystemCaller,
+    ) -> Result<SendToClientsReply, ApiError> {
         let message_id = p::new_id();
-        let frame = super::encode(hub, &message_id, self.message())?;
+        let frame = super::encode(node, &message_id, self.message())?;
         let client_ids = self.client_ids.into_iter().map(Name::into_inner).collect();
-        let missing = hub
-            .backplane
-            .send_to_clients(m::SendToClients {
-                system_id: caller.system_id,
-                client_ids,
-                frame,
-            })
-            .await?;
+        let ByOwner {
+            mut owned,
+            unowned,
+        } = node.backplane.by_owner(client_ids);
+        let mut missing = Vec::new();
+        if owned.is_empty() {
+            // Still asked of the system, so that an unknown one is refused as usual.
+            owned.push(unowned);
+        } else {
+            missing = unowned;
+        }
+        // One command per node that owns some of them.
+        for client_ids in owned {
+            let Some(first) = client_ids.first().cloned() else {
+                continue;
+            };
+            let command = SendToClients {
+                system_id: caller.system_id.clone(),
+                client_ids: client_ids.clone(),
+                frame: frame.clone(),
+            };
+            match super::on_owner(node, &first, command).await {
+                Ok(not_here) => missing.extend(not_here),
+                // A node that is gone has none of them.
+                Err(ApiError::NotFound(_)) => missing.extend(client_ids),
+                Err(err) => return Err(err),
+            }
+        }
         Ok(SendToClientsReply {
             message_id,
             missing,
         })
+    }
+}
+
+/// Pushes a frame to those of `client_ids` that a node owns, once each. Result: the ids that are
+/// not connected there.
+#[derive(Debug, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "RegistryResult<Vec<String>>")]
+pub struct SendToClients {
+    pub system_id: String,
+    pub client_ids: Vec<String>,
+    pub frame: ByteString,
+}
+
+impl ClientCommand for SendToClients {
+    const METHOD: &'static str = SendToClientsRequest::NAME;
+    type Reply = Vec<String>;
+    fn system_id(&self) -> &str {
+        &self.system_id
+    }
+}
+
+impl Handler<SendToClients> for SystemRegistry {
+    type Result = RegistryResult<Vec<String>>;
+    fn handle(&mut self, cmd: SendToClients, _: &mut Context<Self>) -> Self::Result {
+        self.push_to_clients(&cmd.system_id, &cmd.client_ids, &cmd.frame)
     }
 }

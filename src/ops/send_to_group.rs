@@ -1,11 +1,9 @@
 //! `send_to_group`: pushes a message to every member of a group, on every node.
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
+use crate::backplane::Audience;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::{self as p, check_group, check_message, send_request, CheckLimits, Name, OverLimit};
 
 pub type Request = SendToGroupRequest;
@@ -27,17 +25,15 @@ impl Operation for SendToGroupRequest {
     const SUMMARY: &'static str = "Pushes a message to a group";
     type Caller = SystemCaller;
     type Reply = p::CountReply;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<p::CountReply, ApiError> {
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<p::CountReply, ApiError> {
         let message_id = p::new_id();
-        let frame = super::encode(hub, &message_id, self.message())?;
-        let count = hub
+        let frame = super::encode(node, &message_id, self.message())?;
+        let audience = Audience::Group(self.group_name.into_inner());
+        let count = node
             .backplane
-            .send_to_group(m::SendToGroup {
-                system_id: caller.system_id,
-                group_name: self.group_name.into_inner(),
-                frame,
-            })
+            .to_members(&caller.system_id, audience, frame)
             .await?;
         Ok(p::CountReply { message_id, count })
     }

@@ -1,11 +1,9 @@
 //! `send_to_system`: pushes a message to every client of the system, on every node.
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
+use crate::backplane::Audience;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::{self as p, check_message, send_request, CheckLimits, OverLimit};
 
 pub type Request = SendToSystemRequest;
@@ -26,16 +24,14 @@ impl Operation for SendToSystemRequest {
     const SUMMARY: &'static str = "Pushes a message to every client of the system";
     type Caller = SystemCaller;
     type Reply = p::CountReply;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<p::CountReply, ApiError> {
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<p::CountReply, ApiError> {
         let message_id = p::new_id();
-        let frame = super::encode(hub, &message_id, self.message())?;
-        let count = hub
+        let frame = super::encode(node, &message_id, self.message())?;
+        let count = node
             .backplane
-            .send_to_system(m::SendToSystem {
-                system_id: caller.system_id,
-                frame,
-            })
+            .to_members(&caller.system_id, Audience::System, frame)
             .await?;
         Ok(p::CountReply { message_id, count })
     }

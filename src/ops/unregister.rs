@@ -1,10 +1,7 @@
 //! `unregister`: removes a system; its clients are closed with 4001.
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::EmptyList;
 
 pub type Request = UnregisterRequest;
@@ -19,13 +16,10 @@ impl Operation for UnregisterRequest {
     const SUMMARY: &'static str = "Removes a system and closes its clients (4001)";
     type Caller = SystemCaller;
     type Reply = EmptyList;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<EmptyList, ApiError> {
-        hub.backplane
-            .unregister(m::Unregister {
-                system_id: caller.system_id,
-            })
-            .await?;
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<EmptyList, ApiError> {
+        node.directory.unregister(caller.system_id).await?;
         Ok(EmptyList)
     }
 }

@@ -2,12 +2,9 @@
 
 use serde::Deserialize;
 
-use super::Operation;
-use crate::actors::messages as m;
+use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::extract::SystemCaller;
-use crate::hub::Hub;
 use crate::protocol::{present, CheckLimits, EmptyList, MqttRequest, OverLimit, WebhookRequest};
 use crate::settings::{Patch, SettingsUpdate};
 
@@ -57,18 +54,16 @@ impl Operation for UpdateSystemRequest {
     const SUMMARY: &'static str = "Changes a system's webhook or MQTT settings";
     type Caller = SystemCaller;
     type Reply = EmptyList;
+    type Command = NoCommand;
 
-    async fn call(self, hub: &Hub, caller: SystemCaller) -> Result<EmptyList, ApiError> {
-        super::check_webhook_address(hub, self.webhook.as_ref().and_then(Option::as_ref)).await?;
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<EmptyList, ApiError> {
+        super::check_webhook_address(node, self.webhook.as_ref().and_then(Option::as_ref)).await?;
         if let Some(Some(mqtt)) = &self.mqtt {
             mqtt.check_system_id(&caller.system_id)
                 .map_err(|refused| ApiError::BadRequest(refused.to_string()))?;
         }
-        hub.backplane
-            .update_system(m::UpdateSystem {
-                system_id: caller.system_id,
-                update: self.update(),
-            })
+        node.directory
+            .update(caller.system_id, self.update())
             .await?;
         Ok(EmptyList)
     }

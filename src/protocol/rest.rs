@@ -406,7 +406,7 @@ pub struct TokenInfo {
 }
 
 /// `data` of `get_client_info`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ClientInfo {
     #[serde(rename_all = "camelCase")]

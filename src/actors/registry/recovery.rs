@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use actix::{AsyncContext, Context, Handler};
 
-use super::{now_millis, SystemRegistry};
+use super::SystemRegistry;
 use crate::actors::away::TrimAway;
 use crate::actors::events::Event;
 use crate::actors::messages::{Connect, HoldsResumable, RecoveryRequest, Rejoin};
 use crate::actors::outbox::SessionHandle;
 use crate::protocol::{self, CloseReason, RecoveryWelcome, ResumeRefusal};
+use crate::settings::now_millis;
 use crate::settings::EventName;
 use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
