@@ -32,25 +32,7 @@ use crate::settings::{SettingsUpdate, SystemSettings};
 /// What a backplane call resolves to. Not `Send`: calls run on the HTTP worker that made them.
 pub type Reply<'a, T> = LocalBoxFuture<'a, Result<T, ApiError>>;
 
-/// Held by a session for its whole life: whatever the backplane needs to keep the client
-/// reachable (in a cluster, this node's subscription to the system's channel).
-pub struct Lease {
-    _held: Option<Box<dyn Any + Send>>,
-}
-
-impl Lease {
-    /// Nothing to hold.
-    pub fn none() -> Lease {
-        Lease { _held: None }
-    }
-
-    /// Holds `guard` until the lease is dropped.
-    pub fn holding(guard: impl Any + Send) -> Lease {
-        Lease {
-            _held: Some(Box::new(guard)),
-        }
-    }
-}
+pub use crate::actors::reach::{Lease, Relay, RelayedResume};
 
 /// Where the client a resume token names lives.
 pub enum TokenHome {
@@ -60,34 +42,6 @@ pub enum TokenHome {
     Lost,
     /// On another live node: the connection is relayed there.
     Elsewhere(Box<dyn Relay>),
-}
-
-/// A connection relayed to the node that holds its client (a resume that reached another node).
-/// The client stays where it was, so every call and broadcast reaches it as before; that node
-/// sends this one the frames to write, and this one sends it what the connection does.
-pub trait Relay: Send + std::fmt::Debug {
-    /// Asks the client's node to resume it on `session`: it then pushes the welcome and every
-    /// frame to `session`. Fails (`Err`) when that node does not answer: the connection should
-    /// then be dropped, so the client tries again and learns the node is gone.
-    fn open(
-        &self,
-        session: crate::actors::outbox::SessionHandle,
-        resume: RelayedResume,
-    ) -> futures_util::future::LocalBoxFuture<'static, Result<(), ()>>;
-    /// A text frame from the client (already within its rate).
-    fn client_message(&self, text: bytestring::ByteString);
-    /// The connection ended (how: `offline`).
-    fn gone(&self, offline: crate::webhooks::Offline);
-}
-
-/// What a relayed resume asks of the client's node.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RelayedResume {
-    pub system_id: String,
-    pub token: String,
-    pub last: Option<String>,
-    /// From a client token, as in a local connect.
-    pub user_id: Option<String>,
 }
 
 /// A command for the registry of the node that owns a client (`send_to_client`, `bind_to_group`,

@@ -13,6 +13,7 @@ use actix::{Addr, Context};
 use crate::actors::away::AwayBudget;
 use crate::actors::events::EventSink;
 use crate::actors::messages::Shutdown;
+use crate::actors::outward::{Outlet, Outward};
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
 use crate::actors::session::Heartbeat;
 use crate::actors::tenant::MembershipLimits;
@@ -24,7 +25,6 @@ use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttBridge;
 use crate::ops::Node;
-use crate::outlets::{EventPublisher, Outlets};
 use crate::store::SystemStore;
 use crate::webhooks::Webhooks;
 
@@ -70,7 +70,9 @@ pub struct Hub {
     /// node alone, [`MemoryBackplane`], until [`Hub::route_through`] says otherwise).
     pub node: Arc<Node>,
     /// Where events about clients go (the registry's, and those a backplane decides).
-    pub outlets: Outlets,
+    pub outward: Outward,
+    /// The webhook sender (one of the outlets), which a shutdown waits for.
+    pub webhooks: Webhooks,
     /// `--mqtt-url`: the bridge, to start once the routes are final.
     mqtt: Option<Arc<MqttBridge>>,
 }
@@ -130,10 +132,12 @@ impl Hub {
             }
             None => None,
         };
-        let outlets = Outlets {
-            webhooks: Webhooks::start(config.webhooks.clone(), metrics.clone()),
-            mqtt: mqtt.clone().map(|bridge| bridge as Arc<dyn EventPublisher>),
-        };
+        let webhooks = Webhooks::new(config.webhooks.clone(), metrics.clone());
+        let mut outlets: Vec<Arc<dyn Outlet>> = vec![Arc::new(webhooks.clone())];
+        if let Some(bridge) = &mqtt {
+            outlets.push(bridge.clone());
+        }
+        let outward = Outward::new(outlets);
         let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);
         let registry_address = Addr::new(sender);
         let away = Arc::new(AwayBudget::new(
@@ -142,7 +146,7 @@ impl Hub {
         ));
         let registry = SystemRegistry::new(
             RegistrySettings {
-                outlets: outlets.clone(),
+                outward: outward.clone(),
                 // When something mirrors the groups (a cluster), it decides occupancy for all.
                 local_occupancy: events.is_none(),
                 limits: MembershipLimits {
@@ -193,7 +197,8 @@ impl Hub {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
-            outlets,
+            outward,
+            webhooks,
             mqtt,
         };
         Ok((hub, RegistryStarter { receiver, registry }))
@@ -216,6 +221,11 @@ impl Hub {
         if let Some(bridge) = &self.mqtt {
             bridge.start(self.node.clone());
         }
+    }
+
+    /// The MQTT bridge, if `--mqtt-url` set one.
+    pub fn mqtt(&self) -> Option<&Arc<MqttBridge>> {
+        self.mqtt.as_ref()
     }
 
     /// The admin token made at start when no secret was configured (valid 24 h).

@@ -116,7 +116,6 @@ pub mod hub;
 pub mod metrics;
 pub mod mqtt;
 pub mod ops;
-pub mod outlets;
 pub mod protocol;
 pub mod server;
 pub mod settings;

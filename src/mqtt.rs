@@ -29,10 +29,10 @@ use crate::ops::send_to_client::SendToClientRequest;
 use crate::ops::send_to_group::SendToGroupRequest;
 use crate::ops::send_to_system::SendToSystemRequest;
 use crate::ops::{self, Node, SystemCaller};
-use crate::outlets::EventPublisher;
 use crate::protocol::{self as p, Name};
+use crate::settings::{EventName, SystemSettings};
 
-use crate::webhooks::WebhookEvent;
+use crate::actors::outward::{BackendEvent, Outlet};
 
 /// Publishes that may wait for the broker before new ones are dropped.
 const QUEUE: usize = 10_000;
@@ -143,16 +143,24 @@ impl MqttBridge {
             event_loop: Mutex::new(Some(event_loop)),
         }))
     }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
 }
 
-impl EventPublisher for MqttBridge {
-    fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+/// The bridge as an outlet: the events a system's `mqtt` settings ask for are published.
+impl Outlet for MqttBridge {
+    fn wants(&self, settings: &SystemSettings, name: EventName) -> bool {
+        settings
+            .mqtt
+            .as_ref()
+            .is_some_and(|mqtt| mqtt.events.binary_search(&name).is_ok())
     }
 
     /// Publishes `event` for the system; dropped (and counted) when the queue for the broker is
     /// full.
-    fn publish_event(&self, system_id: &str, event: &WebhookEvent) {
+    fn take(&self, system_id: &str, _: &SystemSettings, event: &BackendEvent) {
         let topic = format!(
             "{}{system_id}/events/{}",
             self.prefix,

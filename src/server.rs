@@ -88,7 +88,7 @@ impl Application {
                 new_node_id(),
                 (hub.registry.clone(), crate::ops::decode_command),
                 (events, events_rx),
-                hub.outlets.clone(),
+                hub.outward.clone(),
                 RelaySettings {
                     max_outbound_queue: config.limits.max_outbound_queue,
                     recovery_buffer: config.recovery.buffer,
@@ -284,7 +284,7 @@ pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
     let closed = hub.shut_down_clients().await;
     log::info!("shutting down: closed {closed} clients with 1001");
     actix_web::rt::time::sleep(DRAIN_BEFORE_CLOSE.min(grace / 4)).await;
-    let webhooks = hub.outlets.webhooks.clone();
+    let webhooks = hub.webhooks.clone();
     let delivering = webhooks.drain(deadline.saturating_duration_since(std::time::Instant::now()));
     let (lost, ()) = futures_util::future::join(delivering, handle.stop(true)).await;
     if lost > 0 {

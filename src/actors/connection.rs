@@ -145,7 +145,7 @@ impl Drop for ConnectionBody {
 }
 
 /// What the client sends, decoded: WebSocket frames, in order. It hands the decoder everything
-/// the payload has; [`crate::http::frame_guard::FrameGuard`] keeps that to one frame at a time.
+/// the payload has; [`super::frame_guard::FrameGuard`] keeps that to one frame at a time.
 pub struct ClientFrames<S> {
     payload: S,
     codec: Codec,

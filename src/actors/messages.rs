@@ -11,9 +11,9 @@ use actix::Message;
 use bytestring::ByteString;
 
 use super::outbox::SessionHandle;
+use crate::actors::outward::Offline;
 use crate::protocol::{AllGroups, OnlineList, SystemInfo};
 use crate::settings::{SettingsUpdate, SystemSettings};
-use crate::webhooks::Offline;
 
 /// Why the registry refused an operation; mapped to 403 / 409 / 404 at the REST edge.
 #[derive(Debug, Clone, PartialEq, Eq, derive_more::Display)]

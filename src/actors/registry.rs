@@ -25,15 +25,14 @@ use super::events::{Event, EventSink};
 use super::group::Group;
 use super::messages::*;
 use super::outbox::{Pushed, SessionCommand, SessionHandle};
+use super::outward::{BackendEvent, Offline, OfflineReason, Outward};
 use super::resume::ResumeBook;
 use super::tenant::{Client, MembershipLimits, Removed, Tenant};
 use crate::config::RecoveryConfig;
 use crate::metrics::Metrics;
-use crate::outlets::Outlets;
 use crate::protocol::{self, AllGroups, CloseReason, OnlineList, ResumeRefusal};
 use crate::settings::EventName;
 use crate::store::{StoreError, SystemStore};
-use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
 /// What the registry enforces, fixed at start.
 #[derive(Debug, Clone)]
@@ -42,8 +41,8 @@ pub struct RegistrySettings {
     /// Where changes to this node's clients are reported, in order, if anything mirrors them
     /// (in cluster mode, the writer that keeps Redis up to date).
     pub events: Option<EventSink>,
-    /// Where events about clients go (webhooks, MQTT); also how a webhook is retargeted.
-    pub outlets: Outlets,
+    /// Where events about clients go (webhooks, MQTT), and settings changes they follow.
+    pub outward: Outward,
     /// Whether this registry's groups are the whole of them, so that it decides when a group
     /// is occupied or vacated. In a cluster the backplane decides, for all nodes at once.
     pub local_occupancy: bool,
@@ -143,10 +142,10 @@ impl SystemRegistry {
         &self,
         system_id: &str,
         name: EventName,
-        event: impl FnOnce() -> WebhookEvent,
+        event: impl FnOnce() -> BackendEvent,
     ) {
         let settings = self.systems.get(system_id).map(|tenant| &tenant.settings);
-        self.settings.outlets.send(system_id, settings, name, event);
+        self.settings.outward.send(system_id, settings, name, event);
     }
 
     /// Removes a client: its remaining groups get the 1002 notice, the cluster and the webhook
@@ -172,18 +171,18 @@ impl SystemRegistry {
         }
         for group in &groups {
             self.hook(system_id, EventName::GroupLeft, || {
-                WebhookEvent::group_left(client_id, group, &user_id, "offline")
+                BackendEvent::group_left(client_id, group, &user_id, "offline")
             });
         }
         if self.settings.local_occupancy {
             for group in &vacated {
                 self.hook(system_id, EventName::GroupVacated, || {
-                    WebhookEvent::group_vacated(group)
+                    BackendEvent::group_vacated(group)
                 });
             }
         }
         self.hook(system_id, EventName::ClientOffline, || {
-            WebhookEvent::client_offline(client_id, &user_id, &groups, offline)
+            BackendEvent::client_offline(client_id, &user_id, &groups, offline)
         });
         if let Some(notice) = &notice {
             for group in remaining {
@@ -234,7 +233,7 @@ impl SystemRegistry {
         let clients = tenant.drain();
         let count = clients.len();
         let settings = Some(&tenant.settings);
-        let hooks = &self.settings.outlets;
+        let hooks = &self.settings.outward;
         let offline = Offline::new(offline, why.code());
         for (client_id, client) in clients {
             if let Some(token) = &client.resume_token {
@@ -243,11 +242,11 @@ impl SystemRegistry {
             let client_groups: Vec<String> = client.groups.iter().cloned().collect();
             for group in &client_groups {
                 hooks.send(system_id, settings, EventName::GroupLeft, || {
-                    WebhookEvent::group_left(&client_id, group, &client.user_id, "offline")
+                    BackendEvent::group_left(&client_id, group, &client.user_id, "offline")
                 });
             }
             hooks.send(system_id, settings, EventName::ClientOffline, || {
-                WebhookEvent::client_offline(&client_id, &client.user_id, &client_groups, offline)
+                BackendEvent::client_offline(&client_id, &client.user_id, &client_groups, offline)
             });
             // Other nodes' members still hear that these clients went offline.
             let notice = (!client.groups.is_empty()).then(|| {
@@ -266,7 +265,7 @@ impl SystemRegistry {
         if self.settings.local_occupancy {
             for group in &groups {
                 hooks.send(system_id, settings, EventName::GroupVacated, || {
-                    WebhookEvent::group_vacated(group)
+                    BackendEvent::group_vacated(group)
                 });
             }
         }

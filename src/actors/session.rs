@@ -21,16 +21,15 @@ use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use super::bucket::{Bucket, FRAMES_PER_MESSAGE, MIN_FRAME_RATE};
+use super::frame_guard::Oversize;
 use super::messages::{ClientMessage, Connect, ConnectionGone, Disconnect, RecoveryRequest};
 use super::outbox::{Outbox, SessionCommand, SessionHandle};
+use super::reach::{Lease, Relay, RelayedResume};
 use super::registry::SystemRegistry;
-use crate::backplane::Lease;
-use crate::backplane::{Relay, RelayedResume};
+use crate::actors::outward::{Offline, OfflineReason};
 use crate::gate::ConnectionPermit;
-use crate::http::frame_guard::Oversize;
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason as Why;
-use crate::webhooks::{Offline, OfflineReason};
 
 /// Longest close reason: a close frame is a control frame (125 bytes at most) and its first
 /// two bytes are the code. Longer reasons are cut at a character boundary; the refusal text

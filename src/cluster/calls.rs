@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::actors::messages as m;
+use crate::actors::outward::Offline;
 use crate::actors::registry::SystemRegistry;
 use crate::backplane::{Answer, Command, ReplyValue};
 use crate::error::ApiError;
 use crate::settings::SystemSettings;
-use crate::webhooks::Offline;
 
-use super::node::{NodeAnswer, RelayAddr};
 use super::node::{owner_of, Cluster, RPC_TIMEOUT};
+use super::node::{NodeAnswer, RelayAddr};
 use super::scripts::PUBLISH;
 
 /// What one node asks of another.

@@ -8,9 +8,9 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use crate::actors::messages as m;
+use crate::actors::outward::{BackendEvent, Offline, OfflineReason};
 use crate::error::ApiError;
 use crate::settings::{EventName, SystemSettings};
-use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
 use super::keys::MemberInfo;
 use super::node::{
@@ -206,7 +206,7 @@ impl Cluster {
                             extend: String::new(),
                         });
                     self.hook(system, EventName::GroupLeft, || {
-                        WebhookEvent::group_left(client, group, &info.user_id, "offline")
+                        BackendEvent::group_left(client, group, &info.user_id, "offline")
                     });
                     self.leave(system, group, client).await?;
                     let notice =
@@ -224,7 +224,7 @@ impl Cluster {
                 }
                 self.hook(system, EventName::ClientOffline, || {
                     let offline = Offline::new(OfflineReason::NodeLost, None);
-                    WebhookEvent::client_offline(client, &user_id, &groups, offline)
+                    BackendEvent::client_offline(client, &user_id, &groups, offline)
                 });
                 let result: redis::RedisResult<()> = redis::pipe()
                     .hdel(keys.clients(system), client)

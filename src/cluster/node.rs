@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actors::events::{Event, EventSink};
 use crate::actors::outbox::{Outbox, SessionHandle};
+use crate::actors::outward::Outward;
 use crate::actors::registry::SystemRegistry;
 use crate::backplane::Decoder;
 use crate::error::ApiError;
-use crate::outlets::Outlets;
 use crate::settings::SystemSettings;
 
 use super::keys::Keys;
@@ -98,7 +98,7 @@ pub struct Cluster {
     pub(super) known_systems: Mutex<HashMap<String, SystemSettings>>,
     /// Where the webhook events this node decides for the whole cluster go (group occupied or
     /// vacated, clients of a dead node gone).
-    pub(super) outlets: Outlets,
+    pub(super) outward: Outward,
     /// The last `settings-version` the heartbeat saw: when it moves, this node reads its
     /// systems' settings again (a change it missed while cut off from Redis).
     pub(super) settings_version_seen: AtomicU64,
@@ -216,7 +216,7 @@ impl Cluster {
         node_id: String,
         (registry, decoder): (Addr<SystemRegistry>, Decoder),
         (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
-        outlets: Outlets,
+        outward: Outward,
         relay_settings: RelaySettings,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
@@ -240,7 +240,7 @@ impl Cluster {
             registry,
             decoder,
             known_systems: Mutex::new(HashMap::new()),
-            outlets,
+            outward,
             settings_version_seen: AtomicU64::new(u64::MAX),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),

@@ -28,10 +28,10 @@ use redis::AsyncCommands;
 
 use crate::actors::messages as m;
 use crate::actors::outbox::{Outbox, Pushed, SessionCommand, SessionHandle};
+use crate::actors::outward::Offline;
 use crate::backplane::{Backplane, Lease, Relay, RelayedResume, TokenHome};
 use crate::error::ApiError;
 use crate::protocol::CloseReason;
-use crate::webhooks::Offline;
 
 use super::calls::{NodeCall, NodeMessage, ToHome, ToRelay};
 use super::node::{Cluster, RelayAddr, RemoteSession, NODE_ID_LEN};
@@ -248,7 +248,7 @@ impl Cluster {
                 .collect()
         };
         for session in ended {
-            let lost = Offline::new(crate::webhooks::OfflineReason::ConnectionLost, None);
+            let lost = Offline::new(crate::actors::outward::OfflineReason::ConnectionLost, None);
             self.end_remote_session(session, lost);
         }
         Ok(())

@@ -13,8 +13,8 @@ use crate::error::ApiError;
 use super::keys::MemberInfo;
 use super::node::Cluster;
 use super::scripts::{ADMIT, JOIN, LEAVE};
+use crate::actors::outward::BackendEvent;
 use crate::settings::EventName;
-use crate::webhooks::WebhookEvent;
 
 impl Cluster {
     /// Writes a new client to Redis before its welcome frame, so every node can reach it.
@@ -176,18 +176,18 @@ impl Cluster {
     pub(super) fn occupancy(&self, system: &str, group: &str, occupied: bool) {
         if occupied {
             self.hook(system, EventName::GroupOccupied, || {
-                WebhookEvent::group_occupied(group)
+                BackendEvent::group_occupied(group)
             });
         } else {
             self.hook(system, EventName::GroupVacated, || {
-                WebhookEvent::group_vacated(group)
+                BackendEvent::group_vacated(group)
             });
         }
     }
 
     /// Queues a webhook event this node decided for the cluster, if the system asks for it.
-    pub(super) fn hook(&self, system: &str, name: EventName, event: impl FnOnce() -> WebhookEvent) {
+    pub(super) fn hook(&self, system: &str, name: EventName, event: impl FnOnce() -> BackendEvent) {
         let settings = Self::lock(&self.known_systems).get(system).cloned();
-        self.outlets.send(system, settings.as_ref(), name, event);
+        self.outward.send(system, settings.as_ref(), name, event);
     }
 }

@@ -10,7 +10,6 @@ pub mod client_lib;
 pub mod console;
 pub mod docs;
 pub mod extract;
-pub mod frame_guard;
 pub mod openapi;
 pub mod operator;
 pub mod ws;

@@ -50,7 +50,7 @@ pub async fn healthz(
     let stats = hub.registry.send(GetStats).await?;
     let mut data = serde_json::to_value(stats).unwrap_or_default();
     // The bridge's state is reported, never a reason to fail the node.
-    if let Some(bridge) = &hub.outlets.mqtt {
+    if let Some(bridge) = hub.mqtt() {
         let state = if bridge.is_connected() {
             "connected"
         } else {

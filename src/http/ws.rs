@@ -28,9 +28,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 
 use super::extract::{check_origin, SYSTEM_ID_HEADER};
-use super::frame_guard::{FrameGuard, Oversize};
 use super::Hub;
 use crate::actors::connection::{ClientFrames, ConnectionBody, SocketReader, SocketWriter};
+use crate::actors::frame_guard::{FrameGuard, Oversize};
 use crate::actors::messages::{HoldsResumable, RecoveryRequest};
 use crate::actors::outbox::Outbox;
 use crate::actors::session::{Admission, WsSession};

@@ -12,7 +12,7 @@ use crate::actors::events::Event;
 use crate::actors::group::Group;
 use crate::actors::messages::{ClientOverflowed, Join};
 use crate::settings::EventName;
-use crate::webhooks::WebhookEvent;
+use crate::actors::outward::BackendEvent;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::protocol::{check_group, check_len, check_user_id, CheckLimits, EmptyList, Name, OverLimit};
@@ -103,11 +103,11 @@ impl Handler<BindToGroup> for SystemRegistry {
             let (client_id, group) = (&cmd.client_id, &cmd.group_name);
             if joined.occupied && self.decides_occupancy() {
                 self.hook(&cmd.system_id, EventName::GroupOccupied, || {
-                    WebhookEvent::group_occupied(group)
+                    BackendEvent::group_occupied(group)
                 });
             }
             self.hook(&cmd.system_id, EventName::GroupJoined, || {
-                WebhookEvent::group_joined(client_id, group, &bound.user_id, &bound.extend)
+                BackendEvent::group_joined(client_id, group, &bound.user_id, &bound.extend)
             });
         }
         let notice = bound.joined.as_ref().map(|joined| joined.notice.clone());

@@ -7,7 +7,7 @@ use super::{ClientCommand, Node, Operation, SystemCaller};
 use crate::actors::messages::{RegistryError, RegistryResult};
 use crate::actors::registry::SystemRegistry;
 use crate::protocol::CloseReason;
-use crate::webhooks::{Offline, OfflineReason};
+use crate::actors::outward::{Offline, OfflineReason};
 use crate::error::ApiError;
 use crate::protocol::EmptyList;
 

@@ -9,7 +9,7 @@ use crate::actors::registry::SystemRegistry;
 use crate::actors::events::Event;
 use crate::actors::messages::Leave;
 use crate::settings::EventName;
-use crate::webhooks::WebhookEvent;
+use crate::actors::outward::BackendEvent;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::protocol::{check_group, CheckLimits, EmptyList, Name, OverLimit};
@@ -86,11 +86,11 @@ impl Handler<UnbindFromGroup> for SystemRegistry {
         }
         let (client_id, group) = (&cmd.client_id, &cmd.group_name);
         self.hook(&cmd.system_id, EventName::GroupLeft, || {
-            WebhookEvent::group_left(client_id, group, &user_id, "unbind")
+            BackendEvent::group_left(client_id, group, &user_id, "unbind")
         });
         if left.fan_out.is_none() && self.decides_occupancy() {
             self.hook(&cmd.system_id, EventName::GroupVacated, || {
-                WebhookEvent::group_vacated(group)
+                BackendEvent::group_vacated(group)
             });
         }
         self.emit(|| Event::Unbound {

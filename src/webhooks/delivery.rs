@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use super::{
-    Command, WebhookConfig, WebhookEvent, BATCH_EVENTS, BATCH_WINDOW, FIRST_BACKOFF, MAX_BACKOFF,
+    BackendEvent, Command, WebhookConfig, BATCH_EVENTS, BATCH_WINDOW, FIRST_BACKOFF, MAX_BACKOFF,
 };
 use crate::metrics::Metrics;
 use crate::settings::WebhookSettings;
@@ -26,7 +26,7 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 #[serde(rename_all = "camelCase")]
 struct Batch<'a> {
     system_id: &'a str,
-    events: &'a [WebhookEvent],
+    events: &'a [BackendEvent],
     /// Events lost since the last batch (overflow, or retries given up); absent when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     dropped: Option<u64>,
@@ -34,7 +34,7 @@ struct Batch<'a> {
 
 /// One system's events waiting to be sent.
 struct Queue {
-    events: VecDeque<WebhookEvent>,
+    events: VecDeque<BackendEvent>,
     /// What `events` weigh, as they will be sent.
     bytes: usize,
     /// Lost since the last batch that went out.
@@ -226,8 +226,8 @@ impl Shared {
             let (events, dropped) = {
                 let mut queue = lane.queue.borrow_mut();
                 let n = queue.events.len().min(BATCH_EVENTS);
-                let events: Vec<WebhookEvent> = queue.events.drain(..n).collect();
-                queue.bytes -= events.iter().map(WebhookEvent::bytes).sum::<usize>();
+                let events: Vec<BackendEvent> = queue.events.drain(..n).collect();
+                queue.bytes -= events.iter().map(BackendEvent::bytes).sum::<usize>();
                 (events, std::mem::take(&mut queue.dropped))
             };
             self.metrics.webhook_queue_depth.sub(events.len() as i64);

@@ -177,6 +177,36 @@ fn nothing_above_the_backplane_asks_whether_it_is_clustered() {
 }
 
 #[test]
+fn the_actors_import_nothing_above_them() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(f)).collect();
+    let above = [
+        "http",
+        "ops",
+        "backplane",
+        "cluster",
+        "hub",
+        "server",
+        "mqtt",
+        "webhooks",
+    ];
+    let mut actors = Vec::new();
+    rust_files(&root().join("src/actors"), &mut actors);
+    for file in actors {
+        let source = std::fs::read_to_string(&file).expect("readable source");
+        for module in imports(&file, &source, &modules) {
+            assert!(
+                !above.contains(&module[0].as_str()),
+                "{} imports {} from above the actors",
+                file.display(),
+                module.join("::")
+            );
+        }
+    }
+}
+
+#[test]
 fn every_method_has_its_file_its_openapi_path_and_its_scope() {
     let doc: serde_json::Value =
         serde_json::from_str(wshub::http::openapi::document()).expect("the OpenAPI document");

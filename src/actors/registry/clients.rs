@@ -7,9 +7,9 @@ use super::SystemRegistry;
 use crate::actors::events::Event;
 use crate::actors::messages::*;
 use crate::actors::outbox::SessionCommand;
+use crate::actors::outward::{BackendEvent, OfflineReason};
 use crate::protocol::{self, CloseReason};
 use crate::settings::EventName;
-use crate::webhooks::{OfflineReason, WebhookEvent};
 
 impl Handler<Connect> for SystemRegistry {
     type Result = ();
@@ -85,7 +85,7 @@ impl Handler<ClientMessage> for SystemRegistry {
         let (user_id, groups) = (&client.user_id, &client.groups);
         self.hook(&msg.system_id, EventName::ClientMessage, || {
             let groups: Vec<String> = groups.iter().cloned().collect();
-            WebhookEvent::client_message(&msg.client_id, user_id, &groups, &msg.text)
+            BackendEvent::client_message(&msg.client_id, user_id, &groups, &msg.text)
         });
     }
 }

@@ -18,10 +18,10 @@ use crate::actors::away::TrimAway;
 use crate::actors::events::Event;
 use crate::actors::messages::{Connect, HoldsResumable, RecoveryRequest, Rejoin};
 use crate::actors::outbox::SessionHandle;
+use crate::actors::outward::{BackendEvent, Offline, OfflineReason};
 use crate::protocol::{self, CloseReason, RecoveryWelcome, ResumeRefusal};
 use crate::settings::now_millis;
 use crate::settings::EventName;
-use crate::webhooks::{Offline, OfflineReason, WebhookEvent};
 
 impl SystemRegistry {
     /// Admits a client the registry accepted into `system_id`: a plain one, a recoverable one,
@@ -109,7 +109,7 @@ impl SystemRegistry {
             );
         }
         self.hook(system_id, EventName::ClientOnline, || {
-            WebhookEvent::client_online(&client_id)
+            BackendEvent::client_online(&client_id)
         });
     }
 

@@ -5,9 +5,9 @@ use actix::{Context, Handler};
 
 use super::{SystemRegistry, Tenant};
 use crate::actors::messages::*;
+use crate::actors::outward::OfflineReason;
 use crate::protocol::{CloseReason, SystemInfo};
 use crate::settings::SystemSettings;
-use crate::webhooks::OfflineReason;
 
 impl Handler<Register> for SystemRegistry {
     type Result = RegistryResult<()>;
@@ -33,17 +33,9 @@ impl Handler<UpdateSystem> for SystemRegistry {
         self.store
             .put(&msg.system_id, &settings)
             .map_err(|err| RegistryError::Storage(err.to_string()))?;
-        if let Some(webhook) = settings
-            .webhook
-            .as_ref()
-            .filter(|_| !msg.update.webhook.is_keep())
-        {
-            self.settings.outlets.webhooks.retarget(
-                &msg.system_id,
-                settings.registered_at,
-                webhook,
-            );
-        }
+        self.settings
+            .outward
+            .settings_changed(&msg.system_id, &settings, &msg.update);
         self.tenant(&msg.system_id)?.settings = settings.clone();
         Ok(settings)
     }

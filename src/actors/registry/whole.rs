@@ -6,8 +6,8 @@ use actix::{Context, Handler, MessageResult};
 use super::SystemRegistry;
 use crate::actors::events::Event;
 use crate::actors::messages::*;
+use crate::actors::outward::OfflineReason;
 use crate::protocol::CloseReason;
-use crate::webhooks::OfflineReason;
 
 impl Handler<GetStats> for SystemRegistry {
     type Result = MessageResult<GetStats>;

@@ -42,7 +42,7 @@ async fn large_publishes_are_pushed_or_refused_and_counted_without_losing_the_br
     let frame = client.next_json().await;
     assert_eq!(frame["msg"], "after", "{frame}");
     assert_eq!(mqtt_in_dropped(&app), before + 1.0);
-    assert!(app.hub.outlets.mqtt.as_ref().unwrap().is_connected());
+    assert!(app.hub.mqtt().unwrap().is_connected());
     assert_eq!(app.metric("wshub_mqtt_connected").await, 1.0);
 }
 

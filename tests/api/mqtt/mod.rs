@@ -49,7 +49,7 @@ async fn bridged(url: &str, prefix: &str, redis: Option<(String, String)>) -> Te
     })
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !app.hub.outlets.mqtt.as_ref().unwrap().is_connected() {
+    while !app.hub.mqtt().unwrap().is_connected() {
         assert!(Instant::now() < deadline, "the bridge never connected");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }

@@ -44,7 +44,7 @@ async fn a_broker_that_dies_and_returns_is_reconnected_by_itself() {
     until_subscribed(&device, &prefix, "s", &mut client).await;
 
     broker.kill();
-    let bridge = app.hub.outlets.mqtt.clone().unwrap();
+    let bridge = app.hub.mqtt().cloned().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while bridge.is_connected() {
         assert!(Instant::now() < deadline, "the loss was never noticed");
