@@ -19,7 +19,7 @@ use actix_web::{web, App};
 
 use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
 use crate::config::{ApiAuth, Config};
-use crate::http::operator::{self, Exposure};
+use crate::http::operator::{self, Exposure, Listener};
 use crate::http::{self, client_lib, console, docs, openapi};
 use crate::hub::Hub;
 use crate::store::SystemStore;
@@ -115,9 +115,10 @@ impl Application {
 
         let internal_port = exposure.internal_port;
         let app_hub = hub.clone();
-        let app = move || {
+        let app = move |listener: Listener| {
             registry.start_if_first();
             App::new()
+                .app_data(web::Data::new(listener))
                 // No page of wshub's is meant to be framed (clickjacking the console).
                 .wrap(
                     DefaultHeaders::new()
@@ -150,9 +151,12 @@ impl Application {
         let listeners = std::iter::once(listener).chain(internal);
         for listener in listeners {
             let local = listener.local_addr()?;
-            if Some(local.port()) == internal_port {
+            let listener_role = if Some(local.port()) == internal_port {
                 log::info!("/healthz and /metrics on http://{local} only");
-            }
+                Listener::Internal
+            } else {
+                Listener::Public
+            };
             // What actix-web's `HttpServer` builds for each listener (its defaults), with one
             // addition: requests that ask for a WebSocket upgrade go to `ws::upgrade` with their
             // connection, which then holds no actix-http buffers. (`HttpServer` has no way to
@@ -161,11 +165,13 @@ impl Application {
                 (app.clone(), hub.clone(), server.graceful_shutdown_signal());
             server = server.listen(format!("wshub-{local}"), listener, move || {
                 let (shutdown, hub) = (shutdown.clone(), hub.clone());
-                let app = app()
+                let app = app(listener_role)
                     .into_factory()
                     .map_err(|err: actix_web::Error| err.error_response());
-                // The only public constructor (actix-web's server uses a crate-private one).
-                let app_config = AppConfig::__priv_test_new(false, local.to_string(), local);
+                // actix-web's own server makes this with the listener's address (a
+                // crate-private constructor); nothing here reads it: the listener's role is
+                // app data, and the Host header names the server.
+                let app_config = AppConfig::default();
                 HttpService::build()
                     .graceful_shutdown_signal(move || {
                         let shutdown = shutdown.clone();

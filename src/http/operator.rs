@@ -16,12 +16,22 @@ pub struct Exposure {
     pub console: bool,
 }
 
+/// Which listener a request came in on: set by the server on each listener's app, so that no
+/// page depends on the address actix-web reports for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Public,
+    /// `--internal-port`.
+    Internal,
+}
+
 impl Exposure {
     /// 404 for an operator page asked on the public port when an internal one is set.
     pub fn internal_only(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        match self.internal_port {
-            Some(port) if req.app_config().local_addr().port() != port => Err(not_found(req)),
-            _ => Ok(()),
+        let listener = req.app_data::<web::Data<Listener>>().map(|l| *l.get_ref());
+        match (self.internal_port, listener) {
+            (Some(_), Some(Listener::Internal)) | (None, _) => Ok(()),
+            (Some(_), _) => Err(not_found(req)),
         }
     }
 }
