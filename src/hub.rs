@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use actix::dev::channel::{self, AddressReceiver};
 use actix::{Addr, Context};
@@ -15,12 +14,11 @@ use crate::actors::events::EventSink;
 use crate::actors::messages::Shutdown;
 use crate::actors::outward::{Outlet, Outward};
 use crate::actors::registry::{RegistrySettings, SystemRegistry};
-use crate::actors::session::Heartbeat;
 use crate::actors::tenant::MembershipLimits;
 use crate::auth::{self, Authenticator};
 use crate::backplane::memory::MemoryBackplane;
 use crate::backplane::{Backplane, Directory};
-use crate::config::{ApiAuth, ClientAuth, Config, Limits, OverloadGate, RecoveryConfig};
+use crate::config::{ApiAuth, Config};
 use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttBridge;
@@ -28,37 +26,13 @@ use crate::ops::Node;
 use crate::store::SystemStore;
 use crate::webhooks::Webhooks;
 
-/// The settings the request path reads, fixed at start.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub heartbeat: Heartbeat,
-    pub max_frame_size: usize,
-    pub max_body_size: usize,
-    pub limits: Limits,
-    pub client_auth: ClientAuth,
-    pub shutdown_grace: Duration,
-    /// How long a connection may take to write its last frames once its session stopped.
-    pub slow_close_grace: Duration,
-    /// Data frames a client may send per second, and at once.
-    pub client_messages: (f64, u32),
-    /// `--webhook-deny-private`.
-    pub webhook_deny_private: bool,
-    /// Origins allowed in browser requests; see [`Config::allowed_origins`].
-    pub allowed_origins: Vec<String>,
-    /// See [`Config::allowed_hosts`].
-    pub allowed_hosts: Vec<String>,
-    /// Connection state recovery.
-    pub recovery: RecoveryConfig,
-    /// When sends wait for delivery, and when they are refused.
-    pub overload: OverloadGate,
-}
-
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
 pub struct Hub {
     /// The registry actor. It lives as long as any `Hub` clone or session holds its address.
     pub registry: Addr<SystemRegistry>,
-    pub settings: Arc<Settings>,
+    /// The settings it runs with, fixed at start.
+    pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
     pub gate: Arc<ConnectionGate>,
@@ -83,7 +57,7 @@ impl Hub {
     /// (`#[actix_web::main]`, `#[actix_web::test]`, or a host app's runtime). Fails when the
     /// store cannot be opened: the error names the file.
     pub fn start(config: &Config) -> std::io::Result<Hub> {
-        let store = match &config.data_dir {
+        let store = match config.store_dir() {
             Some(dir) => SystemStore::open(dir).map_err(std::io::Error::other)?,
             None => SystemStore::ephemeral(),
         };
@@ -120,7 +94,7 @@ impl Hub {
             }
         };
         let metrics = Arc::new(Metrics::new());
-        let mqtt = match &config.mqtt {
+        let mqtt = match &config.mqtt() {
             Some(mqtt) => {
                 let bridge = MqttBridge::new(
                     mqtt,
@@ -170,24 +144,7 @@ impl Hub {
                 webhook_deny_private: config.webhooks.deny_private,
             }),
             registry: registry_address,
-            settings: Arc::new(Settings {
-                heartbeat: Heartbeat {
-                    ping_interval: config.ping_interval,
-                    client_timeout: config.client_timeout,
-                },
-                max_frame_size: config.max_frame_size,
-                max_body_size: config.max_body_size,
-                limits: config.limits.clone(),
-                client_auth: config.client_auth,
-                shutdown_grace: config.shutdown_grace,
-                slow_close_grace: config.slow_close_grace,
-                client_messages: (config.client_message_rate, config.client_message_burst),
-                webhook_deny_private: config.webhooks.deny_private,
-                allowed_origins: config.allowed_origins.clone(),
-                allowed_hosts: config.allowed_hosts.clone(),
-                recovery: config.recovery,
-                overload: config.overload,
-            }),
+            config: Arc::new(config.clone()),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
             gate: Arc::new(ConnectionGate::new(
                 config.limits.max_connections,

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         None => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .init();
-            match serve(cli.serve.into()) {
+            match serve(cli.serve) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     log::error!("{err}");

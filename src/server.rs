@@ -18,7 +18,7 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{web, App};
 
 use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
-use crate::config::{ApiAuth, Config};
+use crate::config::{ApiAuth, Config, Switch};
 use crate::http::operator::{self, Exposure, Listener};
 use crate::http::{self, client_lib, console, docs, openapi};
 use crate::hub::Hub;
@@ -50,7 +50,7 @@ impl Application {
                 .as_ref()
                 .map(|listener| listener.local_addr().map(|a| a.port()))
                 .transpose()?,
-            console: config.console,
+            console: config.console == Switch::On,
         });
         let (events, events_rx) = match config.redis_url {
             Some(_) => {
@@ -60,7 +60,7 @@ impl Application {
             None => (None, None),
         };
         // One node keeps its systems in its store; a cluster keeps them in Redis.
-        let store = match (&config.redis_url, &config.data_dir) {
+        let store = match (&config.redis_url, config.store_dir()) {
             (None, Some(dir)) => {
                 let store = SystemStore::open(dir).map_err(std::io::Error::other)?;
                 log::info!(
@@ -285,7 +285,7 @@ const DRAIN_BEFORE_CLOSE: Duration = Duration::from_millis(500);
 /// Webhook events queued by then (the shutdown's own `client_offline` included) are delivered
 /// meanwhile, within the same grace; how many could not be is logged.
 pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
-    let grace = hub.settings.shutdown_grace;
+    let grace = hub.config.shutdown_grace;
     let deadline = std::time::Instant::now() + grace;
     let closed = hub.shut_down_clients().await;
     log::info!("shutting down: closed {closed} clients with 1001");

@@ -132,7 +132,7 @@ async fn wait_for_delivery(hub: &Hub, method: &str) -> Result<(), ApiError> {
     if !method.starts_with("send_") {
         return Ok(());
     }
-    let gate = hub.settings.overload;
+    let gate = hub.config.overload;
     wakeups::wait_for_delivery(gate, &hub.metrics)
         .await
         .map_err(|wakeups::Overloaded| overloaded(gate))

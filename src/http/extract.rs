@@ -53,8 +53,8 @@ fn authorize(req: &HttpRequest) -> Result<ops::Caller, ApiError> {
         // visits from calling the API (CSRF), or a DNS-rebinding page from reaching it.
         // The Host check also keeps a rebinding page from passing as same-origin under its
         // own name.
-        check_host(req, &hub.settings.allowed_hosts)?;
-        check_origin(req.headers(), &hub.settings.allowed_origins, "call /api")?;
+        check_host(req, &hub.config.allowed_hosts)?;
+        check_origin(req.headers(), &hub.config.allowed_origins, "call /api")?;
     }
     let token = bearer_token(req)?;
     let scope = hub
@@ -175,7 +175,7 @@ impl<T: DeserializeOwned + CheckLimits + 'static> FromRequest for Body<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         // Reads at most the configured limit (`web::PayloadConfig` registered by `configure`).
         let bytes = web::Bytes::from_request(req, payload);
-        let settings = hub(req).map(|hub| hub.settings.clone());
+        let settings = hub(req).map(|hub| hub.config.clone());
         Box::pin(async move {
             let settings = settings?;
             let limit = settings.max_body_size;

@@ -28,7 +28,7 @@ pub use crate::hub::Hub;
 /// ```
 pub fn configure(hub: Hub) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let max_body_size = hub.settings.max_body_size;
+        let max_body_size = hub.config.max_body_size;
         cfg.app_data(web::Data::new(hub))
             .app_data(web::PayloadConfig::new(max_body_size))
             .route("/ws", web::get().to(ws::connect))

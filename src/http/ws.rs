@@ -33,7 +33,7 @@ use crate::actors::connection::{ClientFrames, ConnectionBody, SocketReader, Sock
 use crate::actors::frame_guard::{FrameGuard, Oversize};
 use crate::actors::messages::{HoldsResumable, RecoveryRequest};
 use crate::actors::outbox::Outbox;
-use crate::actors::session::{Admission, WsSession};
+use crate::actors::session::{Admission, Heartbeat, WsSession};
 use crate::backplane::{Lease, Relay, TokenHome};
 use crate::config::ClientAuth;
 use crate::error::{ApiError, HandshakeRefused};
@@ -130,17 +130,17 @@ fn admission(
             relay: None,
         };
     };
-    let max = hub.settings.limits.max_system_id_len;
+    let max = hub.config.limits.max_system_id_len;
     if system_id.len() > max {
         return Admission::Refuse(format!("systemId is longer than {max} bytes"));
     }
-    let user_id = match hub.settings.client_auth {
+    let user_id = match hub.config.client_auth {
         ClientAuth::None => None,
         ClientAuth::Jwt => match hub.auth.verify_client(token, &system_id) {
             Ok(user_id) => {
                 // The claim is the client's userId: it obeys the same rules as a bind's.
                 if let Some(user_id) = &user_id {
-                    let limits = &hub.settings.limits;
+                    let limits = &hub.config.limits;
                     if let Err(reason) = crate::protocol::check_user_id("userId", user_id, limits) {
                         return Admission::Refuse(format!("client token's {reason}"));
                     }
@@ -203,11 +203,11 @@ async fn admit<H>(
     if let Some(reason) = ambiguous_upgrade(head) {
         return Err(ApiError::BadRequest(reason).into());
     }
-    if !hub.settings.allowed_origins.is_empty() {
-        check_origin(&head.headers, &hub.settings.allowed_origins, "open /ws")?;
+    if !hub.config.allowed_origins.is_empty() {
+        check_origin(&head.headers, &hub.config.allowed_origins, "open /ws")?;
     }
     let mut query = parse_request(head);
-    let mut recovery = query.recovery(hub.settings.recovery.window.is_some());
+    let mut recovery = query.recovery(hub.config.recovery.window().is_some());
     // A token names the node its client lives on: a resume that reached another node is
     // relayed there, or fails at once when that node is gone.
     let mut relay = None;
@@ -224,7 +224,7 @@ async fn admit<H>(
     // A request that cannot be upgraded is refused before anything is written anywhere.
     let upgrade = handshake().map_err(HandshakeRefused)?;
     // A relayed connection keeps no history: its client's node does.
-    let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.settings.recovery.buffer);
+    let recovery_buffer = (recovery.wanted() && !relayed).then_some(hub.config.recovery.buffer);
     let admission = admission(hub, system_id, token.as_deref(), (recovery, relay));
     let client_id = hub.node.backplane.new_client_id();
     // Before the upgrade: the client must be reachable once it has its welcome frame.
@@ -240,7 +240,7 @@ async fn admit<H>(
     let oversize = Oversize::default();
     let outbox = Outbox::new(
         client_id,
-        hub.settings.limits.max_outbound_queue,
+        hub.config.limits.max_outbound_queue,
         recovery_buffer,
         socket,
         hub.metrics.clone(),
@@ -248,17 +248,23 @@ async fn admit<H>(
     let session = WsSession::new(
         admission,
         hub.registry.clone(),
-        hub.settings.heartbeat,
+        Heartbeat {
+            ping_interval: hub.config.ping_interval,
+            client_timeout: hub.config.client_timeout,
+        },
         (outbox.clone(), oversize.clone()),
-        (lease, permit.clone(), hub.settings.slow_close_grace),
-        hub.settings.client_messages,
+        (lease, permit.clone(), hub.config.slow_close_grace),
+        (
+            hub.config.client_message_rate,
+            hub.config.client_message_burst,
+        ),
     );
     let admitted = Admitted {
         session,
         outbox,
         oversize,
         permit,
-        max_frame_size: hub.settings.max_frame_size,
+        max_frame_size: hub.config.max_frame_size,
     };
     Ok((upgrade, admitted))
 }

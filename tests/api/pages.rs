@@ -145,7 +145,7 @@ async fn an_internal_port_takes_health_and_metrics_off_the_public_one() {
 
 #[actix_web::test]
 async fn console_off_leaves_the_api_and_the_manual() {
-    let app = crate::helpers::spawn_app_with(|c| c.console = false).await;
+    let app = crate::helpers::spawn_app_with(|c| c.console = wshub::config::Switch::Off).await;
     for path in ["/", "/static/console.js", "/static/console.css"] {
         assert_eq!(get(&app, path).await.0, 404, "{path}");
     }
@@ -156,7 +156,7 @@ async fn console_off_leaves_the_api_and_the_manual() {
 
 #[actix_web::test]
 async fn the_client_library_and_its_types_are_served_to_any_origin_even_with_the_console_off() {
-    let app = crate::helpers::spawn_app_with(|c| c.console = false).await;
+    let app = crate::helpers::spawn_app_with(|c| c.console = wshub::config::Switch::Off).await;
     for (path, kind, needle) in [
         (
             "/wshub.js",

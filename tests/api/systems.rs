@@ -375,7 +375,11 @@ async fn a_full_disk_is_reported_and_writes_resume_once_there_is_room() {
         return;
     };
     let data = disk.0.join("data");
-    let app = crate::helpers::spawn_app_with(|c| c.data_dir = Some(data.clone())).await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.data_dir = data.clone();
+        c.ephemeral = false;
+    })
+    .await;
     app.register("before").await;
     // Fill what is left of the disk.
     let filler = disk.0.join("filler");

@@ -65,7 +65,7 @@ impl Handler<Disconnect> for SystemRegistry {
             msg.offline.reason,
             OfflineReason::ConnectionLost | OfflineReason::Timeout
         );
-        match self.settings.recovery.window {
+        match self.settings.recovery.window() {
             Some(window) if lost && client.resume_token.is_some() => {
                 self.park(ctx, &msg.system_id, &msg.client_id, window)
             }

@@ -242,7 +242,7 @@ impl SystemRegistry {
             return;
         }
         if let Some(token) = token {
-            let keep = self.settings.recovery.window.unwrap_or_default();
+            let keep = self.settings.recovery.window;
             self.book.remember(token, why, keep);
         }
     }

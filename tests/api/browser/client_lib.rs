@@ -151,7 +151,7 @@ async fn when_recovery_is_impossible_wshub_js_says_recovered_false() {
         return;
     };
     let c = &browser.client;
-    let app = spawn_app_with(|c| c.recovery.window = Some(Duration::from_millis(500))).await;
+    let app = spawn_app_with(|c| c.recovery.window = Duration::from_millis(500)).await;
     app.register("s").await;
     let proxy = Proxy::start(app.port).await;
     connect_page(c, &app, proxy.port, "s").await;

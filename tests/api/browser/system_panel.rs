@@ -56,10 +56,8 @@ async fn console_shows_whether_the_mqtt_bridge_is_connected() {
         return;
     };
     let app = crate::helpers::spawn_app_with(move |c| {
-        c.mqtt = Some(wshub::mqtt::MqttConfig {
-            url,
-            prefix: format!("wshub-test/{}/", &wshub::protocol::new_id()[..12]),
-        });
+        c.mqtt_url = Some(url);
+        c.mqtt_prefix = format!("wshub-test/{}/", &wshub::protocol::new_id()[..12]);
     })
     .await;
     let c = &browser.client;

@@ -41,7 +41,8 @@ fn fresh_prefix() -> String {
 async fn bridged(url: &str, prefix: &str, redis: Option<(String, String)>) -> TestApp {
     let (url, prefix) = (url.to_owned(), prefix.to_owned());
     let app = spawn_app_with(move |c| {
-        c.mqtt = Some(wshub::mqtt::MqttConfig { url, prefix });
+        c.mqtt_url = Some(url);
+        c.mqtt_prefix = prefix;
         if let Some((redis_url, redis_prefix)) = redis {
             c.redis_url = Some(redis_url);
             c.redis_prefix = redis_prefix;

@@ -316,7 +316,7 @@ async fn a_last_the_server_does_not_hold_fails_and_the_client_goes_offline() {
 async fn when_the_window_ends_the_client_goes_offline_then_and_a_late_resume_hears_expired() {
     let receiver = Receiver::default();
     let url = receiver.start();
-    let app = spawn_app_with(|c| c.recovery.window = Some(Duration::from_millis(1500))).await;
+    let app = spawn_app_with(|c| c.recovery.window = Duration::from_millis(1500)).await;
     register_with_hook(&app, "s", &url).await;
     let (mut peer, r) = peer_and_bound_recoverable(&app).await;
     let (id, token, last) = r.cut();
@@ -382,7 +382,7 @@ async fn legacy_clients_and_a_server_without_recovery_see_the_plain_welcome() {
     let welcome = next_json(&mut conn).await;
     assert_eq!(welcome["data"].as_object().unwrap().len(), 1, "{welcome}");
 
-    let off = spawn_app_with(|c| c.recovery.window = None).await;
+    let off = spawn_app_with(|c| c.recovery.window = Duration::ZERO).await;
     off.register("s").await;
     let mut conn = off.ws_raw("?systemId=s&recovery=1").await;
     let welcome = next_json(&mut conn).await;

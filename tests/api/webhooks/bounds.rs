@@ -78,7 +78,8 @@ async fn a_private_ip_url_stored_before_the_flag_gets_no_delivery() {
         store.put("s", &settings).unwrap();
     }
     let app = spawn_app_with(|c| {
-        c.data_dir = Some(dir.clone());
+        c.data_dir = dir.clone();
+        c.ephemeral = false;
         c.webhooks.deny_private = true;
     })
     .await;
