@@ -3,9 +3,9 @@
 //! system. Two traits, each implemented for one node ([`memory`]) and for several nodes sharing
 //! Redis ([`crate::cluster::Cluster`]):
 //!
-//! - [`Backplane`] only routes: a fresh clientId, admitting a connection, where a resume token's
-//!   client lives, a [`Command`] run on the node that owns a client, and a frame delivered to the
-//!   members of a group or system wherever they are.
+//! - [`Backplane`] only routes: a fresh clientId, making a connecting client reachable, where a
+//!   resume token's client lives, a [`Command`] run on the node that owns a client, and a frame
+//!   delivered to the members of a group or system wherever they are.
 //! - [`Directory`] holds what every node must agree on: the registered systems with their
 //!   settings, and who is in which group.
 //!
@@ -109,7 +109,7 @@ pub trait Backplane: Send + Sync {
     /// `system_id`: once it resolves, a client of this system is reachable as soon as the
     /// registry admits it. An unknown system is not an error here (the registry refuses the
     /// client as usual); being unable to make the client reachable is (503).
-    fn admit<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease>;
+    fn make_reachable<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease>;
 
     /// Where the client a resume token names lives (a token starts with its node's id).
     fn token_home(self: std::sync::Arc<Self>, _token: String) -> Reply<'static, TokenHome> {

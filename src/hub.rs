@@ -13,7 +13,7 @@ use crate::actors::away::AwayBudget;
 use crate::actors::events::EventSink;
 use crate::actors::messages::Shutdown;
 use crate::actors::outward::{Outlet, Outward};
-use crate::actors::registry::{RegistrySettings, SystemRegistry};
+use crate::actors::registry::{RegistryConfig, SystemRegistry};
 use crate::actors::tenant::MembershipLimits;
 use crate::auth::{self, Authenticator};
 use crate::backplane::memory::MemoryBackplane;
@@ -119,7 +119,7 @@ impl Hub {
             registry_address.clone().recipient(),
         ));
         let registry = SystemRegistry::new(
-            RegistrySettings {
+            RegistryConfig {
                 outward: outward.clone(),
                 // When something mirrors the groups (a cluster), it decides occupancy for all.
                 local_occupancy: events.is_none(),

@@ -17,7 +17,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::rt::net::TcpStream;
 use actix_web::{web, App};
 
-use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelaySettings};
+use crate::cluster::{new_node_id, Cluster, ClusterConfig, RelayConfig};
 use crate::config::{ApiAuth, Config, Switch};
 use crate::http::operator::{self, Exposure, Listener};
 use crate::http::{self, client_lib, console, docs, openapi};
@@ -89,7 +89,7 @@ impl Application {
                 (hub.registry.clone(), crate::ops::decode_command),
                 (events, events_rx),
                 hub.outward.clone(),
-                RelaySettings {
+                RelayConfig {
                     max_outbound_queue: config.limits.max_outbound_queue,
                     recovery_buffer: config.recovery.buffer,
                     metrics: hub.metrics.clone(),

@@ -200,10 +200,11 @@ pub struct Deliver {
 // ---------------------------------------------------------------------------------------------
 // Operations
 
-/// Cluster mode: write everything this node holds to Redis again (after Redis came back).
+/// Reports every client and its groups to the mirror again, as [`Event`](super::events::Event)s
+/// (the mirror lost them: in a cluster, Redis came back empty or from an older copy).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ResyncCluster;
+pub struct ReportAll;
 
 /// Counts of what the registry holds, for `/healthz`, operators and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

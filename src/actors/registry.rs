@@ -36,7 +36,7 @@ use crate::store::{StoreError, SystemStore};
 
 /// What the registry enforces, fixed at start.
 #[derive(Debug, Clone)]
-pub struct RegistrySettings {
+pub struct RegistryConfig {
     pub limits: MembershipLimits,
     /// Where changes to this node's clients are reported, in order, if anything mirrors them
     /// (in cluster mode, the writer that keeps Redis up to date).
@@ -61,7 +61,7 @@ pub struct SystemRegistry {
     /// registry's own turn, before the reply: system changes are rare, and this keeps them in the
     /// order the registry decided them and makes a 200 mean "durable".
     store: SystemStore,
-    settings: RegistrySettings,
+    settings: RegistryConfig,
     metrics: Arc<Metrics>,
     /// Set by [`Shutdown`]: from then on new connections are refused.
     shutting_down: bool,
@@ -82,7 +82,7 @@ impl Actor for SystemRegistry {
 impl SystemRegistry {
     /// A registry holding the systems `store` kept.
     pub fn new(
-        settings: RegistrySettings,
+        settings: RegistryConfig,
         metrics: Arc<Metrics>,
         store: SystemStore,
         away: Arc<AwayBudget>,
@@ -130,7 +130,7 @@ impl SystemRegistry {
             .ok_or_else(|| RegistryError::UnknownSystem(system_id.to_owned()))
     }
 
-    /// Cluster mode: passes a change on to be written to Redis.
+    /// Passes a change on to the mirror, if there is one.
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(sink) = &self.settings.events {
             let _ = sink.send(event());
@@ -148,7 +148,7 @@ impl SystemRegistry {
         self.settings.outward.send(system_id, settings, name, event);
     }
 
-    /// Removes a client: its remaining groups get the 1002 notice, the cluster and the webhook
+    /// Removes a client: its remaining groups get the 1002 notice, the mirror and the outlets
     /// are told, nothing more is queued for its session. Returns the session, to be closed by
     /// the caller.
     pub(crate) fn remove_client(

@@ -34,7 +34,7 @@ impl Backplane for MemoryBackplane {
         crate::protocol::new_id()
     }
 
-    fn admit<'a>(&'a self, _: &'a str, _: &'a str) -> Reply<'a, Lease> {
+    fn make_reachable<'a>(&'a self, _: &'a str, _: &'a str) -> Reply<'a, Lease> {
         Box::pin(async { Ok(Lease::none()) })
     }
 

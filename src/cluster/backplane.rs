@@ -28,7 +28,7 @@ impl Backplane for Cluster {
         format!("{}{}", self.node_id, crate::protocol::new_id())
     }
 
-    fn admit<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease> {
+    fn make_reachable<'a>(&'a self, system_id: &'a str, client_id: &'a str) -> Reply<'a, Lease> {
         Box::pin(async move {
             // Systems registered on another node become known here; an unknown one is refused
             // by the registry as usual. This node subscribes to the system's channel and

@@ -156,7 +156,7 @@ impl Cluster {
             }
             let _: () = self.track(pipe.query_async(&mut self.conn()).await)?;
         }
-        self.registry.send(m::ResyncCluster).await?;
+        self.registry.send(m::ReportAll).await?;
         self.written().await
     }
 

@@ -60,5 +60,5 @@ mod scripts;
 mod systems;
 mod writer;
 
-pub use node::RelaySettings;
+pub use node::RelayConfig;
 pub use node::{new_node_id, owner_of, Cluster, ClusterConfig, SystemLease, NODE_ID_LEN};

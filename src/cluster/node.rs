@@ -134,7 +134,7 @@ pub struct Cluster {
     pub(super) remote_sessions: Mutex<RemoteSessions>,
     /// The ordered queue of relay traffic, published by one task.
     pub(super) relay_out: mpsc::UnboundedSender<(String, String)>,
-    pub(super) relay_settings: RelaySettings,
+    pub(super) relay_config: RelayConfig,
 }
 
 /// Which relayed connection: the relaying node and its number there.
@@ -166,7 +166,7 @@ pub(super) struct RemoteSession {
 
 /// What the home needs to make a relayed session like a local one.
 #[derive(Clone)]
-pub struct RelaySettings {
+pub struct RelayConfig {
     pub max_outbound_queue: usize,
     pub recovery_buffer: usize,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -217,7 +217,7 @@ impl Cluster {
         (registry, decoder): (Addr<SystemRegistry>, Decoder),
         (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
         outward: Outward,
-        relay_settings: RelaySettings,
+        relay_config: RelayConfig,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
@@ -257,7 +257,7 @@ impl Cluster {
             relays: Mutex::new(Default::default()),
             remote_sessions: Mutex::new(Default::default()),
             relay_out,
-            relay_settings,
+            relay_config,
         });
         // Fail fast when Redis is not there at all.
         let _: String = redis::cmd("PING").query_async(&mut cluster.conn()).await?;

@@ -87,7 +87,7 @@ impl Cluster {
         let fresh_id = Backplane::new_client_id(&**self);
         let lease = self.lease_system(&system_id).await?;
         self.admit_client(&system_id, &fresh_id).await?;
-        let settings = &self.relay_settings;
+        let settings = &self.relay_config;
         let outbox = Outbox::new(
             fresh_id.clone(),
             settings.max_outbound_queue,

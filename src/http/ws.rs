@@ -234,7 +234,12 @@ async fn admit<H>(
             system_id: Some(system_id),
             relay: None,
             ..
-        } => hub.node.backplane.admit(system_id, &client_id).await?,
+        } => {
+            hub.node
+                .backplane
+                .make_reachable(system_id, &client_id)
+                .await?
+        }
         _ => Lease::none(),
     };
     let oversize = Oversize::default();

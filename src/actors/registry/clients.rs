@@ -28,7 +28,7 @@ impl Handler<Connect> for SystemRegistry {
         let system_id = match refusal {
             Ok(system_id) => system_id,
             Err(reason) => {
-                // In cluster mode the handshake wrote the client to Redis already: take it back.
+                // A mirror may hold the client already (the handshake made it reachable): take it back.
                 if let Some(system_id) = &msg.system_id {
                     self.emit(|| Event::Gone {
                         system_id: system_id.clone(),
@@ -46,7 +46,7 @@ impl Handler<Connect> for SystemRegistry {
             }
         };
         log::debug!("client {} connected to system '{system_id}'", msg.client_id);
-        self.admit(system_id, msg);
+        self.accept(system_id, msg);
     }
 }
 

@@ -26,7 +26,7 @@ use crate::settings::EventName;
 impl SystemRegistry {
     /// Admits a client the registry accepted into `system_id`: a plain one, a recoverable one,
     /// or one that resumes (and, failing that, gets a fresh recoverable session saying why).
-    pub(super) fn admit(&mut self, system_id: String, msg: Connect) {
+    pub(super) fn accept(&mut self, system_id: String, msg: Connect) {
         let Connect {
             client_id,
             user_id,

@@ -66,9 +66,9 @@ impl Handler<Shutdown> for SystemRegistry {
     }
 }
 
-impl Handler<ResyncCluster> for SystemRegistry {
+impl Handler<ReportAll> for SystemRegistry {
     type Result = ();
-    fn handle(&mut self, _: ResyncCluster, _: &mut Context<Self>) {
+    fn handle(&mut self, _: ReportAll, _: &mut Context<Self>) {
         for (system_id, tenant) in &self.systems {
             for (client_id, client) in tenant.clients() {
                 self.emit(|| Event::Connected {
