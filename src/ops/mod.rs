@@ -1,7 +1,7 @@
 //! The REST operations, `POST /api/<method>`: one file per method, and one list of them (at the
 //! end of this file) from which the method table ([`METHODS`]), each method's token scope
-//! ([`SCOPES`]), the HTTP routes ([`each_method`], which `http::api` visits), the typed commands
-//! other nodes read ([`decode_command`]) and the OpenAPI paths ([`describe`]) all come.
+//! ([`SCOPES`]), the HTTP routes and the OpenAPI paths ([`each_method`], which `http::api` and
+//! `http::openapi` visit) and the typed commands other nodes read ([`decode_command`]) all come.
 //!
 //! A method's file holds its request (parsed once, at the edge, and checked against the limits),
 //! its reply, and what it does: [`Operation::call`] builds the command and sends it where it
@@ -39,10 +39,6 @@ use actix::{Addr, Handler, Message};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::ToSchema;
 
 use crate::actors::messages::RegistryResult;
@@ -51,7 +47,7 @@ use crate::auth::Scope as TokenScope;
 use crate::backplane::{Answer, Backplane, Command, Directory, ReplyValue};
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{CheckLimits, EmptyList};
+use crate::protocol::CheckLimits;
 
 /// What an operation reads and where it sends its commands: this node's view of the server.
 /// Built once at start; the HTTP layer and the MQTT bridge call operations with it.
@@ -261,154 +257,6 @@ fn unreadable(method: &str, why: &str) -> ApiError {
     ))
 }
 
-/// Adds `POST /api/<NAME>` to the OpenAPI document: its body, its envelope and every error, and
-/// the `SystemId` header for methods that act on one system.
-fn describe_one<O: Operation>(doc: &mut utoipa::openapi::OpenApi) {
-    let components = doc.components.get_or_insert_with(Default::default);
-    let mut schemas = vec![
-        (
-            O::name().into_owned(),
-            <O as utoipa::PartialSchema>::schema(),
-        ),
-        (
-            <O::Reply as ToSchema>::name().into_owned(),
-            <O::Reply as utoipa::PartialSchema>::schema(),
-        ),
-        (
-            EmptyList::name().into_owned(),
-            <EmptyList as utoipa::PartialSchema>::schema(),
-        ),
-    ];
-    O::schemas(&mut schemas);
-    <O::Reply as ToSchema>::schemas(&mut schemas);
-    let envelope = format!("{}Envelope", camel_case(O::NAME));
-    schemas.push((envelope.clone(), envelope_schema(&O::Reply::name())));
-    schemas.push(("Failure".into(), envelope_schema(&EmptyList::name())));
-    components.schemas.extend(schemas);
-
-    let json = |name: &str| {
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(name)))
-            .build()
-    };
-    let mut operation = OperationBuilder::new()
-        .summary(Some(O::SUMMARY))
-        .operation_id(Some(O::NAME))
-        .request_body(Some(
-            RequestBodyBuilder::new()
-                .content("application/json", json(&O::name()))
-                // An empty body counts as `{}`: a method with no required field needs none.
-                .required(Some(if serde_json::from_str::<O>("{}").is_ok() {
-                    Required::False
-                } else {
-                    Required::True
-                }))
-                .build(),
-        ))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("success")
-                .content("application/json", json(&envelope)),
-        )
-        .security(utoipa::openapi::security::SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        ));
-    for (status, description) in ERRORS {
-        operation = operation.response(
-            status,
-            ResponseBuilder::new()
-                .description(description)
-                .content("application/json", json("Failure")),
-        );
-    }
-    if <O::Caller as Authorized>::SCOPE == Scope::System {
-        operation = operation.parameter(
-            ParameterBuilder::new()
-                .name(SYSTEM_ID_HEADER)
-                .parameter_in(ParameterIn::Header)
-                .required(Required::True)
-                .description(Some(
-                    "the system the call acts on: printable ASCII, no space at either end, at \
-                     most --max-system-id-len (128) bytes",
-                ))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .min_length(Some(1))
-                        .max_length(Some(128))
-                        .pattern(Some(r"^[!-~]([ -~]*[!-~])?$")),
-                )),
-        );
-    }
-    doc.paths.add_path_operation(
-        format!("/api/{}", O::NAME),
-        vec![HttpMethod::Post],
-        operation.build(),
-    );
-}
-
-/// Every error a method may answer with: the envelope with `data: []`.
-const ERRORS: [(&str, &str); 8] = [
-    (
-        "400",
-        "malformed body, or a field missing, mistyped or out of its limits",
-    ),
-    ("401", "missing, malformed, expired or wrongly signed token"),
-    (
-        "403",
-        "token scoped to another system, or the system is not registered",
-    ),
-    ("404", "the clientId is not connected in this system"),
-    ("405", "not a POST"),
-    ("409", "the system is already registered"),
-    ("413", "body, data or the encoded frame over its limit"),
-    (
-        "503",
-        "shutting down, overloaded, or the backplane between nodes is unavailable",
-    ),
-];
-
-/// `{code, msg, data}` with `data` of the named schema.
-fn envelope_schema(data: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .property(
-            "code",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::Int64,
-                )))
-                .description(Some("0 on success.")),
-        )
-        .required("code")
-        .property(
-            "msg",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("\"success\", or what went wrong, naming the field.")),
-        )
-        .required("msg")
-        .property("data", Ref::from_schema_name(data))
-        .required("data")
-        .into()
-}
-
-/// `send_to_group` → `SendToGroup`.
-fn camel_case(method: &str) -> String {
-    method
-        .split('_')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars
-                .next()
-                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
 /// Serializes a push once; a frame over `--max-push-size` is a 413.
 fn encode(
     node: &Node,
@@ -468,10 +316,6 @@ macro_rules! operations {
             Err(format!("no method '{method}'"))
         }
 
-        /// Adds every method's path to an OpenAPI document.
-        pub fn describe(doc: &mut utoipa::openapi::OpenApi) {
-            $(describe_one::<$method::Request>(doc);)*
-        }
     };
 }
 
