@@ -213,12 +213,7 @@ impl Cluster {
                         crate::protocol::presence_frame(false, client, &info.user_id, &info.extend);
                     user_id = info.user_id;
                     // Published as if from the dead node, so every live node delivers it.
-                    let payload = serde_json::to_string(&Published {
-                        o: node.clone(),
-                        g: Some(group.clone()),
-                        f: notice.to_string(),
-                    })
-                    .unwrap_or_default();
+                    let payload = Published::payload(&node, Some(group.clone()), &notice);
                     let _: i64 =
                         self.track(conn.publish(keys.system_channel(system), payload).await)?;
                 }

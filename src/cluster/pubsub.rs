@@ -29,6 +29,18 @@ pub(super) struct Published {
     pub(super) f: String,
 }
 
+impl Published {
+    /// The payload of a broadcast `from` a node (which delivers it to its own members itself).
+    pub(super) fn payload(from: &str, group: Option<String>, frame: &str) -> String {
+        serde_json::to_string(&Published {
+            o: from.to_owned(),
+            g: group,
+            f: frame.to_owned(),
+        })
+        .unwrap_or_default()
+    }
+}
+
 impl Cluster {
     /// Makes sure this node is subscribed to `system_id`'s channel for as long as the returned
     /// lease is held, waiting for Redis to confirm the subscription.
@@ -89,12 +101,7 @@ impl Cluster {
     }
 
     pub(super) fn envelope(&self, group: Option<String>, frame: &ByteString) -> String {
-        serde_json::to_string(&Published {
-            o: self.node_id.clone(),
-            g: group,
-            f: frame.to_string(),
-        })
-        .unwrap_or_default()
+        Published::payload(&self.node_id, group, frame)
     }
 
     pub(super) async fn publish(
