@@ -41,7 +41,7 @@ pub struct Hub {
     /// An admin token, when no secret was configured and one was generated at start.
     generated_admin_token: Option<Arc<str>>,
     /// What operations run with: where their commands go and what every node agrees on (this
-    /// node alone, [`MemoryBackplane`], until [`Hub::route_through`] says otherwise).
+    /// node alone, or a cluster: see [`HubParts::into_hub`]).
     pub node: Arc<Node>,
     /// Where events about clients go (the registry's, and those a backplane decides).
     pub outward: Outward,
@@ -61,24 +61,26 @@ impl Hub {
             Some(dir) => SystemStore::open(dir).map_err(std::io::Error::other)?,
             None => SystemStore::ephemeral(),
         };
-        let (hub, starter) = Hub::deferred(config, None, store)?;
+        let (parts, starter) = Hub::assemble(config, None, store)?;
+        let hub = parts.alone();
         starter.start_here();
         hub.start_bridges();
         Ok(hub)
     }
 
-    /// A hub whose registry is not running yet: messages to it wait until
-    /// [`RegistryStarter::start_here`] runs it on the calling thread's arbiter. The standalone
+    /// The parts of a hub whose registry is not running yet (messages to it wait until
+    /// [`RegistryStarter::start_here`] runs it on the calling thread's arbiter): what its routes
+    /// are built from, then [`HubParts::into_hub`] with them. The standalone
     /// server starts it in an HTTP worker, so that with one worker (one CPU) the registry, the
     /// groups, the sessions and the handlers share a thread and a REST call never crosses threads.
     /// `events`: where the registry reports changes to its clients, if anything mirrors them
     /// (the cluster's writer).
     /// `store`: where registered systems are kept (and read back from now).
-    pub fn deferred(
+    pub fn assemble(
         config: &Config,
         events: Option<EventSink>,
         store: SystemStore,
-    ) -> std::io::Result<(Hub, RegistryStarter)> {
+    ) -> std::io::Result<(HubParts, RegistryStarter)> {
         let (secret, generated_admin_token) = match &config.jwt_secret {
             Some(secret) => (secret.clone(), None),
             None => {
@@ -135,14 +137,7 @@ impl Hub {
             away,
         )
         .map_err(std::io::Error::other)?;
-        let one_node = Arc::new(MemoryBackplane::new(registry_address.clone()));
-        let hub = Hub {
-            node: Arc::new(Node {
-                backplane: one_node.clone(),
-                directory: one_node,
-                limits: config.limits.clone(),
-                webhook_deny_private: config.webhooks.deny_private,
-            }),
+        let parts = HubParts {
             registry: registry_address,
             config: Arc::new(config.clone()),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
@@ -152,24 +147,12 @@ impl Hub {
                 metrics.clone(),
             )),
             metrics,
-            shutting_down: Arc::new(AtomicBool::new(false)),
             generated_admin_token,
             outward,
             webhooks,
             mqtt,
         };
-        Ok((hub, RegistryStarter { receiver, registry }))
-    }
-
-    /// Routes operations through `backplane` and reads systems and membership from
-    /// `directory` (several nodes), instead of this node alone. Call before serving.
-    pub fn route_through(&mut self, backplane: Arc<dyn Backplane>, directory: Arc<dyn Directory>) {
-        self.node = Arc::new(Node {
-            backplane,
-            directory,
-            limits: self.node.limits.clone(),
-            webhook_deny_private: self.node.webhook_deny_private,
-        });
+        Ok((parts, RegistryStarter { receiver, registry }))
     }
 
     /// Starts the MQTT bridge, if there is one: it runs operations on [`Hub::node`], so call
@@ -199,6 +182,51 @@ impl Hub {
     pub async fn shut_down_clients(&self) -> usize {
         self.shutting_down.store(true, Ordering::Relaxed);
         self.registry.send(Shutdown).await.unwrap_or(0)
+    }
+}
+
+/// A hub without its routes: what a backplane is built from (the registry's address, the
+/// outlets, the metrics, the connection gate), then [`into_hub`](Self::into_hub).
+pub struct HubParts {
+    pub registry: Addr<SystemRegistry>,
+    pub config: Arc<Config>,
+    pub auth: Arc<Authenticator>,
+    pub metrics: Arc<Metrics>,
+    pub gate: Arc<ConnectionGate>,
+    pub outward: Outward,
+    pub webhooks: Webhooks,
+    generated_admin_token: Option<Arc<str>>,
+    mqtt: Option<Arc<MqttBridge>>,
+}
+
+impl HubParts {
+    /// The hub of a node alone: its registry is the whole of the routes and the directory.
+    pub fn alone(self) -> Hub {
+        let one_node = Arc::new(MemoryBackplane::new(self.registry.clone()));
+        self.into_hub(one_node.clone(), one_node)
+    }
+
+    /// The hub, its operations routed through `backplane` and reading systems and membership
+    /// from `directory`: this node alone ([`MemoryBackplane`] for both) or a cluster.
+    pub fn into_hub(self, backplane: Arc<dyn Backplane>, directory: Arc<dyn Directory>) -> Hub {
+        Hub {
+            node: Arc::new(Node {
+                backplane,
+                directory,
+                limits: self.config.limits.clone(),
+                webhook_deny_private: self.config.webhooks.deny_private,
+            }),
+            registry: self.registry,
+            config: self.config,
+            auth: self.auth,
+            metrics: self.metrics,
+            gate: self.gate,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            generated_admin_token: self.generated_admin_token,
+            outward: self.outward,
+            webhooks: self.webhooks,
+            mqtt: self.mqtt,
+        }
     }
 }
 

@@ -75,33 +75,34 @@ impl Application {
             }
             (Some(_), _) => SystemStore::ephemeral(),
         };
-        let (mut hub, registry) = Hub::deferred(&config, events.clone(), store)?;
-        if let (Some(redis_url), Some(events), Some(events_rx)) =
-            (&config.redis_url, events, events_rx)
-        {
-            let cluster_config = ClusterConfig {
-                redis_url: redis_url.clone(),
-                prefix: config.redis_prefix.clone(),
-            };
-            let cluster = Cluster::start(
-                &cluster_config,
-                new_node_id(),
-                (hub.registry.clone(), crate::ops::decode_command),
-                (events, events_rx),
-                hub.outward.clone(),
-                RelayConfig {
-                    max_outbound_queue: config.limits.max_outbound_queue,
-                    recovery_buffer: config.recovery.buffer,
-                    metrics: hub.metrics.clone(),
-                    gate: hub.gate.clone(),
-                },
-            )
-            .await
-            .map_err(|err| {
-                std::io::Error::other(format!("cannot reach Redis at {redis_url}: {err}"))
-            })?;
-            hub.route_through(cluster.clone(), cluster);
-        }
+        let (parts, registry) = Hub::assemble(&config, events.clone(), store)?;
+        let hub = match (&config.redis_url, events, events_rx) {
+            (Some(redis_url), Some(events), Some(events_rx)) => {
+                let cluster_config = ClusterConfig {
+                    redis_url: redis_url.clone(),
+                    prefix: config.redis_prefix.clone(),
+                };
+                let cluster = Cluster::start(
+                    &cluster_config,
+                    new_node_id(),
+                    (parts.registry.clone(), crate::ops::decode_command),
+                    (events, events_rx),
+                    parts.outward.clone(),
+                    RelayConfig {
+                        max_outbound_queue: config.limits.max_outbound_queue,
+                        recovery_buffer: config.recovery.buffer,
+                        metrics: parts.metrics.clone(),
+                        gate: parts.gate.clone(),
+                    },
+                )
+                .await
+                .map_err(|err| {
+                    std::io::Error::other(format!("cannot reach Redis at {redis_url}: {err}"))
+                })?;
+                parts.into_hub(cluster.clone(), cluster)
+            }
+            _ => parts.alone(),
+        };
         hub.start_bridges();
         // Where the registry runs. actix-web has no per-worker start hook: the app factory below
         // is the only code of ours each HTTP worker runs on its own thread before it serves. So
