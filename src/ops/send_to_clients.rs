@@ -10,7 +10,9 @@ use crate::actors::registry::SystemRegistry;
 use crate::backplane::ByOwner;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{self as p, check_message, send_request, CheckLimits, Name, OverLimit};
+use crate::protocol::{
+    self as p, check_client_id, check_message, send_request, CheckLimits, Name, OverLimit,
+};
 
 pub type Request = SendToClientsRequest;
 
@@ -41,6 +43,9 @@ impl CheckLimits for SendToClientsRequest {
             return Err(OverLimit::Field(format!(
                 "clientIds: more than the limit of {max} ids"
             )));
+        }
+        for (i, client_id) in self.client_ids.iter().enumerate() {
+            check_client_id(&format!("clientIds[{i}]"), client_id.as_str())?;
         }
         check_message(self.message(), limits)
     }

@@ -126,6 +126,13 @@ pub fn check_system_id(value: &str, limits: &Limits) -> Result<(), OverLimit> {
     )
 }
 
+/// Checks the characters of a clientId a caller names among others (`send_to_clients`): no
+/// clientId the server makes has a control character or outer whitespace, so such an id is a
+/// malformed request (as the OpenAPI schema says), not a client that is merely not connected.
+pub fn check_client_id(field: &str, value: &str) -> Result<(), OverLimit> {
+    check_chars(field, value, Charset::Text)
+}
+
 /// Checks a `userId` (a bind's, or a client token's claim) or a `sendUserId`.
 pub fn check_user_id(field: &str, value: &str, limits: &Limits) -> Result<(), OverLimit> {
     check_name(field, value, limits.max_user_id_len, Charset::Text)

@@ -65,6 +65,26 @@ async fn too_many_client_ids_is_400() {
 }
 
 #[actix_web::test]
+async fn a_client_id_no_server_could_make_is_400_among_several() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    // Not connected (but well formed): listed as missing.
+    let sent = app
+        .api("send_to_clients", "s", json!({"clientIds": ["gone"]}))
+        .await
+        .ok();
+    assert_eq!(sent["missing"], json!(["gone"]));
+    // A control character (as the OpenAPI schema's pattern says): refused, naming the item.
+    app.api(
+        "send_to_clients",
+        "s",
+        json!({"clientIds": ["ok", "\u{d7}\u{f8}\u{9b}"]}),
+    )
+    .await
+    .err(400, "clientIds[1]: must be free of control characters");
+}
+
+#[actix_web::test]
 async fn field_lengths_are_limited() {
     let app = spawn_app().await;
     app.register("s").await;
