@@ -3,8 +3,8 @@
 
 use crate::protocol::CloseReason;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// At most this many systems get their own `system` label on the connections gauge; the rest
@@ -52,8 +52,8 @@ pub struct Metrics {
     pub clients_away: IntGauge,
     /// What away clients hold together (bounded by `--recovery-away-bytes`), set at scrape time.
     pub recovery_away_bytes: IntGauge,
-    /// How far delivery is behind the sends, in milliseconds, set at scrape time.
-    pub delivery_lag_ms: IntGauge,
+    /// How far delivery is behind the sends, in seconds, set at scrape time.
+    pub delivery_lag: Gauge,
     /// Sends that waited for delivery to catch up (REST and MQTT).
     pub sends_delayed: IntCounter,
 }
@@ -186,9 +186,14 @@ impl Metrics {
                 "wshub_recovery_away_bytes",
                 "Bytes away recovery clients hold together (bounded by --recovery-away-bytes).",
             ),
-            delivery_lag_ms: gauge(
-                "wshub_delivery_lag_milliseconds",
-                "How long the oldest session with frames waiting has waited for its turn to write.",
+            delivery_lag: reg(
+                &registry,
+                Gauge::new(
+                    "wshub_delivery_lag_seconds",
+                    "How long the oldest session with frames waiting has waited for its turn to \
+                     write.",
+                )
+                .unwrap_or_else(|_| unreachable!()),
             ),
             sends_delayed: counter(
                 "wshub_sends_delayed_total",
@@ -196,6 +201,28 @@ impl Metrics {
             ),
             registry,
         }
+        .with_process_and_build_info()
+    }
+
+    /// Adds the process's own metrics (`process_resident_memory_bytes`, `process_open_fds`,
+    /// `process_cpu_seconds_total`, ...) and `wshub_build_info{version} 1`.
+    fn with_process_and_build_info(self) -> Metrics {
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = self.registry.register(Box::new(process));
+        }
+        if let Ok(info) = IntGaugeVec::new(
+            Opts::new(
+                "wshub_build_info",
+                "The running build: always 1, its version in the label.",
+            ),
+            &["version"],
+        ) {
+            info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+            let _ = self.registry.register(Box::new(info));
+        }
+        self
     }
 
     pub fn client_closed(&self, reason: CloseReason) {

@@ -87,9 +87,7 @@ pub async fn metrics(
         .recovery_away_bytes
         .set(i64::try_from(stats.away_bytes).unwrap_or(i64::MAX));
     let lag = crate::actors::wakeups::delivery_lag();
-    hub.metrics
-        .delivery_lag_ms
-        .set(i64::try_from(lag.as_millis()).unwrap_or(i64::MAX));
+    hub.metrics.delivery_lag.set(lag.as_secs_f64());
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(hub.metrics.render()))

@@ -96,3 +96,105 @@ async fn counters_move_with_the_traffic() {
         ) >= 2.0
     );
 }
+
+/// promtool's `check metrics` rules that a server can break: every family has help text, a
+/// counter's name ends in `_total` and nothing else's does, names are snake_case without `:`,
+/// and units are base units (seconds, bytes), never abbreviated. `promtool check metrics` runs
+/// too when it is installed.
+fn promtool_problems(text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let helped: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# HELP ")?.split(' ').next())
+        .collect();
+    const NOT_BASE_UNITS: [&str; 16] = [
+        "milliseconds",
+        "microseconds",
+        "nanoseconds",
+        "minutes",
+        "hours",
+        "days",
+        "ms",
+        "us",
+        "ns",
+        "sec",
+        "secs",
+        "kilobytes",
+        "megabytes",
+        "gigabytes",
+        "kib",
+        "mib",
+    ];
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        if !helped.contains(name) {
+            problems.push(format!("{name}: no help text"));
+        }
+        if (kind == "counter") != name.ends_with("_total") {
+            problems.push(format!(
+                "{name}: a {kind} whose name does not suit it (_total)"
+            ));
+        }
+        if name.contains(':') || name.chars().any(|c| c.is_ascii_uppercase()) {
+            problems.push(format!("{name}: not snake_case"));
+        }
+        if let Some(unit) = name.split('_').find(|part| NOT_BASE_UNITS.contains(part)) {
+            problems.push(format!("{name}: '{unit}' is not a base unit"));
+        }
+    }
+    problems
+}
+
+#[actix_web::test]
+async fn the_metrics_pass_promtool() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let _client = app.connect("s").await;
+    let text = scrape(&app).await;
+    let problems = promtool_problems(&text);
+    assert!(problems.is_empty(), "{problems:#?}");
+    for series in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+        "wshub_delivery_lag_seconds",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("{series} "))),
+            "no {series}"
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        value(&text, &format!("wshub_build_info{{version=\"{version}\"}}")),
+        1.0
+    );
+    let Ok(mut promtool) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        println!("promtool is not installed: its rules were checked by the test itself");
+        return;
+    };
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
