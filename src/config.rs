@@ -367,7 +367,13 @@ impl Config {
 /// wshub: a WebSocket push server. Backends register systems, clients connect over WebSocket,
 /// and backends bind them to groups and push messages over REST.
 #[derive(Debug, Parser)]
-#[command(name = "wshub", version, about)]
+#[command(
+    name = "wshub",
+    version,
+    about,
+    after_help = "Logging: RUST_LOG sets what is logged (default: info, with actix-server's \
+                  start-up chatter at warn), e.g. RUST_LOG=debug or RUST_LOG=info,wshub=debug."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -204,6 +204,16 @@ impl Application {
                 );
             }
         }
+        if config.console == Switch::On {
+            log::info!("console: http://{address}/");
+        }
+        if internal_port.is_none() {
+            log::info!("/healthz and /metrics on http://{address} (--internal-port moves them)");
+        }
+        log::info!(
+            "manual: http://{address}/docs · REST: http://{address}/api/<method> (OpenAPI: \
+             http://{address}/openapi.json) · WebSocket: ws://{address}/ws?systemId=..."
+        );
         if let Some(token) = hub.generated_admin_token() {
             log::warn!(
                 "no --jwt-secret / WSHUB_JWT_SECRET set: using a random secret, so tokens die \
