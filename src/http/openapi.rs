@@ -8,6 +8,8 @@ use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, Para
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
+use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ContentBuilder, InfoBuilder, OpenApiBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
 };
@@ -41,6 +43,22 @@ pub fn document() -> &'static str {
             )
             .build();
         ops::each_method(&mut Describe(&mut doc));
+        doc.tags = Some(
+            ops::TAGS
+                .iter()
+                .map(|(name, description)| {
+                    TagBuilder::new()
+                        .name(*name)
+                        .description(Some(*description))
+                        .build()
+                })
+                .collect(),
+        );
+        // Relative: the server that serves the document is the one it describes.
+        doc.servers = Some(vec![ServerBuilder::new()
+            .url("/")
+            .description(Some("this server"))
+            .build()]);
         // Bearer JWTs (HS256) on every method (none with `--api-auth none`).
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
@@ -90,6 +108,7 @@ fn describe<O: Operation>(doc: &mut utoipa::openapi::OpenApi) {
     };
     let mut operation = OperationBuilder::new()
         .summary(Some(O::SUMMARY))
+        .tag(O::TAG)
         .operation_id(Some(O::NAME))
         .request_body(Some(
             RequestBodyBuilder::new()
@@ -112,11 +131,11 @@ fn describe<O: Operation>(doc: &mut utoipa::openapi::OpenApi) {
             "bearer",
             Vec::<String>::new(),
         ));
-    for (status, description) in ERRORS {
+    for status in O::ERRORS {
         operation = operation.response(
-            status,
+            status.to_string(),
             ResponseBuilder::new()
-                .description(description)
+                .description(error_description(*status))
                 .content("application/json", json("Failure")),
         );
     }
@@ -146,26 +165,20 @@ fn describe<O: Operation>(doc: &mut utoipa::openapi::OpenApi) {
     );
 }
 
-/// Every error a method may answer with: the envelope with `data: []`.
-const ERRORS: [(&str, &str); 8] = [
-    (
-        "400",
-        "malformed body, or a field missing, mistyped or out of its limits",
-    ),
-    ("401", "missing, malformed, expired or wrongly signed token"),
-    (
-        "403",
-        "token scoped to another system, or the system is not registered",
-    ),
-    ("404", "the clientId is not connected in this system"),
-    ("405", "not a POST"),
-    ("409", "the system is already registered"),
-    ("413", "body, data or the encoded frame over its limit"),
-    (
-        "503",
-        "shutting down, overloaded, or the backplane between nodes is unavailable",
-    ),
-];
+/// What an error status means, for every method that may answer it (with the envelope and
+/// `data: []`).
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "malformed body, or a field missing, mistyped or out of its limits",
+        401 => "missing, malformed, expired or wrongly signed token",
+        403 => "token scoped to another system, the system is not registered, or (without tokens) a refused origin or host",
+        404 => "the clientId is not connected in this system",
+        405 => "not a POST",
+        409 => "the system is already registered",
+        413 => "body, data or the encoded frame over its limit",
+        _ => "shutting down, overloaded, or the backplane between nodes is unavailable",
+    }
+}
 
 /// `{code, msg, data}` with `data` of the named schema.
 fn envelope_schema(data: &str) -> RefOr<Schema> {

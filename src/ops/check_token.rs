@@ -24,6 +24,7 @@ pub struct TokenInfo {
 impl Operation for CheckTokenRequest {
     const NAME: &'static str = "check_token";
     const SUMMARY: &'static str = "Which systems the token acts for";
+    const TAG: &'static str = "tokens";
     type Caller = Caller;
     type Reply = TokenInfo;
     type Command = NoCommand;

@@ -21,6 +21,8 @@ crate::protocol::client_request!(
 impl Operation for CloseClientRequest {
     const NAME: &'static str = "close_client";
     const SUMMARY: &'static str = "Closes a client's connection (1000)";
+    const TAG: &'static str = "clients";
+    const ERRORS: &'static [u16] = &[400, 401, 403, 404, 405, 413, 503];
     type Caller = SystemCaller;
     type Reply = EmptyList;
     type Command = CloseClient;

@@ -14,6 +14,7 @@ crate::protocol::empty_request!(
 impl Operation for GetAllGroupsRequest {
     const NAME: &'static str = "get_all_groups";
     const SUMMARY: &'static str = "Every group of the system and its members";
+    const TAG: &'static str = "groups";
     type Caller = SystemCaller;
     type Reply = AllGroups;
     type Command = NoCommand;

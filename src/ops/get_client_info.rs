@@ -20,6 +20,7 @@ crate::protocol::client_request!(
 impl Operation for GetClientInfoRequest {
     const NAME: &'static str = "get_client_info";
     const SUMMARY: &'static str = "One client's state";
+    const TAG: &'static str = "clients";
     type Caller = SystemCaller;
     type Reply = ClientInfo;
     type Command = GetClientInfo;

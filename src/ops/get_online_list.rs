@@ -25,6 +25,7 @@ impl CheckLimits for GetOnlineListRequest {
 impl Operation for GetOnlineListRequest {
     const NAME: &'static str = "get_online_list";
     const SUMMARY: &'static str = "The members of a group";
+    const TAG: &'static str = "groups";
     type Caller = SystemCaller;
     type Reply = OnlineList;
     type Command = NoCommand;

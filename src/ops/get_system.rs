@@ -14,6 +14,7 @@ crate::protocol::empty_request!(
 impl Operation for GetSystemRequest {
     const NAME: &'static str = "get_system";
     const SUMMARY: &'static str = "A system's settings and client count";
+    const TAG: &'static str = "systems";
     type Caller = SystemCaller;
     type Reply = SystemInfo;
     type Command = NoCommand;

@@ -85,6 +85,24 @@ pub struct SystemCaller {
     pub system_id: String,
 }
 
+/// The errors every method may answer with: a malformed body or a field out of its limits
+/// (400), a missing or bad token (401), a token for another system, an unregistered system or a
+/// refused origin (403), not a POST (405), a body or frame over its limit (413), shutting down,
+/// overloaded or the backplane unavailable (503).
+pub const COMMON_ERRORS: &[u16] = &[400, 401, 403, 405, 413, 503];
+
+/// The OpenAPI tags: what the methods act on.
+pub const TAGS: [(&str, &str); 5] = [
+    ("tokens", "What an API token may do"),
+    ("systems", "Tenants: register, configure, remove"),
+    (
+        "messages",
+        "Pushes to a client, a list of clients, a group or a whole system",
+    ),
+    ("groups", "Membership: bind, unbind, who is in a group"),
+    ("clients", "One connection: its state, closing it"),
+];
+
 /// Name of the header that says which system a REST call acts on.
 pub const SYSTEM_ID_HEADER: &str = "SystemId";
 
@@ -129,6 +147,10 @@ pub trait Operation: DeserializeOwned + CheckLimits + ToSchema + 'static {
     const NAME: &'static str;
     /// One line for the OpenAPI description.
     const SUMMARY: &'static str;
+    /// Its group in the OpenAPI description (see [`TAGS`]).
+    const TAG: &'static str;
+    /// The HTTP statuses it may answer an error with (for the OpenAPI description).
+    const ERRORS: &'static [u16] = COMMON_ERRORS;
     /// Who may call it: [`Caller`] (any valid token) or [`SystemCaller`] (a token for the
     /// `SystemId` header's system).
     type Caller: Authorized;

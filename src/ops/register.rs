@@ -47,6 +47,8 @@ impl CheckLimits for RegisterRequest {
 impl Operation for RegisterRequest {
     const NAME: &'static str = "register";
     const SUMMARY: &'static str = "Registers a system";
+    const TAG: &'static str = "systems";
+    const ERRORS: &'static [u16] = &[400, 401, 403, 405, 409, 413, 503];
     type Caller = Caller;
     type Reply = EmptyList;
     type Command = NoCommand;

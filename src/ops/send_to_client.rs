@@ -35,6 +35,8 @@ impl CheckLimits for SendToClientRequest {
 impl Operation for SendToClientRequest {
     const NAME: &'static str = "send_to_client";
     const SUMMARY: &'static str = "Pushes a message to one client";
+    const TAG: &'static str = "messages";
+    const ERRORS: &'static [u16] = &[400, 401, 403, 404, 405, 413, 503];
     type Caller = SystemCaller;
     type Reply = MessageIdReply;
     type Command = SendToClient;

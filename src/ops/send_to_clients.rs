@@ -54,6 +54,7 @@ impl CheckLimits for SendToClientsRequest {
 impl Operation for SendToClientsRequest {
     const NAME: &'static str = "send_to_clients";
     const SUMMARY: &'static str = "Pushes a message to a list of clients";
+    const TAG: &'static str = "messages";
     type Caller = SystemCaller;
     type Reply = SendToClientsReply;
     type Command = SendToClients;

@@ -23,6 +23,7 @@ impl CheckLimits for SendToGroupRequest {
 impl Operation for SendToGroupRequest {
     const NAME: &'static str = "send_to_group";
     const SUMMARY: &'static str = "Pushes a message to a group";
+    const TAG: &'static str = "messages";
     type Caller = SystemCaller;
     type Reply = p::CountReply;
     type Command = NoCommand;

@@ -22,6 +22,7 @@ impl CheckLimits for SendToSystemRequest {
 impl Operation for SendToSystemRequest {
     const NAME: &'static str = "send_to_system";
     const SUMMARY: &'static str = "Pushes a message to every client of the system";
+    const TAG: &'static str = "messages";
     type Caller = SystemCaller;
     type Reply = p::CountReply;
     type Command = NoCommand;

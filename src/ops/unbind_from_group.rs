@@ -33,6 +33,8 @@ impl CheckLimits for UnbindFromGroupRequest {
 impl Operation for UnbindFromGroupRequest {
     const NAME: &'static str = "unbind_from_group";
     const SUMMARY: &'static str = "Unbinds a client from a group (1002 to those left)";
+    const TAG: &'static str = "groups";
+    const ERRORS: &'static [u16] = &[400, 401, 403, 404, 405, 413, 503];
     type Caller = SystemCaller;
     type Reply = EmptyList;
     type Command = UnbindFromGroup;

@@ -14,6 +14,7 @@ crate::protocol::empty_request!(
 impl Operation for UnregisterRequest {
     const NAME: &'static str = "unregister";
     const SUMMARY: &'static str = "Removes a system and closes its clients (4001)";
+    const TAG: &'static str = "systems";
     type Caller = SystemCaller;
     type Reply = EmptyList;
     type Command = NoCommand;

@@ -52,6 +52,7 @@ impl CheckLimits for UpdateSystemRequest {
 impl Operation for UpdateSystemRequest {
     const NAME: &'static str = "update_system";
     const SUMMARY: &'static str = "Changes a system's webhook or MQTT settings";
+    const TAG: &'static str = "systems";
     type Caller = SystemCaller;
     type Reply = EmptyList;
     type Command = NoCommand;

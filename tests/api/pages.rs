@@ -224,4 +224,19 @@ async fn openapi_json_describes_every_method_its_body_and_its_replies() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // Each method lists the errors it can give, not every error any method can.
+    let responses =
+        |method: &str| doc["paths"][format!("/api/{method}")]["post"]["responses"].clone();
+    assert!(responses("register")["409"].is_object());
+    assert!(responses("send_to_group")["409"].is_null());
+    assert!(responses("send_to_group")["404"].is_null());
+    assert!(responses("send_to_client")["404"].is_object());
+    assert!(responses("bind_to_group")["404"].is_object());
+    // Tags group the methods; the server is the one serving the document.
+    assert_eq!(
+        doc["paths"]["/api/send_to_group"]["post"]["tags"],
+        serde_json::json!(["messages"])
+    );
+    assert!(doc["tags"].as_array().is_some_and(|tags| tags.len() == 5));
+    assert_eq!(doc["servers"][0]["url"], "/");
 }
