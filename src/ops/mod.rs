@@ -289,6 +289,23 @@ fn encode(
         .map_err(|over| ApiError::PayloadTooLarge(over.to_string()))
 }
 
+/// Encodes a push once and delivers it to `audience` wherever its members are: the reply of
+/// `send_to_group` and `send_to_system`.
+async fn broadcast(
+    node: &Node,
+    system_id: &str,
+    audience: crate::backplane::Audience,
+    message: crate::protocol::MessageRef<'_>,
+) -> Result<crate::protocol::CountReply, ApiError> {
+    let message_id = crate::protocol::new_id();
+    let frame = encode(node, &message_id, message)?;
+    let count = node
+        .backplane
+        .to_members(system_id, audience, frame)
+        .await?;
+    Ok(crate::protocol::CountReply { message_id, count })
+}
+
 /// With `--webhook-deny-private`, a webhook URL that leads inside the network is a 400.
 async fn check_webhook_address(
     node: &Node,

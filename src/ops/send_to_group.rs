@@ -29,13 +29,13 @@ impl Operation for SendToGroupRequest {
     type Command = NoCommand;
 
     async fn call(self, node: &Node, caller: SystemCaller) -> Result<p::CountReply, ApiError> {
-        let message_id = p::new_id();
-        let frame = super::encode(node, &message_id, self.message())?;
+        let message = p::MessageRef {
+            send_user_id: &self.send_user_id,
+            code: self.code,
+            msg: &self.msg,
+            data: &self.data,
+        };
         let audience = Audience::Group(self.group_name.into_inner());
-        let count = node
-            .backplane
-            .to_members(&caller.system_id, audience, frame)
-            .await?;
-        Ok(p::CountReply { message_id, count })
+        super::broadcast(node, &caller.system_id, audience, message).await
     }
 }

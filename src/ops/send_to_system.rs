@@ -28,12 +28,6 @@ impl Operation for SendToSystemRequest {
     type Command = NoCommand;
 
     async fn call(self, node: &Node, caller: SystemCaller) -> Result<p::CountReply, ApiError> {
-        let message_id = p::new_id();
-        let frame = super::encode(node, &message_id, self.message())?;
-        let count = node
-            .backplane
-            .to_members(&caller.system_id, Audience::System, frame)
-            .await?;
-        Ok(p::CountReply { message_id, count })
+        super::broadcast(node, &caller.system_id, Audience::System, self.message()).await
     }
 }
