@@ -372,11 +372,22 @@ impl Config {
     version,
     about,
     after_help = "Logging: RUST_LOG sets what is logged (default: info, with actix-server's \
-                  start-up chatter at warn), e.g. RUST_LOG=debug or RUST_LOG=info,wshub=debug."
+                  start-up chatter at warn), e.g. RUST_LOG=debug or RUST_LOG=info,wshub=debug; \
+                  RUST_LOG=info,wshub::access=off silences the line per REST call."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines are written: text, or one JSON object per line (time, level, target,
+    /// message and fields such as systemId, clientId, method, status, duration_ms).
+    #[arg(
+        long,
+        env = "WSHUB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(flatten)]
     pub serve: Config,
 }

@@ -39,7 +39,8 @@
 //!   [`actors::events`].
 //! - [`cluster`]: several nodes on one Redis, split by concern (keys, scripts, node calls,
 //!   pub/sub, the membership writer, liveness).
-//! - [`metrics`]: the Prometheus metrics served at `/metrics`.
+//! - [`metrics`]: the Prometheus metrics served at `/metrics`; [`logging`]: text or JSON log
+//!   lines, and the access log's target.
 //! - [`server`]: [`Application`], the standalone server: binds first, then serves; built from
 //!   actix-web's parts so that WebSocket upgrades can take their socket ([`http::ws::upgrade`]).
 //!
@@ -89,20 +90,9 @@
 //! ```
 //!
 //! ## Embedding
-//! ```no_run
-//! use actix_web::{web, App, HttpServer};
-//!
-//! #[actix_web::main]
-//! async fn main() -> std::io::Result<()> {
-//!     let hub = wshub::Hub::start(&wshub::Config::default())?;
-//!     HttpServer::new(move || {
-//!         App::new().service(web::scope("/push").configure(wshub::http::configure(hub.clone())))
-//!     })
-//!     .bind(("127.0.0.1", 8080))?
-//!     .run()
-//!     .await
-//! }
-//! ```
+//! [`http::configure`] mounts `/ws` and `/api/*` in any actix-web app, served by a [`Hub`]
+//! started once; `examples/embed.rs` is a whole host application (built by `cargo test`, run
+//! with `cargo run --example embed`).
 
 pub mod actors;
 pub mod auth;
@@ -113,6 +103,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod hub;
+pub mod logging;
 pub mod metrics;
 pub mod mqtt;
 pub mod ops;

@@ -26,11 +26,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         None => {
-            // actix-server's start-up lines repeat what wshub says ("Actix runtime found", the
-            // listener); RUST_LOG brings them back.
-            let default = "info,actix_server=warn";
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-                .init();
+            wshub::logging::init(cli.log_format);
             match serve(cli.serve) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

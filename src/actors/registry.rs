@@ -216,7 +216,7 @@ impl SystemRegistry {
         let Some(session) = self.remove_client(system_id, client_id, offline) else {
             return;
         };
-        log::warn!("client {client_id} of system '{system_id}' closed as a slow consumer");
+        log::warn!(systemId = system_id, clientId = client_id; "client {client_id} of system '{system_id}' closed as a slow consumer");
         self.close(&session, CloseReason::Slow, "slow consumer");
     }
 

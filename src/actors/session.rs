@@ -317,7 +317,7 @@ impl Actor for WsSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        log::debug!("client {} disconnected", self.outbox.client_id());
+        log::debug!(clientId = self.outbox.client_id(); "client disconnected");
         self.disconnect();
         self.outbox.end_connection();
         // A client that does not read its last frames (a slow consumer's 4008, any close, or

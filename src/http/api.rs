@@ -1,6 +1,7 @@
 //! The `/api` scope: every method of [`crate::ops`] (one file each), behind one middleware that
-//! refuses calls during shutdown, holds sends back while delivery is behind, and counts every
-//! call by method and status; an unknown method is a 404 in the envelope.
+//! refuses calls during shutdown, holds sends back while delivery is behind, and counts and logs
+//! every call by method and status (the access log, target [`logging::ACCESS`]); an unknown
+//! method is a 404 in the envelope.
 
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use super::extract::{Authorized, Body};
 use super::Hub;
 use crate::actors::wakeups;
 use crate::error::ApiError;
+use crate::logging;
 use crate::ops::{self, Operation};
 use crate::protocol::Envelope;
 
@@ -92,6 +94,7 @@ async fn observe(
         .copied()
         .unwrap_or("unknown");
     let started = Instant::now();
+    let system_id = system_for_log(&req);
     let response = if hub.is_shutting_down() {
         let error = ApiError::Unavailable("the server is shutting down".into());
         req.into_response(error.error_response())
@@ -110,6 +113,15 @@ async fn observe(
             .set_connection_type(ConnectionType::Close);
     }
     let status = response.status();
+    let elapsed = started.elapsed();
+    log::info!(
+        target: logging::ACCESS,
+        method,
+        systemId = system_id,
+        status = status.as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0;
+        "api call"
+    );
     let metrics = &hub.metrics;
     metrics
         .rest_requests
@@ -118,11 +130,23 @@ async fn observe(
     metrics
         .rest_latency
         .with_label_values(&[method])
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     if status.is_success() && method.starts_with("send_") {
         metrics.messages_pushed.with_label_values(&[method]).inc();
     }
     Ok(response)
+}
+
+/// The `SystemId` header as the access log shows it: at most 64 characters, "-" without one.
+/// The token is never logged.
+fn system_for_log(req: &ServiceRequest) -> String {
+    match req.headers().get(ops::SYSTEM_ID_HEADER) {
+        None => "-".to_owned(),
+        Some(value) => String::from_utf8_lossy(value.as_bytes())
+            .chars()
+            .take(64)
+            .collect(),
+    }
 }
 
 /// A send waits while the server is behind with delivery (see [`wakeups`]), and is refused

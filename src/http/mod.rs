@@ -20,12 +20,11 @@ pub use crate::hub::Hub;
 
 /// Adds `/ws` and `/api/*`, served by `hub`, to an `App` or a `Scope`:
 ///
-/// ```no_run
-/// # use actix_web::{web, App};
-/// # fn host(hub: wshub::Hub) {
+/// ```text
 /// App::new().service(web::scope("/push").configure(wshub::http::configure(hub)));
-/// # }
 /// ```
+///
+/// (`examples/embed.rs` is the whole program.)
 pub fn configure(hub: Hub) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let max_body_size = hub.config.max_body_size;

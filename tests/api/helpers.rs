@@ -358,8 +358,30 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Says a test is skipped so that `cargo test` shows it: the test harness captures `eprintln!`
-/// of passing tests, but not what is written to the process's stderr directly.
+/// of passing tests, but not what is written to the process's stderr directly. The run then
+/// ends with one line counting the skips ([`count_skips_at_exit`]), below the harness's summary.
 pub fn say_skipped(what: &str, reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {what}: {reason}");
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped.is_empty() {
+        // SAFETY: registers a plain `extern "C" fn` that touches only a static.
+        unsafe { libc::atexit(count_skips_at_exit) };
+    }
+    skipped.push(what.to_owned());
+}
+
+/// What [`say_skipped`] was told, for the closing line.
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs when the test binary exits, after the harness's "test result" line.
+extern "C" fn count_skips_at_exit() {
+    use std::io::Write;
+    let skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: {} test(s) did not run for a missing service (the SKIPPED lines above say \
+         which and why; CI=true makes them fail instead)",
+        skipped.len()
+    );
 }

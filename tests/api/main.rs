@@ -17,6 +17,7 @@ mod hardening;
 mod helpers;
 mod isolation;
 mod limits;
+mod logs;
 mod metrics;
 mod mqtt;
 mod pages;

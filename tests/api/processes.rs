@@ -81,6 +81,12 @@ impl ServerProcess {
         }
     }
 
+    /// Every line logged so far, start-up included.
+    pub fn all_lines(&self) -> Vec<String> {
+        let later = self.later_log.lock().unwrap();
+        self.log.iter().chain(later.iter()).cloned().collect()
+    }
+
     /// Lines logged after start-up that contain `needle`.
     pub fn later_lines_with(&self, needle: &str) -> Vec<String> {
         let lines = self.later_log.lock().unwrap();

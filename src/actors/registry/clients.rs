@@ -45,7 +45,7 @@ impl Handler<Connect> for SystemRegistry {
                 return;
             }
         };
-        log::debug!("client {} connected to system '{system_id}'", msg.client_id);
+        log::debug!(systemId = system_id.as_str(), clientId = msg.client_id.as_str(); "client connected");
         self.accept(system_id, msg);
     }
 }

@@ -18,7 +18,7 @@ impl Handler<Register> for SystemRegistry {
         self.store
             .put(&msg.system_id, &msg.settings)
             .map_err(|err| RegistryError::Storage(err.to_string()))?;
-        log::info!("system '{}' registered", msg.system_id);
+        log::info!(systemId = msg.system_id.as_str(); "system '{}' registered", msg.system_id);
         self.systems
             .insert(msg.system_id, Tenant::new(msg.settings));
         Ok(())
@@ -58,7 +58,7 @@ impl Handler<Unregister> for SystemRegistry {
             .remove(&msg.system_id)
             .map_err(|err| RegistryError::Storage(err.to_string()))?;
         if let Some(mut tenant) = self.systems.remove(&msg.system_id) {
-            log::info!("system '{}' unregistered", msg.system_id);
+            log::info!(systemId = msg.system_id.as_str(); "system '{}' unregistered", msg.system_id);
             self.close_all(
                 &msg.system_id,
                 &mut tenant,
