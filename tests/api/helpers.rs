@@ -357,6 +357,16 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A service or tool a test needs is missing: under `CI=true` the test fails, elsewhere it is
+/// skipped with the reason printed ([`say_skipped`]).
+pub fn skip_unless_ci(what: &str, reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {reason}"
+    );
+    say_skipped(what, reason);
+}
+
 /// Says a test is skipped so that `cargo test` shows it: the test harness captures `eprintln!`
 /// of passing tests, but not what is written to the process's stderr directly. The run then
 /// ends with one line counting the skips ([`count_skips_at_exit`]), below the harness's summary.

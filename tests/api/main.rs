@@ -11,6 +11,7 @@ mod cli;
 mod client_auth;
 mod cluster;
 mod delivery;
+mod deploy;
 mod embed;
 mod fuzz;
 mod hardening;

@@ -352,11 +352,7 @@ impl SmallDisk {
             return Some(SmallDisk(dir));
         }
         let reason = "cannot mount a tmpfs (needs root)";
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {reason}"
-        );
-        crate::helpers::say_skipped("full-disk test", reason);
+        crate::helpers::skip_unless_ci("full-disk test", reason);
         None
     }
 }

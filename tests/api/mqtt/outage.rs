@@ -22,10 +22,7 @@ fn own_broker() -> Option<OwnServer> {
     let broker = OwnServer::start(program, &["-p", "{port}"]);
     if broker.is_none() {
         let reason = "mosquitto cannot be started here (apt-get install mosquitto)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but {reason}");
-        }
-        crate::helpers::say_skipped("MQTT outage test", reason);
+        crate::helpers::skip_unless_ci("MQTT outage test", reason);
     }
     broker
 }
