@@ -94,7 +94,9 @@ async fn observe(
         .copied()
         .unwrap_or("unknown");
     let started = Instant::now();
-    let system_id = system_for_log(&req);
+    // Read only when the access log is on: it must cost nothing when silenced.
+    let logged_system =
+        log::log_enabled!(target: logging::ACCESS, log::Level::Info).then(|| system_for_log(&req));
     let response = if hub.is_shutting_down() {
         let error = ApiError::Unavailable("the server is shutting down".into());
         req.into_response(error.error_response())
@@ -114,14 +116,16 @@ async fn observe(
     }
     let status = response.status();
     let elapsed = started.elapsed();
-    log::info!(
-        target: logging::ACCESS,
-        method,
-        systemId = system_id,
-        status = status.as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0;
-        "api call"
-    );
+    if let Some(system_id) = logged_system {
+        log::info!(
+            target: logging::ACCESS,
+            method,
+            systemId = system_id,
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0;
+            "api call"
+        );
+    }
     let metrics = &hub.metrics;
     metrics
         .rest_requests
