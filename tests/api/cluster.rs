@@ -31,8 +31,41 @@ pub fn redis_url() -> Option<String> {
     None
 }
 
+/// A key prefix no other test uses. Every prefix of this run starts with the run's own
+/// [`run_prefix`], and the run deletes its keys when it exits, so `cargo test` leaves nothing
+/// behind in the developer's Redis (the keys wshub writes have no TTL: systems are meant to last).
 pub fn fresh_prefix() -> String {
-    format!("wshub-test-{}:", wshub::protocol::new_id())
+    format!("{}{}:", run_prefix(), wshub::protocol::new_id())
+}
+
+/// `wshub-test-<id>-`, the same for every prefix of this test process.
+fn run_prefix() -> &'static str {
+    RUN_PREFIX.get_or_init(|| {
+        // SAFETY: registers a plain `extern "C" fn` that reads only a static.
+        unsafe { libc::atexit(delete_this_runs_keys_at_exit) };
+        format!("wshub-test-{}-", wshub::protocol::new_id())
+    })
+}
+
+static RUN_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Deletes every key under [`run_prefix`] in the test Redis, after the last test (the nodes
+/// that wrote them are gone by then). A Redis that went away meanwhile is left alone.
+extern "C" fn delete_this_runs_keys_at_exit() {
+    let Some(run) = RUN_PREFIX.get() else { return };
+    let url = std::env::var("WSHUB_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let Ok(mut redis) = redis::Client::open(url).and_then(|c| c.get_connection()) else {
+        return;
+    };
+    use redis::Commands;
+    let keys: Vec<String> = match redis.scan_match(format!("{run}*")) {
+        Ok(keys) => keys.collect(),
+        Err(_) => return,
+    };
+    for chunk in keys.chunks(500) {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut redis);
+    }
 }
 
 pub async fn node(redis: &str, prefix: &str) -> TestApp {

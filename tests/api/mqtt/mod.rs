@@ -300,7 +300,7 @@ async fn in_a_cluster_one_publish_reaches_each_member_once() {
         return;
     };
     let prefix = fresh_prefix();
-    let redis_prefix = format!("wshub-test-{}:", wshub::protocol::new_id());
+    let redis_prefix = crate::cluster::fresh_prefix();
     let a = bridged(&url, &prefix, Some((redis.clone(), redis_prefix.clone()))).await;
     let b = bridged(&url, &prefix, Some((redis, redis_prefix))).await;
     a.register("s").await;
