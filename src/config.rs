@@ -396,6 +396,23 @@ pub struct Cli {
 pub enum Command {
     /// Print an API token signed with the configured secret (--jwt-secret / WSHUB_JWT_SECRET).
     Token(TokenArgs),
+    /// Copy the systems a single node kept in --data-dir into a cluster's Redis (systems the
+    /// cluster has already are skipped), before starting the cluster's nodes.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The single node's data directory (stop that node first: its store is locked while it
+    /// runs).
+    #[arg(long, env = "WSHUB_DATA_DIR", default_value = "wshub-data")]
+    pub data_dir: std::path::PathBuf,
+    /// The cluster's Redis, as its nodes are given it.
+    #[arg(long, env = "WSHUB_REDIS_URL", value_parser = non_empty)]
+    pub redis_url: String,
+    /// The cluster's key prefix, as its nodes are given it.
+    #[arg(long, env = "WSHUB_REDIS_PREFIX", default_value = "wshub:")]
+    pub redis_prefix: String,
 }
 
 #[derive(Debug, Args)]

@@ -73,7 +73,10 @@ impl Application {
                 log::info!("--ephemeral: registered systems are kept in memory only");
                 SystemStore::ephemeral()
             }
-            (Some(_), _) => SystemStore::ephemeral(),
+            (Some(_), dir) => {
+                warn_of_systems_left_behind(dir);
+                SystemStore::ephemeral()
+            }
         };
         let (parts, registry) = Hub::assemble(&config, events.clone(), store)?;
         let hub = match (&config.redis_url, events, events_rx) {
@@ -333,4 +336,20 @@ async fn shutdown_signal() {
     };
     futures_util::future::select(Box::pin(terminate), Box::pin(interrupt)).await;
     log::info!("signal received: shutting down gracefully");
+}
+
+/// A cluster node does not read the data directory: systems registered while it ran as a single
+/// node would silently be "not registered" now. Say so, and how to bring them along.
+fn warn_of_systems_left_behind(dir: Option<&std::path::Path>) {
+    let Some(dir) = dir else { return };
+    let store = dir.join(crate::store::STORE_FILE);
+    if store.exists() {
+        log::warn!(
+            "cluster mode reads registered systems from Redis only, not from {}; to keep the \
+             systems a single node registered there, run `wshub import --data-dir {} \
+             --redis-url <this node's --redis-url>` (and its --redis-prefix) once",
+            store.display(),
+            dir.display()
+        );
+    }
 }

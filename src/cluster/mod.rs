@@ -48,9 +48,11 @@
 //! - `writer.rs`: the ordered writer of this node's clients and groups.
 //! - `liveness.rs`: heartbeats, epochs and the purge of dead nodes.
 //! - `relay.rs`: a resume that reached another node, relayed to the client's node.
+//! - `import.rs`: `wshub import`, a single node's systems written into a cluster.
 
 mod backplane;
 mod calls;
+mod import;
 mod keys;
 mod liveness;
 mod node;
@@ -60,5 +62,6 @@ mod scripts;
 mod systems;
 mod writer;
 
+pub use import::{import_systems, Imported};
 pub use node::RelayConfig;
 pub use node::{new_node_id, owner_of, Cluster, ClusterConfig, SystemLease, NODE_ID_LEN};

@@ -16,6 +16,7 @@ mod embed;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod import;
 mod isolation;
 mod limits;
 mod logs;

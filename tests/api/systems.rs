@@ -11,7 +11,7 @@ use crate::helpers::{mint, spawn_app, Reply, ServerProcess, WAIT};
 
 const SECRET16: &str = "0123456789abcdef";
 
-fn hook(url: &str) -> Value {
+pub(super) fn hook(url: &str) -> Value {
     json!({"url": url, "secret": SECRET16})
 }
 
@@ -200,14 +200,14 @@ async fn unregister_closes_clients_with_4001_and_frees_the_id() {
 // ---------------------------------------------------------------------------------------------
 // A single node's store
 
-fn scratch_dir(name: &str) -> PathBuf {
+pub(super) fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wshub-test-{name}-{}", wshub::protocol::new_id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// `POST /api/<method>` against a server process.
-async fn call(address: &str, method: &str, system: &str, body: Value) -> Reply {
+pub(super) async fn call(address: &str, method: &str, system: &str, body: Value) -> Reply {
     let http = awc::Client::builder().timeout(WAIT).finish();
     let mut response = http
         .post(format!("http://{address}/api/{method}"))
@@ -274,15 +274,20 @@ fn systems_and_settings_survive_a_kill_9_right_after_the_reply() {
             .await
             .err(403, "not registered");
         // Its clients connect as before the restart.
-        let (_, mut conn) = awc::Client::new()
-            .ws(format!("ws://{address}/ws?systemId=kept"))
-            .connect()
-            .await
-            .unwrap();
-        assert_eq!(crate::helpers::next_json(&mut conn).await["code"], 0);
+        assert_welcomed(&address, "kept").await;
     });
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client of `system` connects to the server process at `address` and is welcomed.
+pub(super) async fn assert_welcomed(address: &str, system: &str) {
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://{address}/ws?systemId={system}"))
+        .connect()
+        .await
+        .expect("connected");
+    assert_eq!(crate::helpers::next_json(&mut conn).await["code"], 0);
 }
 
 /// Starts the binary expecting it to refuse; returns what it printed.
