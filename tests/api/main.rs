@@ -26,6 +26,7 @@ mod pages;
 mod presence;
 mod processes;
 mod raw_ws;
+mod readme;
 mod recovery;
 mod rest;
 mod shutdown;
