@@ -350,6 +350,28 @@ pub async fn scraped_metric(http: &awc::Client, base: &str, line_start: &str) ->
         .unwrap_or(0.0)
 }
 
+/// The fenced blocks (language, body) of the README's section that starts with `heading`, in
+/// order: the tests run what the README tells a user to run.
+pub fn readme_blocks(heading: &str) -> Vec<(String, String)> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has {heading}"));
+    let section = &readme[start..];
+    let section = &section[..section[3..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 3)];
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if let Some(language) = line.strip_prefix("```") {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            blocks.push((language.to_owned(), body.join("\n")));
+        }
+    }
+    blocks
+}
+
 /// `prefix` followed by a number no other call in this process returned.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -35,5 +35,6 @@ mod soak;
 mod supervision;
 mod systems;
 mod transport;
+mod typescript;
 mod webhooks;
 mod websocket;

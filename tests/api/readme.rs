@@ -6,27 +6,6 @@ use serde_json::Value;
 
 use crate::helpers::ServerProcess;
 
-/// The README's section, split into its fenced blocks (language, body), in order.
-fn walkthrough_blocks() -> Vec<(String, String)> {
-    let readme = include_str!("../../README.md");
-    let start = readme
-        .find("## Five minutes with curl")
-        .expect("README has the walkthrough");
-    let section = &readme[start..];
-    let section = &section[..section[3..]
-        .find("\n## ")
-        .map_or(section.len(), |end| end + 3)];
-    let mut blocks = Vec::new();
-    let mut lines = section.lines();
-    while let Some(line) = lines.next() {
-        if let Some(language) = line.strip_prefix("```") {
-            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-            blocks.push((language.to_owned(), body.join("\n")));
-        }
-    }
-    blocks
-}
-
 /// The JSON values a block shows after `prefix` (`# ` for replies, `< ` for frames).
 fn shown(block: &str, prefix: &str) -> Vec<Value> {
     block
@@ -94,7 +73,7 @@ fn the_five_minute_walkthrough_works_in_the_order_the_readme_gives() {
     if !has_curl {
         return crate::helpers::skip_unless_ci("README walkthrough", "curl is not installed");
     }
-    let blocks = walkthrough_blocks();
+    let blocks = crate::helpers::readme_blocks("## Five minutes with curl");
     let sh: Vec<&str> = blocks
         .iter()
         .filter(|(language, _)| language == "sh")
