@@ -16,8 +16,27 @@ const store = {
   },
 };
 
+/** The API token: kept for this tab only (sessionStorage) unless "remember" is ticked, since
+ *  an admin token in localStorage outlives the tab and is readable by any script of this origin. */
+const tokenStore = {
+  remembered() {
+    try { return localStorage.getItem("wshub.token") !== null; } catch { return false; }
+  },
+  get() {
+    try { return sessionStorage.getItem("wshub.token") || JSON.parse(localStorage.getItem("wshub.token") || '""'); }
+    catch { return ""; }
+  },
+  set(token, remember) {
+    try {
+      sessionStorage.setItem("wshub.token", token);
+      if (remember) localStorage.setItem("wshub.token", JSON.stringify(token));
+      else localStorage.removeItem("wshub.token");
+    } catch { /* private mode */ }
+  },
+};
+
 const state = {
-  token: store.get("token", ""),
+  token: tokenStore.get(),
   system: store.get("system", ""),
   recentSystems: store.get("systems", []),
   clients: [],      // { n, card, ws, id, state }
@@ -217,7 +236,14 @@ function wshubLibrary() {
 }
 
 function openClient() {
-  if (!state.system) { $("#system-id").focus(); return; }
+  const why = $("#client-error");
+  if (!state.system) {
+    why.textContent = "Register a system first (or pick one used before): a client connects to a system.";
+    why.hidden = false;
+    $("#system-id").focus();
+    return;
+  }
+  why.hidden = true;
   const card = $("#client-card").content.firstElementChild.cloneNode(true);
   const client = { n: state.nextClient++, card, conn: null, id: "", state: "connecting", system: state.system };
   state.clients.push(client);
@@ -455,11 +481,13 @@ async function watchBridge() {
 
 function init() {
   $("#token").value = state.token;
-  $("#save-token").addEventListener("click", () => {
+  $("#remember-token").checked = tokenStore.remembered();
+  const saveToken = () => {
     state.token = $("#token").value.trim();
-    store.set("token", state.token);
-    checkToken();
-  });
+    tokenStore.set(state.token, $("#remember-token").checked);
+  };
+  $("#save-token").addEventListener("click", () => { saveToken(); checkToken(); });
+  $("#remember-token").addEventListener("change", saveToken);
   $("#token").addEventListener("keydown", (e) => { if (e.key === "Enter") $("#save-token").click(); });
   $("#register").addEventListener("click", register);
   $("#system-id").addEventListener("keydown", (e) => { if (e.key === "Enter") register(); });

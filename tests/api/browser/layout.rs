@@ -57,3 +57,55 @@ async fn at_1400_by_900_names_fit_lists_stay_whole_and_results_are_in_view() {
         "the group's members on one line: {result}"
     );
 }
+
+/// Whatever the panel's width, a comma stays on the line of what it follows (a long id used to
+/// wrap its comma onto a line of its own). Tried at every width from 150 to 420 px.
+#[actix_web::test]
+async fn inspect_results_never_wrap_a_comma_onto_its_own_line() {
+    let Some(browser) = browser(1400, 900).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = &browser.client;
+    let ids = set_up(c, &app, "commas", 3).await;
+    for (id, user) in ids.iter().zip(["ann", "bob", "cy"]) {
+        bind(c, id, "room", user).await;
+    }
+    for button in ["#all-groups", "#client-info"] {
+        js(
+            c,
+            "document.querySelector('#inspect-result').textContent = ''",
+        )
+        .await;
+        click(c, button).await;
+        wait_until(
+            c,
+            "document.querySelector('#inspect-result').textContent.startsWith('200')",
+        )
+        .await;
+        let widths = js(c, LONE_COMMA_WIDTHS).await;
+        assert_eq!(
+            widths,
+            serde_json::json!([]),
+            "{button}: lone commas at these widths"
+        );
+    }
+}
+
+/// The widths of `#inspect-result` at which some comma starts a line.
+const LONE_COMMA_WIDTHS: &str = "(() => {
+  const el = document.querySelector('#inspect-result');
+  const text = el.firstChild;
+  const s = text.textContent;
+  const top = (i) => { const r = document.createRange(); r.setStart(text, i); r.setEnd(text, i + 1);
+                       const rect = r.getClientRects()[0]; return rect ? rect.top : NaN; };
+  const bad = [];
+  for (let w = 150; w <= 420; w += 1) {
+    el.style.width = w + 'px';
+    for (let i = 1; i < s.length; i++) {
+      if (s[i] === ',' && s[i - 1] !== '\\n' && top(i) > top(i - 1) + 1) { bad.push(w); break; }
+    }
+  }
+  el.style.width = '';
+  return bad;
+})()";

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, TestApp};
 
 mod client_lib;
+mod first_steps;
 mod layout;
 mod recovery;
 mod system_panel;
