@@ -7,6 +7,8 @@
 #   cargo build --release && cp target/release/wshub /tmp/after-wshub
 #   CARGO_TARGET_DIR=/tmp/bench-target cargo bench --bench load --no-run   # the harness only
 #   BEFORE=/tmp/before/target/release/wshub AFTER=/tmp/after-wshub benches/ab.sh
+# The servers log at RUST_LOG=warn, as compare.sh runs them; LOG=info measures the default
+# (which writes the access log, a line per REST call).
 set -u
 BEFORE=${BEFORE:?the binary before}
 AFTER=${AFTER:?the binary after}
@@ -29,7 +31,7 @@ for round in $(seq "$ROUNDS"); do
   for scenario in ${SCENARIOS:-fanout-rate fanout system idle}; do
     for which in before after; do
       bin=$BEFORE; [[ $which == after ]] && bin=$AFTER
-      WSHUB_JWT_SECRET=$SECRET RUST_LOG=warn taskset -c 0 $bin --port $PORT --ephemeral >/tmp/ab-server.log 2>&1 &
+      WSHUB_JWT_SECRET=$SECRET RUST_LOG=${LOG:-warn} taskset -c 0 $bin --port $PORT --ephemeral >/tmp/ab-server.log 2>&1 &
       pid=$!
       sleep 0.5
       line=$(taskset -c 1 "$LOAD" "$scenario" --url "http://127.0.0.1:$PORT" --token "$TOKEN" --pid $pid --name "$scenario" $(args_for $scenario) 2>/dev/null | grep '^{' | tail -n 1)
