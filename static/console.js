@@ -181,6 +181,7 @@ function useSystem(system) {
   store.set("system", system);
   $("#current-system").textContent = system || "none";
   $("#system-id").value = system;
+  if (system) $("#client-error").hidden = true;
   if (system && !state.recentSystems.includes(system)) {
     state.recentSystems.unshift(system);
     state.recentSystems = state.recentSystems.slice(0, 20);

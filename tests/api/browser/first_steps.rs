@@ -26,7 +26,7 @@ async fn open_a_client_without_a_system_says_why() {
         js(c, "document.querySelectorAll('.client-card').length").await,
         0
     );
-    // Once there is a system, the client opens and the reason goes.
+    // Once there is a system, the client opens.
     fill(c, "#token", &app.token).await;
     click(c, "#save-token").await;
     fill(c, "#system-id", "first").await;
@@ -36,6 +36,11 @@ async fn open_a_client_without_a_system_says_why() {
         "document.querySelector('#current-system').textContent === 'first'",
     )
     .await;
+    assert_eq!(
+        js(c, "document.querySelector('#client-error').hidden").await,
+        true,
+        "the reason goes once there is a system"
+    );
     click(c, "#open-client").await;
     wait_until(
         c,
