@@ -353,14 +353,23 @@ pub async fn scraped_metric(http: &awc::Client, base: &str, line_start: &str) ->
 /// The fenced blocks (language, body) of the README's section that starts with `heading`, in
 /// order: the tests run what the README tells a user to run.
 pub fn readme_blocks(heading: &str) -> Vec<(String, String)> {
-    let readme = include_str!("../../README.md");
-    let start = readme
+    blocks_of(include_str!("../../README.md"), heading)
+}
+
+/// `markdown` from `heading` to the next `## ` heading.
+pub fn section_of<'a>(markdown: &'a str, heading: &str) -> &'a str {
+    let start = markdown
         .find(heading)
-        .unwrap_or_else(|| panic!("README has {heading}"));
-    let section = &readme[start..];
-    let section = &section[..section[3..]
+        .unwrap_or_else(|| panic!("no {heading} in the README"));
+    let section = &markdown[start..];
+    &section[..section[3..]
         .find("\n## ")
-        .map_or(section.len(), |end| end + 3)];
+        .map_or(section.len(), |end| end + 3)]
+}
+
+/// The fenced blocks of `markdown`'s section that starts with `heading`.
+pub fn blocks_of(markdown: &str, heading: &str) -> Vec<(String, String)> {
+    let section = section_of(markdown, heading);
     let mut blocks = Vec::new();
     let mut lines = section.lines();
     while let Some(line) = lines.next() {

@@ -2,6 +2,8 @@
 //! (curl against a real server started as its first block says), its WebSocket client step with
 //! a real client, and every reply compared with the one the README shows.
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 use crate::helpers::ServerProcess;
@@ -164,4 +166,61 @@ fn the_five_minute_walkthrough_works_in_the_order_the_readme_gives() {
             assert!(matches(&expected, &frame), "{expected} vs {frame}");
         }
     });
+}
+
+/// The `--flags` and `WSHUB_*` variables in a README's configuration section (from its heading
+/// to the next `## `), and in the whole file.
+fn flags_in(readme: &str, heading: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let section = crate::helpers::section_of(readme, heading);
+    let words = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '…'))
+            .filter(|w| {
+                (w.starts_with("--") && w.len() > 2 && !w.ends_with('-')) || w.starts_with("WSHUB_")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    (words(section), words(readme))
+}
+
+#[test]
+fn the_chinese_readme_names_every_flag_the_english_one_does() {
+    let english = include_str!("../../README.md");
+    let chinese = include_str!("../../README.zh-CN.md");
+    assert!(
+        english.contains("(README.zh-CN.md)"),
+        "README.md links the Chinese one"
+    );
+    let (english_table, english_all) = flags_in(english, "## Configuration");
+    let (chinese_table, chinese_all) = flags_in(chinese, "## 配置");
+    assert!(english_table.len() > 40, "{english_table:?}");
+    let only_english: Vec<_> = english_table.difference(&chinese_table).collect();
+    let only_chinese: Vec<_> = chinese_table.difference(&english_table).collect();
+    assert!(
+        only_english.is_empty() && only_chinese.is_empty(),
+        "configuration tables differ: only in README.md {only_english:?}, only in README.zh-CN.md {only_chinese:?}"
+    );
+    // Its walkthrough runs the same commands (the comments translated).
+    let commands = |markdown: &str, heading: &str| -> Vec<String> {
+        crate::helpers::blocks_of(markdown, heading)
+            .into_iter()
+            .filter(|(language, _)| language == "sh")
+            .flat_map(|(_, body)| {
+                body.lines()
+                    .map(|l| l.split(" # ").next().unwrap_or_default().trim().to_owned())
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(
+        commands(chinese, "## 五分钟上手"),
+        commands(english, "## Five minutes with curl")
+    );
+    // And nothing the Chinese one mentions elsewhere is unknown to the English one.
+    let unknown: Vec<_> = chinese_all.difference(&english_all).collect();
+    assert!(
+        unknown.is_empty(),
+        "README.zh-CN.md names {unknown:?}, README.md does not"
+    );
 }
