@@ -50,14 +50,18 @@ fn run_prefix() -> &'static str {
 static RUN_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Deletes every key under [`run_prefix`] in the test Redis, after the last test (the nodes
-/// that wrote them are gone by then). A Redis that went away meanwhile is left alone.
+/// that wrote them are gone by then). A Redis that went away meanwhile is left alone, and one
+/// that does not answer is given up on after 2 s a step, so the run still ends.
 extern "C" fn delete_this_runs_keys_at_exit() {
     let Some(run) = RUN_PREFIX.get() else { return };
     let url = std::env::var("WSHUB_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let Ok(mut redis) = redis::Client::open(url).and_then(|c| c.get_connection()) else {
+    let Ok(mut redis) = redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(2)))
+    else {
         return;
     };
+    let _ = redis.set_read_timeout(Some(std::time::Duration::from_secs(2)));
     use redis::Commands;
     let keys: Vec<String> = match redis.scan_match(format!("{run}*")) {
         Ok(keys) => keys.collect(),
