@@ -22,11 +22,13 @@ async fn register(server: &ServerProcess, token: &str, system: &str) -> u16 {
 }
 
 /// The lines logged after start-up that contain `needle`, once at least one has come.
-fn wait_for_lines(server: &ServerProcess, needle: &str) -> Vec<String> {
+/// Waits until at least `count` lines hold `needle`: a call's access line is written after its
+/// reply, so it can arrive after the caller has moved on.
+fn wait_for_lines(server: &ServerProcess, needle: &str, count: usize) -> Vec<String> {
     let deadline = Instant::now() + crate::helpers::WAIT;
     loop {
         let lines = server.later_lines_with(needle);
-        if !lines.is_empty() || Instant::now() > deadline {
+        if lines.len() >= count || Instant::now() > deadline {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -46,7 +48,7 @@ async fn start_up_names_every_place_to_go_and_nothing_else() {
         format!("/healthz and /metrics on http://{address}"),
     ] {
         assert!(
-            !wait_for_lines(&server, &needle).is_empty(),
+            !wait_for_lines(&server, &needle, 1).is_empty(),
             "no start-up line names {needle}: {:?}",
             server.all_lines()
         );
@@ -63,7 +65,7 @@ async fn start_up_names_every_place_to_go_and_nothing_else() {
     let named = |line: &String| line.contains("/healthz and /metrics on http://");
     assert!(
         internal.log.iter().any(named)
-            || !wait_for_lines(&internal, "/healthz and /metrics").is_empty(),
+            || !wait_for_lines(&internal, "/healthz and /metrics", 1).is_empty(),
         "the internal port is named: {:?}",
         internal.all_lines()
     );
@@ -76,7 +78,7 @@ async fn json_log_lines_carry_the_fields_and_never_the_token() {
     assert_eq!(register(&server, &token, "logged").await, 200);
     assert_eq!(register(&server, &token, "logged").await, 409);
 
-    let access = wait_for_lines(&server, "wshub::access");
+    let access = wait_for_lines(&server, "wshub::access", 2);
     let everything = server.all_lines();
     for line in &everything {
         let object: Value = serde_json::from_str(line)
@@ -111,7 +113,7 @@ async fn json_log_lines_carry_the_fields_and_never_the_token() {
         "{first}"
     );
 
-    let registered = wait_for_lines(&server, "registered");
+    let registered = wait_for_lines(&server, "registered", 1);
     let registered: Value = serde_json::from_str(&registered[0]).unwrap();
     assert_eq!(registered["systemId"], "logged", "{registered}");
 }
@@ -121,7 +123,7 @@ async fn the_access_log_is_one_text_line_per_call_and_can_be_silenced_alone() {
     let token = mint(None, 600);
     let server = ServerProcess::start_logging(&[], &[]);
     assert_eq!(register(&server, &token, "plain").await, 200);
-    let access = wait_for_lines(&server, "wshub::access");
+    let access = wait_for_lines(&server, "wshub::access", 1);
     assert_eq!(access.len(), 1, "{access:?}");
     for field in [
         "method=register",
@@ -135,6 +137,6 @@ async fn the_access_log_is_one_text_line_per_call_and_can_be_silenced_alone() {
     let quiet = ServerProcess::start_logging(&[], &[("RUST_LOG", Some("info,wshub::access=off"))]);
     assert_eq!(register(&quiet, &token, "quiet").await, 200);
     // The registration's own line shows the log is flowing; the call's line never comes.
-    assert!(!wait_for_lines(&quiet, "registered").is_empty());
+    assert!(!wait_for_lines(&quiet, "registered", 1).is_empty());
     assert!(quiet.later_lines_with("wshub::access").is_empty());
 }
