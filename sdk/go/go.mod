@@ -1,0 +1,3 @@
+module github.com/wshub/wshub-go
+
+go 1.19
