@@ -29,6 +29,7 @@ mod raw_ws;
 mod readme;
 mod recovery;
 mod rest;
+mod sdk;
 mod shutdown;
 mod slow;
 mod soak;
