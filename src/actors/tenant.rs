@@ -95,6 +95,33 @@ pub struct Tenant<S, G> {
     pub settings: SystemSettings,
     clients: HashMap<String, Client<S>>,
     groups: BTreeMap<String, GroupEntry<G>>,
+    /// userId → the clientIds with that user (connections without one are in none); always
+    /// equal to what the clients' own `user_id` say.
+    users: HashMap<String, BTreeSet<String>>,
+}
+
+/// Moves `client_id` from user `old` to user `new` in the user index (`""`: no user).
+fn reindex_user(
+    users: &mut HashMap<String, BTreeSet<String>>,
+    client_id: &str,
+    old: &str,
+    new: &str,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(clients) = users.get_mut(old) {
+        clients.remove(client_id);
+        if clients.is_empty() {
+            users.remove(old);
+        }
+    }
+    if !new.is_empty() {
+        users
+            .entry(new.to_owned())
+            .or_default()
+            .insert(client_id.to_owned());
+    }
 }
 
 impl<S: Clone, G: Clone> Tenant<S, G> {
@@ -103,7 +130,20 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             settings,
             clients: HashMap::new(),
             groups: BTreeMap::new(),
+            users: HashMap::new(),
         }
+    }
+
+    /// The clients of user `user_id`, by clientId (none for `""`).
+    pub fn user_clients<'a>(
+        &'a self,
+        user_id: &str,
+    ) -> impl Iterator<Item = (&'a String, &'a Client<S>)> + 'a {
+        self.users
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.clients.get_key_value(id))
     }
 
     pub fn clients(&self) -> &HashMap<String, Client<S>> {
@@ -129,6 +169,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         connected_at: u64,
         resume_token: Option<String>,
     ) {
+        reindex_user(&mut self.users, &client_id, "", &user_id);
         self.clients.insert(
             client_id,
             Client {
@@ -212,6 +253,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
                 });
             }
         }
+        reindex_user(&mut self.users, client_id, &client.user_id, &user_id);
         client.user_id = user_id;
         client.extend = extend;
         client.groups.insert(group_name.to_owned());
@@ -261,6 +303,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
     /// Removes a client from the system and from every group it was in.
     pub fn remove(&mut self, client_id: &str) -> Option<Removed<S, G>> {
         let client = self.clients.remove(client_id)?;
+        reindex_user(&mut self.users, client_id, &client.user_id, "");
         let notice = (!client.groups.is_empty())
             .then(|| protocol::presence_frame(false, client_id, &client.user_id, &client.extend));
         let mut remaining = Vec::new();
@@ -285,6 +328,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
     /// Takes every client out at once, groups first (shutdown: nobody is told who left).
     pub fn drain(&mut self) -> Vec<(String, Client<S>)> {
         self.groups.clear();
+        self.users.clear();
         self.clients.drain().collect()
     }
 
@@ -381,6 +425,26 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
                         "{system_id}: {client_id} lists {group_name}, which does not list it"
                     ));
                 }
+            }
+            let indexed = self
+                .users
+                .get(&client.user_id)
+                .is_some_and(|ids| ids.contains(client_id));
+            if indexed == client.user_id.is_empty() {
+                violations.push(format!(
+                    "{system_id}: {client_id} of user '{}' is misindexed",
+                    client.user_id
+                ));
+            }
+        }
+        for (user_id, ids) in &self.users {
+            let all_theirs = ids.iter().all(|id| {
+                self.clients
+                    .get(id)
+                    .is_some_and(|client| &client.user_id == user_id)
+            });
+            if ids.is_empty() || !all_theirs {
+                violations.push(format!("{system_id}: user '{user_id}' indexes {ids:?}"));
             }
         }
         violations

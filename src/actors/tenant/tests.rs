@@ -133,20 +133,25 @@ fn removing_a_client_leaves_every_group_with_one_notice() {
 }
 
 proptest::proptest! {
-    /// Whatever the order of binds, unbinds and disconnects, both sides of membership agree.
+    /// Whatever the order of binds, unbinds and disconnects, both sides of membership agree, and
+    /// so do the user index and the clients' own userIds.
     #[test]
     fn membership_stays_consistent(ops in proptest::collection::vec((0u8..3, 0usize..4, 0usize..3), 0..60)) {
         const CLIENTS: [&str; 4] = ["a", "b", "c", "d"];
         const GROUPS: [&str; 3] = ["x", "y", "z"];
+        const USERS: [&str; 3] = ["", "u", "v"];
         let mut tenant = tenant_with(&CLIENTS);
         for (op, client, group) in ops {
-            let (client, group) = (CLIENTS[client], GROUPS[group]);
+            let (user_slot, client, group) = (client, CLIENTS[client], GROUPS[group]);
             match op {
-                0 => { let _ = tenant.bind(client, group, "u".into(), String::new(), LIMITS, || group); }
+                0 => {
+                    let user = USERS[(user_slot + group.as_bytes()[0] as usize) % 3];
+                    let _ = tenant.bind(client, group, user.into(), String::new(), LIMITS, || group);
+                }
                 1 => { let _ = tenant.unbind(client, group); }
                 _ => {
                     if tenant.remove(client).is_some() {
-                        tenant.connect(client.into(), 9, String::new(), 0, None);
+                        tenant.connect(client.into(), 9, USERS[user_slot % 3].into(), 0, None);
                     }
                 }
             }
@@ -156,4 +161,26 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_users_clients_follow_connects_binds_and_removals() {
+    let mut tenant = tenant_with(&["a", "b"]);
+    tenant.connect("c".into(), 7, "ann".into(), 0, None);
+    bind(&mut tenant, "a", "x", "ann");
+    bind(&mut tenant, "b", "x", "bob");
+    let ann = |t: &TestTenant| {
+        t.user_clients("ann")
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ann(&tenant), ["a", "c"]);
+    // The last bind's userId wins: "a" moves to bob.
+    bind(&mut tenant, "a", "y", "bob");
+    assert_eq!(ann(&tenant), ["c"]);
+    assert_eq!(tenant.user_clients("bob").count(), 2);
+    tenant.remove("c");
+    assert!(ann(&tenant).is_empty());
+    assert_eq!(tenant.user_clients("").count(), 0, "no user is no user");
+    assert!(tenant.violations("s").is_empty());
 }
