@@ -120,6 +120,12 @@ pub trait Backplane: Send + Sync {
     /// is gone, is not connected (404).
     fn on_owner<'a>(&'a self, client_id: &'a str, command: Box<dyn Command>) -> Reply<'a, Answer>;
 
+    /// Runs `command` on every live node, this one included, and resolves to their answers:
+    /// for what is spread over nodes by user rather than by clientId (a user's connections,
+    /// which may be on any node). A node that is gone holds nothing and is left out; one that
+    /// does not answer fails the call (503) rather than make a partial answer look whole.
+    fn on_every_node(&self, command: Box<dyn Command>) -> Reply<'_, Vec<Answer>>;
+
     /// Splits clientIds by the node that owns them, to run one command per node.
     fn by_owner(&self, client_ids: Vec<String>) -> ByOwner;
 

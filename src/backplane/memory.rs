@@ -42,6 +42,13 @@ impl Backplane for MemoryBackplane {
         Box::pin(async move { command.apply(&self.registry).await.map(Answer::Here) })
     }
 
+    fn on_every_node(&self, command: Box<dyn Command>) -> Reply<'_, Vec<Answer>> {
+        Box::pin(async move {
+            let reply = command.apply(&self.registry).await?;
+            Ok(vec![Answer::Here(reply)])
+        })
+    }
+
     fn by_owner(&self, client_ids: Vec<String>) -> ByOwner {
         ByOwner {
             owned: vec![client_ids],

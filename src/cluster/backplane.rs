@@ -54,6 +54,10 @@ impl Backplane for Cluster {
         Box::pin(self.run_on_owner(client_id, command))
     }
 
+    fn on_every_node(&self, command: Box<dyn Command>) -> Reply<'_, Vec<Answer>> {
+        Box::pin(self.run_on_every_node(command))
+    }
+
     fn by_owner(&self, client_ids: Vec<String>) -> ByOwner {
         let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
         let mut unowned = Vec::new();

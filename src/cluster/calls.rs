@@ -116,6 +116,41 @@ impl Cluster {
         }
     }
 
+    /// Runs `command` here and, in its wire form, on every other live node, at once.
+    pub(super) async fn run_on_every_node(
+        &self,
+        command: Box<dyn Command>,
+    ) -> Result<Vec<Answer>, ApiError> {
+        self.ensure_system(command.system_id()).await?;
+        let nodes: Vec<String> = self.track(self.conn().smembers(self.keys.nodes()).await)?;
+        let (method, encoded) = (command.method(), command.encode());
+        let elsewhere = nodes
+            .iter()
+            .filter(|node| **node != self.node_id)
+            .map(|node| {
+                let call = NodeCall::Command {
+                    method: method.to_owned(),
+                    command: encoded.clone(),
+                };
+                self.request(node, call)
+            });
+        let (here, there) = futures_util::future::join(
+            self.execute(command),
+            futures_util::future::join_all(elsewhere),
+        )
+        .await;
+        let mut answers = vec![Answer::Here(here?)];
+        for answer in there {
+            match answer {
+                Ok(reply) => answers.push(Answer::Remote(reply)),
+                // Nobody listens for that node: it is gone, and so are its clients.
+                Err(ApiError::NotFound(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(answers)
+    }
+
     pub(super) async fn request(&self, node: &str, call: NodeCall) -> NodeAnswer {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
