@@ -92,7 +92,7 @@ pub struct SystemCaller {
 pub const COMMON_ERRORS: &[u16] = &[400, 401, 403, 405, 413, 503];
 
 /// The OpenAPI tags: what the methods act on.
-pub const TAGS: [(&str, &str); 5] = [
+pub const TAGS: [(&str, &str); 6] = [
     ("tokens", "What an API token may do"),
     ("systems", "Tenants: register, configure, remove"),
     (
@@ -101,6 +101,10 @@ pub const TAGS: [(&str, &str); 5] = [
     ),
     ("groups", "Membership: bind, unbind, who is in a group"),
     ("clients", "One connection: its state, closing it"),
+    (
+        "users",
+        "A user's connections (tabs, devices), on every node: push, read, close",
+    ),
 ];
 
 /// Name of the header that says which system a REST call acts on.
@@ -256,11 +260,26 @@ where
     C: ClientCommand,
     SystemRegistry: Handler<C>,
 {
-    match node
+    let answer = node
         .backplane
         .on_owner(client_id, Box::new(command))
-        .await?
-    {
+        .await?;
+    read_answer::<C>(answer)
+}
+
+/// Runs `command` on every live node and reads their replies (this node's first).
+async fn on_every_node<C>(node: &Node, command: C) -> Result<Vec<C::Reply>, ApiError>
+where
+    C: ClientCommand,
+    SystemRegistry: Handler<C>,
+{
+    let answers = node.backplane.on_every_node(Box::new(command)).await?;
+    answers.into_iter().map(read_answer::<C>).collect()
+}
+
+/// A command's reply as its own type, whether it ran here or on another node.
+fn read_answer<C: ClientCommand>(answer: Answer) -> Result<C::Reply, ApiError> {
+    match answer {
         Answer::Here(reply) => reply
             .into_any()
             .downcast::<C::Reply>()
@@ -322,6 +341,29 @@ async fn check_webhook_address(
         .map_err(|reason| ApiError::BadRequest(format!("webhook.url: {reason}")))
 }
 
+/// A request naming one user: `get_user_info`, `close_user`.
+macro_rules! user_request {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            pub user_id: $crate::protocol::rest::Name,
+        }
+
+        impl $crate::protocol::rest::CheckLimits for $name {
+            fn check_limits(
+                &self,
+                limits: &$crate::config::Limits,
+            ) -> Result<(), $crate::protocol::rest::OverLimit> {
+                $crate::protocol::rest::check_user_id("userId", self.user_id.as_str(), limits)
+            }
+        }
+    };
+}
+
+pub(crate) use user_request;
+
 /// Something done with every method's type: [`each_method`] calls it once per method.
 pub trait VisitMethod {
     fn visit<O: Operation>(&mut self);
@@ -374,4 +416,7 @@ operations! {
     get_all_groups,
     close_client,
     get_client_info,
+    send_to_user,
+    get_user_info,
+    close_user,
 }

@@ -37,5 +37,6 @@ mod supervision;
 mod systems;
 mod transport;
 mod typescript;
+mod users;
 mod webhooks;
 mod websocket;

@@ -1,0 +1,250 @@
+//! Users: `send_to_user`, `get_user_info` and `close_user` reach, list and close every
+//! connection of a userId (tabs, devices), on one node and across nodes sharing a Redis.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::cluster::{fresh_prefix, kill_9, node, redis_url};
+use crate::helpers::{
+    assert_next_is_marker, connect_at, expect_close, next_json, spawn_app, ServerProcess, TestApp,
+    WsConn,
+};
+
+/// Reads `client`'s frames up to the 1001/1002 notices its binds caused, `n` of them.
+async fn skip_notices(conn: &mut WsConn, n: usize) {
+    for _ in 0..n {
+        let frame = next_json(conn).await;
+        assert!(
+            frame["code"] == 1001 || frame["code"] == 1002,
+            "a notice: {frame}"
+        );
+    }
+}
+
+fn client_ids(info: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = info["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clientId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[actix_web::test]
+async fn a_users_connections_are_reached_listed_and_closed_together() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let (mut tab1, mut tab2, mut bob) = (
+        app.connect("s").await,
+        app.connect("s").await,
+        app.connect("s").await,
+    );
+    app.bind("s", &tab1, "room", "ann").await;
+    app.bind("s", &tab2, "lobby", "ann").await;
+    app.bind("s", &bob, "room", "bob").await;
+    skip_notices(&mut tab1.conn, 2).await;
+    skip_notices(&mut tab2.conn, 1).await;
+    skip_notices(&mut bob.conn, 1).await;
+
+    let sent = app
+        .api(
+            "send_to_user",
+            "s",
+            json!({"userId": "ann", "msg": "hi", "data": {"n": 1}}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent["count"], 2, "{sent}");
+    for tab in [&mut tab1, &mut tab2] {
+        let frame = tab.next_json().await;
+        assert_eq!(frame["messageId"], sent["messageId"]);
+        assert_eq!(frame["data"], json!({"n": 1}));
+    }
+    // Once each, and nobody else.
+    assert_next_is_marker(&app, "s", &mut [&mut tab1, &mut tab2, &mut bob]).await;
+    let nobody = app
+        .api(
+            "send_to_user",
+            "s",
+            json!({"userId": "nobody", "msg": "hi"}),
+        )
+        .await
+        .ok();
+    assert_eq!(nobody["count"], 0, "an offline user is not an error");
+
+    let info = app
+        .api("get_user_info", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(info["online"], true);
+    assert_eq!(info["userId"], "ann");
+    assert_eq!(
+        client_ids(&info),
+        sorted(vec![tab1.id.clone(), tab2.id.clone()])
+    );
+    assert_eq!(info["groups"], json!(["lobby", "room"]));
+    let first = &info["clients"][0];
+    assert_eq!(first["connected"], true);
+    assert_eq!(first["extend"], "ext-ann");
+    assert!(first["connectedAt"].as_u64().unwrap() > 0);
+    assert_eq!(
+        app.api("get_user_info", "s", json!({"userId": "nobody"}))
+            .await
+            .ok(),
+        json!({"online": false, "userId": "nobody", "clients": [], "groups": []})
+    );
+
+    // The last bind's userId wins: a tab bound as someone else leaves ann.
+    app.bind("s", &tab2, "lobby", "carol").await;
+    let info = app
+        .api("get_user_info", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(client_ids(&info), [tab1.id.clone()]);
+    app.bind("s", &tab2, "lobby", "ann").await;
+
+    let closed = app
+        .api("close_user", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(closed, json!({"count": 2}));
+    for tab in [&mut tab1, &mut tab2] {
+        let reason = tab.expect_close().await.expect("a close frame");
+        assert_eq!(u16::from(reason.code), 1000);
+    }
+    bob.expect_notice(1002, &tab1.id, "ann").await;
+    let info = app
+        .api("get_user_info", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(info["online"], false);
+    let again = app
+        .api("close_user", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(again, json!({"count": 0}));
+}
+
+#[actix_web::test]
+async fn user_methods_refuse_bad_input_and_unknown_systems() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    for method in ["send_to_user", "get_user_info", "close_user"] {
+        app.api(method, "s", json!({"msg": "hi"}))
+            .await
+            .err(400, "userId");
+        app.api(method, "s", json!({"userId": "", "msg": "hi"}))
+            .await
+            .err(400, "userId");
+        app.api(method, "s", json!({"userId": 7, "msg": "hi"}))
+            .await
+            .err(400, "userId");
+        let long = "u".repeat(10_000);
+        app.api(method, "s", json!({"userId": long, "msg": "hi"}))
+            .await
+            .err(400, "userId");
+        app.api(method, "nope", json!({"userId": "ann", "msg": "hi"}))
+            .await
+            .err(403, "nope");
+    }
+}
+
+async fn bind(app: &TestApp, client_id: &str, group: &str, user: &str) {
+    app.api(
+        "bind_to_group",
+        "s",
+        json!({"clientId": client_id, "groupName": group, "userId": user}),
+    )
+    .await
+    .ok();
+}
+
+#[actix_web::test]
+async fn a_user_with_tabs_on_two_nodes_is_one_user() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    a.register("s").await;
+    let b = ServerProcess::start(&["--redis-url", &redis, "--redis-prefix", &prefix], &[]);
+
+    let mut here = a.connect("s").await;
+    let (mut there, there_id) = connect_at(&b.address, "s").await;
+    bind(&a, &here.id, "room", "ann").await;
+    bind(&a, &there_id, "lobby", "ann").await;
+    skip_notices(&mut here.conn, 1).await;
+    skip_notices(&mut there, 1).await;
+
+    // Asked of either node, the user is both tabs.
+    let sent = a
+        .api("send_to_user", "s", json!({"userId": "ann", "msg": "both"}))
+        .await
+        .ok();
+    assert_eq!(sent["count"], 2, "{sent}");
+    assert_eq!(here.next_json().await["messageId"], sent["messageId"]);
+    assert_eq!(next_json(&mut there).await["messageId"], sent["messageId"]);
+    let info = a
+        .api("get_user_info", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(
+        client_ids(&info),
+        sorted(vec![here.id.clone(), there_id.clone()])
+    );
+    assert_eq!(info["groups"], json!(["lobby", "room"]));
+
+    // close_user closes the tab on the other node too.
+    let closed = a
+        .api("close_user", "s", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(closed, json!({"count": 2}));
+    assert_eq!(u16::from(here.expect_close().await.unwrap().code), 1000);
+    assert_eq!(
+        u16::from(expect_close(&mut there).await.unwrap().code),
+        1000
+    );
+
+    // A node killed -9 takes its tabs with it: the user is what the live nodes hold.
+    let mut kept = a.connect("s").await;
+    let (_doomed, doomed_id) = connect_at(&b.address, "s").await;
+    bind(&a, &kept.id, "room", "bob").await;
+    bind(&a, &doomed_id, "room", "bob").await;
+    skip_notices(&mut kept.conn, 2).await;
+    let count = |reply: Value| reply["count"].as_u64().unwrap();
+    let sent = a
+        .api("send_to_user", "s", json!({"userId": "bob", "msg": "x"}))
+        .await
+        .ok();
+    assert_eq!(count(sent), 2);
+    kept.next_json().await;
+    kill_9(&b);
+    let killed = Instant::now();
+    loop {
+        let sent = a
+            .api("send_to_user", "s", json!({"userId": "bob", "msg": "x"}))
+            .await
+            .ok();
+        kept.next_json().await;
+        if count(sent) == 1 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "the dead node's tab still counts"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let info = a
+        .api("get_user_info", "s", json!({"userId": "bob"}))
+        .await
+        .ok();
+    assert_eq!(client_ids(&info), [kept.id.clone()]);
+}
