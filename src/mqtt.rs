@@ -1,8 +1,8 @@
 //! The MQTT bridge (`--mqtt-url`): devices publish and browsers see it, browsers speak and devices
 //! hear it.
 //!
-//! - **Down:** a publish to `<prefix><systemId>/group/<groupName>`, `.../client/<clientId>` or
-//!   `.../system` is run as the matching `send_to_*` method, with its checks, as a REST call is. The bridge subscribes through an MQTT 5 shared subscription, so in a
+//! - **Down:** a publish to `<prefix><systemId>/group/<groupName>`, `.../client/<clientId>`,
+//!   `.../user/<userId>` or `.../system` is run as the matching `send_to_*` method, with its checks, as a REST call is. The bridge subscribes through an MQTT 5 shared subscription, so in a
 //!   cluster each publish enters once, on one node, and reaches members on every node.
 //! - **Up:** the events a system's `mqtt` settings ask for are published to
 //!   `<prefix><systemId>/events/<name>` at QoS 1, as the JSON object a webhook batch carries,
@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::ops::send_to_client::SendToClientRequest;
 use crate::ops::send_to_group::SendToGroupRequest;
 use crate::ops::send_to_system::SendToSystemRequest;
+use crate::ops::send_to_user::SendToUserRequest;
 use crate::ops::{self, Node, SystemCaller};
 use crate::protocol::{self as p, Name};
 use crate::settings::{EventName, SystemSettings};
@@ -55,9 +56,9 @@ pub fn max_incoming_packet(max_push_size: usize) -> u32 {
     u32::try_from(size).unwrap_or(u32::MAX)
 }
 
-/// What the bridge subscribes to: the three kinds of down topic, not its own events.
-fn down_filters(prefix: &str) -> [String; 3] {
-    ["+/group/+", "+/client/+", "+/system"]
+/// What the bridge subscribes to: the four kinds of down topic, not its own events.
+fn down_filters(prefix: &str) -> [String; 4] {
+    ["+/group/+", "+/client/+", "+/user/+", "+/system"]
         .map(|rest| format!("$share/{SHARE_GROUP}/{prefix}{rest}"))
 }
 /// The shared-subscription group: every wshub node of a cluster is in it.
@@ -300,6 +301,16 @@ impl MqttBridge {
                 };
                 ops::run(node, caller(system_id), request).await.map(drop)
             }
+            Target::User(system_id, user) => {
+                let request = SendToUserRequest {
+                    user_id: name(user)?,
+                    send_user_id,
+                    code,
+                    msg,
+                    data,
+                };
+                ops::run(node, caller(system_id), request).await.map(drop)
+            }
             Target::System(system_id) => {
                 let request = SendToSystemRequest {
                     send_user_id,
@@ -319,6 +330,7 @@ impl MqttBridge {
 enum Target {
     Group(String, String),
     Client(String, String),
+    User(String, String),
     System(String),
 }
 
@@ -331,6 +343,9 @@ fn parse_topic(prefix: &str, topic: &str) -> Option<Target> {
         }
         [system, "client", client] if !system.is_empty() && !client.is_empty() => {
             Some(Target::Client((*system).into(), (*client).into()))
+        }
+        [system, "user", user] if !system.is_empty() && !user.is_empty() => {
+            Some(Target::User((*system).into(), (*user).into()))
         }
         [system, "system"] if !system.is_empty() => Some(Target::System((*system).into())),
         _ => None,
@@ -397,7 +412,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topics_name_a_group_a_client_or_the_system() {
+    fn topics_name_a_group_a_client_a_user_or_the_system() {
         let parse = |t| parse_topic("wshub/", t);
         assert_eq!(
             parse("wshub/s/group/room"),
@@ -407,10 +422,15 @@ mod tests {
             parse("wshub/s/client/abc"),
             Some(Target::Client("s".into(), "abc".into()))
         );
+        assert_eq!(
+            parse("wshub/s/user/u-42"),
+            Some(Target::User("s".into(), "u-42".into()))
+        );
         assert_eq!(parse("wshub/s/system"), Some(Target::System("s".into())));
         for bad in [
             "wshub/s",
             "wshub/s/group",
+            "wshub/s/user",
             "wshub//system",
             "other/s/system",
             "wshub/s/events/x",

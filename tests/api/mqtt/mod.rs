@@ -187,6 +187,11 @@ async fn every_down_topic_and_payload_form_reaches_clients() {
         .publish(&format!("{prefix}s/client/{}", b.id), "door open")
         .await;
     assert_eq!(b.next_json().await["data"], "door open");
+    // A user topic reaches the user's connections: a is ann's.
+    device
+        .publish(&format!("{prefix}s/user/ann"), r#"{"msg":"for ann"}"#)
+        .await;
+    assert_eq!(a.next_json().await["msg"], "for ann");
     device
         .publish(&format!("{prefix}s/system"), r#"{"temp":3}"#)
         .await;
@@ -217,8 +222,8 @@ async fn every_down_topic_and_payload_form_reaches_clients() {
         .await;
     assert_eq!(a.next_json().await["data"], "after");
     assert_eq!(b.next_json().await["data"], "after");
-    // The sideways topic is not one the bridge subscribes to (only group, client and system
-    // topics are): it never arrives, so it is not counted.
+    // The sideways topic is not one the bridge subscribes to (only group, client, user and
+    // system topics are): it never arrives, so it is not counted.
     assert!(mqtt_in_dropped(&app) >= dropped_before + 3.0);
     let health = app
         .http
