@@ -164,6 +164,22 @@ func TestEveryMessageAndGroupMethod(t *testing.T) {
 		t.Fatalf("ann's info: %+v", info)
 	}
 
+	// Ann's user is her one connection; a user with none is reached by no one.
+	toUser, err := s.SendToUser(ctx, wshub.SendToUser{UserID: "u-ann", Msg: "for ann", Data: []string{"x"}})
+	must(t, err)
+	if frame, err := ann.ReadFrame(frameWait); err != nil || toUser.Count != 1 || frame.MessageID != toUser.MessageID || string(frame.Data) != `["x"]` {
+		t.Fatalf("send_to_user: %+v gave %+v %v", toUser, frame, err)
+	}
+	if none, err := s.SendToUser(ctx, wshub.SendToUser{UserID: "nobody", Msg: "x"}); err != nil || none.Count != 0 {
+		t.Fatalf("send_to_user to nobody: %+v %v", none, err)
+	}
+	user, err := s.GetUserInfo(ctx, "u-ann")
+	must(t, err)
+	if !user.Online || user.UserID != "u-ann" || len(user.Clients) != 1 || user.Clients[0].ClientID != ann.ClientID ||
+		!user.Clients[0].Connected || !reflect.DeepEqual(user.Groups, []string{"room"}) {
+		t.Fatalf("get_user_info: %+v", user)
+	}
+
 	// Data goes as the JSON value given: an object stays an object.
 	sent, err := s.SendToClient(ctx, wshub.SendToClient{ClientID: ann.ClientID, Msg: "hi", Code: 7, SendUserID: "u-bob", Data: map[string]int{"n": 1}})
 	must(t, err)
@@ -216,6 +232,15 @@ func TestEveryMessageAndGroupMethod(t *testing.T) {
 	var closed *wstest.ClosedError
 	if _, err := bob.ReadFrame(frameWait); !errors.As(err, &closed) || closed.Code != 1000 {
 		t.Fatalf("close_client: %v", err)
+	}
+	if closed, err := s.CloseUser(ctx, "u-ann"); err != nil || closed != 1 {
+		t.Fatalf("close_user: %d %v", closed, err)
+	}
+	if _, err := ann.ReadFrame(frameWait); !errors.As(err, &closed) || closed.Code != 1000 {
+		t.Fatalf("close_user closes with 1000: %v", err)
+	}
+	if user, err := s.GetUserInfo(ctx, "u-ann"); err != nil || user.Online || len(user.Clients) != 0 {
+		t.Fatalf("a closed user: %+v %v", user, err)
 	}
 	gone, err := s.GetClientInfo(ctx, bob.ClientID)
 	must(t, err)

@@ -278,3 +278,55 @@ func (s *System) GetClientInfo(ctx context.Context, clientID string) (ClientInfo
 	err := s.call(ctx, "get_client_info", map[string]string{"clientId": clientID}, &info, read)
 	return info, err
 }
+
+// SendToUser sends one frame to every connection of a user (its tabs and devices).
+type SendToUser struct {
+	UserID     string `json:"userId"`
+	Msg        string `json:"msg"`
+	Data       any    `json:"data,omitempty"`
+	Code       int    `json:"code,omitempty"`
+	SendUserID string `json:"sendUserId,omitempty"`
+}
+
+// SendToUser sends a frame to each of a user's connections, on every node; Sent.Count is how
+// many (0 for a user with none: not an error).
+func (s *System) SendToUser(ctx context.Context, m SendToUser) (Sent, error) {
+	var sent Sent
+	err := s.call(ctx, "send_to_user", m, &sent, write)
+	return sent, err
+}
+
+// UserConnection is one connection of a user in UserInfo.
+type UserConnection struct {
+	ClientID    string   `json:"clientId"`
+	Groups      []string `json:"groups"`
+	ConnectedAt int64    `json:"connectedAt"` // Unix milliseconds
+	Connected   bool     `json:"connected"`   // false while a recovery connection is away
+	Extend      string   `json:"extend"`
+}
+
+// UserInfo is get_user_info's reply: the user's connections, oldest first, and every group
+// any of them is in. Online is true while any of them is connected.
+type UserInfo struct {
+	Online  bool             `json:"online"`
+	UserID  string           `json:"userId"`
+	Clients []UserConnection `json:"clients"`
+	Groups  []string         `json:"groups"`
+}
+
+// GetUserInfo returns a user's connections and groups, on every node.
+func (s *System) GetUserInfo(ctx context.Context, userID string) (UserInfo, error) {
+	var info UserInfo
+	err := s.call(ctx, "get_user_info", map[string]string{"userId": userID}, &info, read)
+	return info, err
+}
+
+// CloseUser closes every connection of a user (close code 1000), on every node, and returns
+// how many it closed: "log out everywhere".
+func (s *System) CloseUser(ctx context.Context, userID string) (int, error) {
+	var closed struct {
+		Count int `json:"count"`
+	}
+	err := s.call(ctx, "close_user", map[string]string{"userId": userID}, &closed, write)
+	return closed.Count, err
+}

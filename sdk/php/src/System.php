@@ -122,6 +122,25 @@ final class System
         );
     }
 
+    /** Sends a frame to every connection of a user, on every node; count 0: the user has none. */
+    public function sendToUser(string $userId, string $msg, mixed $data = null, int $code = 0, string $sendUserId = ''): Sent
+    {
+        $d = $this->call('send_to_user', ['userId' => $userId] + self::message($msg, $data, $code, $sendUserId));
+        return new Sent($d['messageId'], (int) $d['count']);
+    }
+
+    public function getUserInfo(string $userId): UserInfo
+    {
+        $d = $this->call('get_user_info', ['userId' => $userId]);
+        return new UserInfo((bool) $d['online'], (string) $d['userId'], $d['clients'] ?? [], $d['groups'] ?? []);
+    }
+
+    /** Closes every connection of a user (1000), on every node; returns how many. */
+    public function closeUser(string $userId): int
+    {
+        return (int) $this->call('close_user', ['userId' => $userId])['count'];
+    }
+
     private function call(string $method, array $body): mixed
     {
         return $this->client->call($method, $this->systemId, $body);

@@ -146,6 +146,14 @@ $tests['every message and group method'] = function () use ($baseUrl): void {
     $info = $s->getClientInfo($ann->clientId);
     check($info->online && $info->connected && $info->userId === 'u-ann' && $info->groups === ['room'] && $info->connectedAt > 0, "ann's info", $info);
 
+    $toUser = $s->sendToUser('u-ann', 'for ann', ['x']);
+    $frame = $ann->readFrame();
+    check($toUser->count === 1 && $frame['messageId'] === $toUser->messageId && $frame['data'] === ['x'], 'send_to_user', $toUser, $frame);
+    check($s->sendToUser('nobody', 'x')->count === 0, 'send_to_user to nobody');
+    $user = $s->getUserInfo('u-ann');
+    check($user->online && $user->userId === 'u-ann' && count($user->clients) === 1 && $user->clients[0]['clientId'] === $ann->clientId
+        && $user->clients[0]['connected'] && $user->groups === ['room'], 'get_user_info', $user);
+
     $sent = $s->sendToClient($ann->clientId, 'hi', ['n' => 1], code: 7, sendUserId: 'u-bob');
     $frame = $ann->readFrame();
     check($sent->count === 1 && $frame['messageId'] === $sent->messageId && $frame['msg'] === 'hi' && $frame['code'] === 7
@@ -176,9 +184,12 @@ $tests['every message and group method'] = function () use ($baseUrl): void {
 
     $s->closeClient($bob->clientId);
     check($bob->readCloseCode() === 1000, 'close_client closes with 1000');
+    check($s->closeUser('u-ann') === 1, 'close_user');
+    check($ann->readCloseCode() === 1000, 'close_user closes with 1000');
+    $user = $s->getUserInfo('u-ann');
+    check(!$user->online && $user->clients === [], 'a closed user', $user);
     $gone = $s->getClientInfo($bob->clientId);
     check(!$gone->online && $gone->clientId === $bob->clientId, "a closed client's info", $gone);
-    $ann->close();
 };
 
 $tests['system settings and unregister'] = function () use ($baseUrl): void {
