@@ -289,15 +289,7 @@ async fn every_call_works_for_clients_on_any_node() {
 /// A client of the node process `b` in system "s", bound to "room" as "doomed" through `a`:
 /// its connection (keep it open) and its clientId.
 pub async fn doomed_client(a: &TestApp, b: &ServerProcess) -> (crate::helpers::WsConn, String) {
-    let (_, mut conn) = awc::Client::new()
-        .ws(format!("ws://{}/ws?systemId=s", b.address))
-        .connect()
-        .await
-        .unwrap();
-    let doomed = crate::helpers::next_json(&mut conn).await["data"]["clientId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (conn, doomed) = crate::helpers::connect_at(&b.address, "s").await;
     a.api(
         "bind_to_group",
         "s",

@@ -285,6 +285,21 @@ impl WsClient {
     }
 }
 
+/// Connects a client of `system` to the server at `address` (`host:port`, e.g. a node process)
+/// and reads its welcome: the connection and its clientId.
+pub async fn connect_at(address: &str, system: &str) -> (WsConn, String) {
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://{address}/ws?systemId={system}"))
+        .connect()
+        .await
+        .expect("websocket handshake");
+    let id = next_json(&mut conn).await["data"]["clientId"]
+        .as_str()
+        .expect("welcome carries clientId")
+        .to_owned();
+    (conn, id)
+}
+
 /// The next frame, answering pings on the way (a real client library does the same).
 pub async fn next_frame(conn: &mut WsConn) -> Frame {
     loop {

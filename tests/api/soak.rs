@@ -89,15 +89,7 @@ fn soak() {
         // Stable clients in one group, each counting the sequence it receives.
         let mut stable = Vec::new();
         for _ in 0..STABLE {
-            let (_, mut conn) = awc::Client::new()
-                .ws(format!("ws://{address}/ws?systemId=soak"))
-                .connect()
-                .await
-                .unwrap();
-            let id = next_json(&mut conn).await["data"]["clientId"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let (conn, id) = crate::helpers::connect_at(&address, "soak").await;
             api(&http, &address, "bind_to_group", json!({"clientId": id, "groupName": "stable"})).await;
             stable.push(conn);
         }
