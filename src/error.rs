@@ -76,7 +76,9 @@ impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> Self {
         match err {
             RegistryError::UnknownSystem(_) => ApiError::Forbidden(err.to_string()),
-            RegistryError::SystemExists(_) => ApiError::Conflict(err.to_string()),
+            RegistryError::SystemExists(_) | RegistryError::UserFixed { .. } => {
+                ApiError::Conflict(err.to_string())
+            }
             RegistryError::UnknownClient(_) => ApiError::NotFound(err.to_string()),
             RegistryError::TooManyGroups { .. } | RegistryError::GroupFull { .. } => {
                 ApiError::BadRequest(err.to_string())

@@ -28,6 +28,8 @@ pub enum RegistryError {
     TooManyGroups { client_id: String, limit: usize },
     #[display("group '{group_name}' already has {limit} clients, the most allowed (--max-clients-per-group)")]
     GroupFull { group_name: String, limit: usize },
+    #[display("userId: clientId '{client_id}' has userId '{user_id}' from its client token, which no bind may change")]
+    UserFixed { client_id: String, user_id: String },
     /// The system store could not be written: nothing was changed.
     #[display("{_0}")]
     Storage(String),

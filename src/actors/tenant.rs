@@ -29,6 +29,8 @@ pub struct MembershipLimits {
 pub struct Client<S> {
     pub session: S,
     pub user_id: String,
+    /// The userId came from the client's token: it stays for the connection's life.
+    pub user_fixed: bool,
     pub extend: String,
     /// The groups it is in; always equal to the groups whose `members` contain it.
     pub groups: BTreeSet<String>,
@@ -174,6 +176,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             client_id,
             Client {
                 session,
+                user_fixed: !user_id.is_empty(),
                 user_id,
                 extend: String::new(),
                 groups: BTreeSet::new(),
@@ -217,7 +220,9 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
 
     /// Binds a client to a group, making the group's fan-out with `new_fan_out` if the group is
     /// new. Limits are checked before anything changes, so a refused bind changes nothing.
-    /// `userId` and `extend` belong to the client: the last bind wins, even a repeated one.
+    /// `userId` and `extend` belong to the client: the last bind wins, even a repeated one;
+    /// but a userId from the client's token is fixed (a bind naming none keeps it, one naming
+    /// another is refused).
     pub fn bind(
         &mut self,
         client_id: &str,
@@ -235,6 +240,12 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             .clients
             .get_mut(client_id)
             .ok_or_else(|| RegistryError::UnknownClient(client_id.to_owned()))?;
+        if client.user_fixed && !user_id.is_empty() && user_id != client.user_id {
+            return Err(RegistryError::UserFixed {
+                client_id: client_id.to_owned(),
+                user_id: client.user_id.clone(),
+            });
+        }
         let already_member = client.groups.contains(group_name);
         if !already_member {
             if client.groups.len() >= limits.max_groups_per_client {
@@ -253,8 +264,10 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
                 });
             }
         }
-        reindex_user(&mut self.users, client_id, &client.user_id, &user_id);
-        client.user_id = user_id;
+        if !client.user_fixed {
+            reindex_user(&mut self.users, client_id, &client.user_id, &user_id);
+            client.user_id = user_id;
+        }
         client.extend = extend;
         client.groups.insert(group_name.to_owned());
         let mut bound = Bound {

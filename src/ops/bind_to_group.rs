@@ -44,7 +44,7 @@ impl Operation for BindToGroupRequest {
     const NAME: &'static str = "bind_to_group";
     const SUMMARY: &'static str = "Binds a client to a group (1001 to its members)";
     const TAG: &'static str = "groups";
-    const ERRORS: &'static [u16] = &[400, 401, 403, 404, 405, 413, 503];
+    const ERRORS: &'static [u16] = &[400, 401, 403, 404, 405, 409, 413, 503];
     type Caller = SystemCaller;
     type Reply = EmptyList;
     type Command = BindToGroup;

@@ -67,6 +67,32 @@ async fn clients_need_a_token_for_their_system() {
         .await
         .ok();
     assert_eq!(info["userId"], "ann");
+
+    // That userId is fixed: a bind naming none keeps it, one naming it again is fine, one
+    // naming another is a 409 that changes nothing.
+    let bind = |user: Option<&str>, group: &str| {
+        let mut body = json!({"clientId": id, "groupName": group});
+        if let Some(user) = user {
+            body["userId"] = json!(user);
+        }
+        app.api("bind_to_group", "a", body)
+    };
+    bind(None, "g1").await.ok();
+    bind(Some("ann"), "g2").await.ok();
+    bind(Some("bob"), "g3").await.err(409, "userId");
+    let info = app
+        .api("get_client_info", "a", json!({"clientId": id}))
+        .await
+        .ok();
+    assert_eq!(
+        (&info["userId"], &info["groups"]),
+        (&json!("ann"), &json!(["g1", "g2"]))
+    );
+    let user = app
+        .api("get_user_info", "a", json!({"userId": "ann"}))
+        .await
+        .ok();
+    assert_eq!(user["clients"][0]["clientId"], id);
 }
 
 #[actix_web::test]
