@@ -23,6 +23,7 @@ use crate::gate::ConnectionGate;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttBridge;
 use crate::ops::Node;
+use crate::protocol::cursor::CursorKey;
 use crate::store::SystemStore;
 use crate::webhooks::Webhooks;
 
@@ -141,6 +142,7 @@ impl Hub {
             registry: registry_address,
             config: Arc::new(config.clone()),
             auth: Arc::new(Authenticator::new(config.api_auth, secret.as_bytes())),
+            cursors: CursorKey::from_secret(secret.as_bytes()),
             gate: Arc::new(ConnectionGate::new(
                 config.limits.max_connections,
                 config.limits.max_connections_per_system,
@@ -197,6 +199,7 @@ pub struct HubParts {
     pub webhooks: Webhooks,
     generated_admin_token: Option<Arc<str>>,
     mqtt: Option<Arc<MqttBridge>>,
+    cursors: CursorKey,
 }
 
 impl HubParts {
@@ -215,6 +218,7 @@ impl HubParts {
                 directory,
                 limits: self.config.limits.clone(),
                 webhook_deny_private: self.config.webhooks.deny_private,
+                cursors: self.cursors,
             }),
             registry: self.registry,
             config: self.config,
