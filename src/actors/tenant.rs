@@ -407,6 +407,50 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         }
     }
 
+    /// Each user with a connection in `group` (or, with `None`, in the system) and how many
+    /// connections it has there. Connections without a user are not counted.
+    pub fn user_counts(&self, group: Option<&str>) -> Vec<(String, usize)> {
+        let Some(group) = group else {
+            return self
+                .users
+                .iter()
+                .map(|(user_id, clients)| (user_id.clone(), clients.len()))
+                .collect();
+        };
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let members = self.groups.get(group).map(|entry| &entry.members);
+        for client in members
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.clients.get(id))
+        {
+            if !client.user_id.is_empty() {
+                *counts.entry(&client.user_id).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(user_id, n)| (user_id.to_owned(), n))
+            .collect()
+    }
+
+    /// The first `limit` clients in clientId order whose id comes after `after`.
+    pub fn clients_after(&self, after: Option<&str>, limit: usize) -> Vec<(&String, &Client<S>)> {
+        let mut ids: Vec<&String> = self
+            .clients
+            .keys()
+            .filter(|id| after.is_none_or(|after| id.as_str() > after))
+            .collect();
+        if ids.len() > limit {
+            ids.select_nth_unstable(limit);
+            ids.truncate(limit);
+        }
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| self.clients.get_key_value(id.as_str()))
+            .collect()
+    }
+
     /// Where the state breaks its own rules: every group member is a client whose group list
     /// names the group, and the other way round, and no group is empty. Empty when all hold.
     pub fn violations(&self, system_id: &str) -> Vec<String> {

@@ -60,6 +60,8 @@ pub struct Node {
     pub limits: Limits,
     /// `--webhook-deny-private`.
     pub webhook_deny_private: bool,
+    /// Signs and checks pagination cursors (from the JWT secret, the same on every node).
+    pub cursors: crate::protocol::cursor::CursorKey,
 }
 
 /// A caller whose token (if auth is on) has been verified: any valid token.
@@ -419,4 +421,6 @@ operations! {
     send_to_user,
     get_user_info,
     close_user,
+    get_online_users,
+    list_clients,
 }

@@ -248,3 +248,243 @@ async fn a_user_with_tabs_on_two_nodes_is_one_user() {
         .ok();
     assert_eq!(client_ids(&info), [kept.id.clone()]);
 }
+
+/// Every page of `method` with `body` (plus `limit` and each `cursor`), in order.
+async fn all_pages(app: &TestApp, method: &str, body: Value, limit: usize) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let mut request = body.clone();
+        request["limit"] = json!(limit);
+        request["cursor"] = cursor;
+        let page = app.api(method, "s", request).await.ok();
+        cursor = page["cursor"].clone();
+        pages.push(page);
+        if cursor.is_null() {
+            return pages;
+        }
+    }
+}
+
+fn user_ids(page: &Value) -> Vec<String> {
+    page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn online_users_and_clients_come_in_pages_that_miss_no_one() {
+    let app = spawn_app().await;
+    app.register("s").await;
+    let mut clients = Vec::new();
+    for (group, user) in [
+        ("room", "u1"),
+        ("room", "u1"),
+        ("room", "u2"),
+        ("room", "u3"),
+        ("room", "u4"),
+        ("room", "u5"),
+        ("room", ""),
+        ("other", "u6"),
+    ] {
+        let client = app.connect("s").await;
+        if user.is_empty() {
+            bind(&app, &client.id, group, "").await;
+        } else {
+            bind(&app, &client.id, group, user).await;
+        }
+        clients.push(client);
+    }
+
+    let pages = all_pages(&app, "get_online_users", json!({"groupName": "room"}), 2).await;
+    let seen: Vec<String> = pages.iter().flat_map(user_ids).collect();
+    assert_eq!(seen, ["u1", "u2", "u3", "u4", "u5"]);
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages[0]["users"][0], json!({"userId": "u1", "clients": 2}));
+    for page in &pages {
+        // Totals of the whole query, on every page; the userless connection is not counted.
+        assert_eq!(
+            (&page["userCount"], &page["clientCount"]),
+            (&json!(5), &json!(6))
+        );
+    }
+    let system = app.api("get_online_users", "s", json!({})).await.ok();
+    assert_eq!(user_ids(&system), ["u1", "u2", "u3", "u4", "u5", "u6"]);
+    assert_eq!(
+        (&system["clientCount"], &system["cursor"]),
+        (&json!(7), &Value::Null)
+    );
+    let empty = app
+        .api("get_online_users", "s", json!({"groupName": "nobody"}))
+        .await
+        .ok();
+    assert_eq!(
+        empty,
+        json!({"users": [], "userCount": 0, "clientCount": 0, "cursor": null})
+    );
+
+    // Members come and go between pages: those there throughout are listed exactly once.
+    let first = app
+        .api(
+            "get_online_users",
+            "s",
+            json!({"groupName": "room", "limit": 2}),
+        )
+        .await
+        .ok();
+    app.api("close_user", "s", json!({"userId": "u1"}))
+        .await
+        .ok();
+    let newcomer = app.connect("s").await;
+    bind(&app, &newcomer.id, "room", "u0").await;
+    let late = app.connect("s").await;
+    bind(&app, &late.id, "room", "u9").await;
+    let mut seen = user_ids(&first);
+    let mut cursor = first["cursor"].clone();
+    while !cursor.is_null() {
+        let page = app
+            .api(
+                "get_online_users",
+                "s",
+                json!({"groupName": "room", "limit": 2, "cursor": cursor}),
+            )
+            .await
+            .ok();
+        seen.extend(user_ids(&page));
+        cursor = page["cursor"].clone();
+    }
+    for stable in ["u2", "u3", "u4", "u5"] {
+        assert_eq!(
+            seen.iter().filter(|u| *u == stable).count(),
+            1,
+            "{stable} in {seen:?}"
+        );
+    }
+
+    // list_clients: everyone, userless ones too, once each.
+    let pages = all_pages(&app, "list_clients", json!({}), 3).await;
+    let listed: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["clients"].as_array().unwrap())
+        .collect();
+    let ids: Vec<String> = listed
+        .iter()
+        .map(|c| c["clientId"].as_str().unwrap().to_owned())
+        .collect();
+    let mut expected: Vec<String> = clients.iter().skip(2).map(|c| c.id.clone()).collect();
+    expected.extend([newcomer.id.clone(), late.id.clone()]);
+    assert_eq!(
+        ids,
+        sorted(expected),
+        "in clientId order, u1's closed tabs gone"
+    );
+    let userless = listed
+        .iter()
+        .find(|c| c["userId"] == "")
+        .expect("the userless client");
+    assert_eq!(userless["groups"], json!(["room"]));
+    assert_eq!(userless["connected"], true);
+
+    // Cursors only work for the query that issued them; limits are bounded.
+    let room_cursor = app
+        .api(
+            "get_online_users",
+            "s",
+            json!({"groupName": "room", "limit": 1}),
+        )
+        .await
+        .ok()["cursor"]
+        .clone();
+    let list_cursor =
+        app.api("list_clients", "s", json!({"limit": 1})).await.ok()["cursor"].clone();
+    for (method, body) in [
+        ("get_online_users", json!({"cursor": room_cursor})),
+        (
+            "get_online_users",
+            json!({"groupName": "other", "cursor": room_cursor}),
+        ),
+        (
+            "get_online_users",
+            json!({"groupName": "room", "cursor": list_cursor}),
+        ),
+        ("list_clients", json!({"cursor": room_cursor})),
+        ("list_clients", json!({"cursor": "7531.00ff"})),
+        ("list_clients", json!({"cursor": 7})),
+    ] {
+        app.api(method, "s", body).await.err(400, "cursor");
+    }
+    app.register("t").await;
+    app.api("list_clients", "t", json!({"cursor": list_cursor}))
+        .await
+        .err(400, "cursor");
+    for limit in [json!(0), json!(10_001), json!("ten"), json!(-1)] {
+        for method in ["get_online_users", "list_clients"] {
+            app.api(method, "s", json!({"limit": limit}))
+                .await
+                .err(400, "limit");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn online_users_count_a_user_once_across_nodes_and_cursors_work_on_any_node() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    a.register("s").await;
+    let b = node(&redis, &prefix).await;
+    let (here, there, bob) = (
+        a.connect("s").await,
+        b.connect("s").await,
+        a.connect("s").await,
+    );
+    bind(&a, &here.id, "room", "ann").await;
+    bind(&b, &there.id, "room", "ann").await;
+    bind(&a, &bob.id, "room", "bob").await;
+
+    let first = b
+        .api(
+            "get_online_users",
+            "s",
+            json!({"groupName": "room", "limit": 1}),
+        )
+        .await
+        .ok();
+    assert_eq!(first["users"], json!([{"userId": "ann", "clients": 2}]));
+    assert_eq!(
+        (&first["userCount"], &first["clientCount"]),
+        (&json!(2), &json!(3))
+    );
+    let second = a
+        .api(
+            "get_online_users",
+            "s",
+            json!({"groupName": "room", "limit": 1, "cursor": first["cursor"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(second["users"], json!([{"userId": "bob", "clients": 1}]));
+    assert_eq!(second["cursor"], Value::Null);
+
+    let page = a.api("list_clients", "s", json!({"limit": 2})).await.ok();
+    let rest = b
+        .api(
+            "list_clients",
+            "s",
+            json!({"limit": 2, "cursor": page["cursor"]}),
+        )
+        .await
+        .ok();
+    let ids: Vec<String> = [&page, &rest]
+        .iter()
+        .flat_map(|p| p["clients"].as_array().unwrap().clone())
+        .map(|c| c["clientId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        sorted(vec![here.id.clone(), there.id.clone(), bob.id.clone()])
+    );
+}
