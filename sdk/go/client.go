@@ -65,7 +65,7 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithRetries sets how many times a read (CheckToken, GetSystem, GetOnlineList, GetAllGroups,
-// GetClientInfo, GetUserInfo) is retried after a transport error or a 502/503/504, backing off from 100 ms.
+// GetClientInfo, GetUserInfo, GetOnlineUsers, ListClients) is retried after a transport error or a 502/503/504, backing off from 100 ms.
 // Calls that change state are never retried: a retry could apply them twice.
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 

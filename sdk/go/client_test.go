@@ -180,6 +180,25 @@ func TestEveryMessageAndGroupMethod(t *testing.T) {
 		t.Fatalf("get_user_info: %+v", user)
 	}
 
+	// Pages: two users in the room, one per page, then every client.
+	first, err := s.GetOnlineUsers(ctx, "room", wshub.Page{Limit: 1})
+	must(t, err)
+	second, err := s.GetOnlineUsers(ctx, "room", wshub.Page{Limit: 1, Cursor: first.Cursor})
+	must(t, err)
+	if len(first.Users) != 1 || first.Users[0].UserID != "u-ann" || first.UserCount != 2 || first.ClientCount != 2 ||
+		first.Cursor == "" || len(second.Users) != 1 || second.Users[0].UserID != "u-bob" || second.Cursor != "" {
+		t.Fatalf("get_online_users: %+v then %+v", first, second)
+	}
+	everyone, err := s.ListClients(ctx, wshub.Page{})
+	must(t, err)
+	if len(everyone.Clients) != 2 || everyone.Cursor != "" {
+		t.Fatalf("list_clients: %+v", everyone)
+	}
+	_, err = s.ListClients(ctx, wshub.Page{Cursor: first.Cursor})
+	if got := status(t, err); got != http.StatusBadRequest {
+		t.Fatalf("another query's cursor: %d", got)
+	}
+
 	// Data goes as the JSON value given: an object stays an object.
 	sent, err := s.SendToClient(ctx, wshub.SendToClient{ClientID: ann.ClientID, Msg: "hi", Code: 7, SendUserID: "u-bob", Data: map[string]int{"n": 1}})
 	must(t, err)

@@ -330,3 +330,70 @@ func (s *System) CloseUser(ctx context.Context, userID string) (int, error) {
 	err := s.call(ctx, "close_user", map[string]string{"userId": userID}, &closed, write)
 	return closed.Count, err
 }
+
+// Page asks for one page of a paginated read: Limit 1 to 10,000 (0: the server's 1,000), and
+// the Cursor of the previous page ("" for the first).
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+func (p Page) body(fields map[string]any) map[string]any {
+	if p.Limit != 0 {
+		fields["limit"] = p.Limit
+	}
+	if p.Cursor != "" {
+		fields["cursor"] = p.Cursor
+	}
+	return fields
+}
+
+// OnlineUser is one user in OnlineUsers with its connections in the group (or system).
+type OnlineUser struct {
+	UserID  string `json:"userId"`
+	Clients int    `json:"clients"`
+}
+
+// OnlineUsers is one page of get_online_users. UserCount and ClientCount are totals of the
+// whole query; Cursor is "" on the last page.
+type OnlineUsers struct {
+	Users       []OnlineUser `json:"users"`
+	UserCount   int          `json:"userCount"`
+	ClientCount int          `json:"clientCount"`
+	Cursor      string       `json:"cursor"`
+}
+
+// GetOnlineUsers returns one page of the users online in a group (groupName "": the system),
+// in userId order, counted once however many nodes their connections are on.
+func (s *System) GetOnlineUsers(ctx context.Context, groupName string, page Page) (OnlineUsers, error) {
+	fields := map[string]any{}
+	if groupName != "" {
+		fields["groupName"] = groupName
+	}
+	var users OnlineUsers
+	err := s.call(ctx, "get_online_users", page.body(fields), &users, read)
+	return users, err
+}
+
+// ListedClient is one client in ListClients.
+type ListedClient struct {
+	ClientID    string   `json:"clientId"`
+	UserID      string   `json:"userId"`
+	Groups      []string `json:"groups"`
+	ConnectedAt int64    `json:"connectedAt"` // Unix milliseconds
+	Connected   bool     `json:"connected"`
+}
+
+// ListedClients is one page of list_clients; Cursor is "" on the last page.
+type ListedClients struct {
+	Clients []ListedClient `json:"clients"`
+	Cursor  string         `json:"cursor"`
+}
+
+// ListClients returns one page of every client of the system, in clientId order: how a
+// backend that missed events (a webhook batch with Dropped) reads the state again.
+func (s *System) ListClients(ctx context.Context, page Page) (ListedClients, error) {
+	var clients ListedClients
+	err := s.call(ctx, "list_clients", page.body(map[string]any{}), &clients, read)
+	return clients, err
+}

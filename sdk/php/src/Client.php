@@ -11,7 +11,7 @@ namespace Wshub;
 final class Client
 {
     /** Calls that only read, retried after a transport error or a 502/503/504. */
-    private const READS = ['check_token', 'get_system', 'get_online_list', 'get_all_groups', 'get_client_info', 'get_user_info'];
+    private const READS = ['check_token', 'get_system', 'get_online_list', 'get_all_groups', 'get_client_info', 'get_user_info', 'get_online_users', 'list_clients'];
     /** A minted token is replaced this many seconds before it expires. */
     private const TOKEN_REFRESH_MARGIN = 30;
     private const FIRST_RETRY_DELAY_MS = 100;

@@ -141,6 +141,33 @@ final class System
         return (int) $this->call('close_user', ['userId' => $userId])['count'];
     }
 
+    /**
+     * One page of the users online in a group (null: the system), counted once however many
+     * nodes their connections are on. $limit 1 to 10,000 (null: 1,000); $cursor from the
+     * previous page.
+     */
+    public function getOnlineUsers(?string $groupName = null, ?string $cursor = null, ?int $limit = null): OnlineUsers
+    {
+        $body = self::page($cursor, $limit);
+        if ($groupName !== null) {
+            $body['groupName'] = $groupName;
+        }
+        $d = $this->call('get_online_users', $body);
+        return new OnlineUsers($d['users'], (int) $d['userCount'], (int) $d['clientCount'], $d['cursor'] ?? null);
+    }
+
+    /** One page of every client of the system: the re-sync after a webhook batch's 'dropped'. */
+    public function listClients(?string $cursor = null, ?int $limit = null): ListedClients
+    {
+        $d = $this->call('list_clients', self::page($cursor, $limit));
+        return new ListedClients($d['clients'], $d['cursor'] ?? null);
+    }
+
+    private static function page(?string $cursor, ?int $limit): array
+    {
+        return array_filter(['cursor' => $cursor, 'limit' => $limit], fn ($v) => $v !== null);
+    }
+
     private function call(string $method, array $body): mixed
     {
         return $this->client->call($method, $this->systemId, $body);

@@ -154,6 +154,15 @@ $tests['every message and group method'] = function () use ($baseUrl): void {
     check($user->online && $user->userId === 'u-ann' && count($user->clients) === 1 && $user->clients[0]['clientId'] === $ann->clientId
         && $user->clients[0]['connected'] && $user->groups === ['room'], 'get_user_info', $user);
 
+    $first = $s->getOnlineUsers('room', limit: 1);
+    $second = $s->getOnlineUsers('room', $first->cursor, 1);
+    check($first->users === [['userId' => 'u-ann', 'clients' => 1]] && $first->userCount === 2 && $first->clientCount === 2
+        && $first->cursor !== null && $second->users === [['userId' => 'u-bob', 'clients' => 1]] && $second->cursor === null,
+        'get_online_users', $first, $second);
+    $everyone = $s->listClients();
+    check(count($everyone->clients) === 2 && $everyone->cursor === null, 'list_clients', $everyone);
+    check(apiError(fn () => $s->listClients($first->cursor))->getStatus() === 400, "another query's cursor");
+
     $sent = $s->sendToClient($ann->clientId, 'hi', ['n' => 1], code: 7, sendUserId: 'u-bob');
     $frame = $ann->readFrame();
     check($sent->count === 1 && $frame['messageId'] === $sent->messageId && $frame['msg'] === 'hi' && $frame['code'] === 7
