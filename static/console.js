@@ -448,6 +448,12 @@ async function send() {
       await api("send_to_group", { groupName, ...message });
       break;
     }
+    case "user": {
+      const userId = $("#send-user-id").value.trim();
+      if (!userId) { $("#send-user-id").focus(); return; }
+      await api("send_to_user", { userId, ...message });
+      break;
+    }
     default:
       await api("send_to_system", message);
   }
@@ -512,6 +518,18 @@ function init() {
     inspect("get_online_list", { groupName });
   });
   $("#all-groups").addEventListener("click", () => inspect("get_all_groups", {}));
+  $("#online-users").addEventListener("click", () => {
+    const groupName = $("#inspect-group").value.trim();
+    inspect("get_online_users", groupName ? { groupName } : {});
+  });
+  $("#list-clients").addEventListener("click", () => inspect("list_clients", {}));
+  const withUser = (method) => () => {
+    const userId = $("#inspect-user").value.trim() || $("#bind-user").value.trim();
+    if (!userId) { $("#inspect-user").focus(); return; }
+    inspect(method, { userId });
+  };
+  $("#user-info").addEventListener("click", withUser("get_user_info"));
+  $("#close-user").addEventListener("click", withUser("close_user"));
   $("#client-info").addEventListener("click", () => {
     const clientId = $("#send-client").value || $("#bind-client").value;
     if (clientId) inspect("get_client_info", { clientId });

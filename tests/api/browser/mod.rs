@@ -18,6 +18,7 @@ mod first_steps;
 mod layout;
 mod recovery;
 mod system_panel;
+mod users;
 
 const CHROMIUM: &[&str] = &["/usr/bin/chromium", "/usr/bin/chromium-browser"];
 const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"];
