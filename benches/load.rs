@@ -11,6 +11,7 @@
 //! cargo bench --bench load -- system --clients 10000 ...
 //! cargo bench --bench load -- idle --clients 15000 ...
 //! cargo bench --bench load -- unicast --inflight 32 ...
+//! cargo bench --bench load -- users --clients 300 ...   # send_to_user (3 tabs) beside send_to_client
 //! cargo bench --bench load -- big-room --clients 10000 --rates 20,40,80 ...
 //! cargo bench --bench load -- report --input benches/results.jsonl   # writes BENCHMARKS.md + SVG
 //! ```
@@ -49,6 +50,9 @@ enum Scenario {
     Idle(Opts),
     /// send_to_client requests over K keep-alive connections, to N clients.
     Unicast(Opts),
+    /// N clients as N/3 users of 3 connections each: M send_to_client requests, then M
+    /// send_to_user, K in flight; server CPU per delivered frame of each.
+    Users(Opts),
     /// N clients in one group; M messages published to the MQTT broker of the server's bridge
     /// (--mqtt-url) as fast as the broker takes them (at most 500 ahead of delivery), then the
     /// same M through REST (K in flight), side by side.
@@ -176,6 +180,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
         Scenario::System(o) => vec![system(o).await],
         Scenario::Idle(o) => vec![idle(o).await],
         Scenario::Unicast(o) => vec![unicast(o).await],
+        Scenario::Users(o) => vec![users(o).await],
         Scenario::MqttFanout(o) => vec![mqtt_fanout(o).await],
         Scenario::BigRoom(o) => vec![big_room(o).await],
         Scenario::All(o) => {
@@ -185,6 +190,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
                 fanout(o.clone(), Some(rate)).await,
                 system(o.clone()).await,
                 unicast(o.clone()).await,
+                users(o.clone()).await,
                 idle(o).await,
             ]
         }
@@ -975,6 +981,83 @@ async fn unicast(o: Opts) -> Value {
         "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
         "cpu_s": phase.cpu, "cpu_us_per_request": phase.cpu.map(|c| c * 1e6 / messages.max(1) as f64),
         "rss_kib": rss_kib(&o.pids()),
+    })
+}
+
+async fn users(o: Opts) -> Value {
+    const TABS: usize = 3;
+    let clients = o.clients.unwrap_or(if o.tiny { 9 } else { 300 }) / TABS * TABS;
+    let messages = o.messages.unwrap_or(if o.tiny { 30 } else { 10_000 });
+    let inflight = o.inflight.unwrap_or(32);
+    let api = Rc::new(Api::new(&o, inflight.max(16)));
+    api.call("register", json!({"systemId": api.system}).to_string())
+        .await;
+    let tally = Rc::new(Tally::default());
+    let (ids, _) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+    // Client i is a tab of user u<i/3>, each in a group of its own (one notice per bind).
+    futures_util::stream::iter(ids.iter().enumerate())
+        .map(|(i, id)| {
+            let body = json!({"clientId": id, "groupName": format!("solo-{i}"), "userId": format!("u{}", i / TABS)});
+            api.call("bind_to_group", body.to_string())
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    settle(&tally, Duration::from_millis(300)).await;
+    let to_clients = ids
+        .into_iter()
+        .map(|id| ("clientId".to_owned(), id))
+        .collect();
+    let by_client = send_phase(
+        &o,
+        &api,
+        &tally,
+        "send_to_client",
+        to_clients,
+        messages,
+        inflight,
+        None,
+        messages as u64,
+    )
+    .await;
+    reset(&tally);
+    let to_users = (0..clients / TABS)
+        .map(|u| ("userId".to_owned(), format!("u{u}")))
+        .collect();
+    let by_user = send_phase(
+        &o,
+        &api,
+        &tally,
+        "send_to_user",
+        to_users,
+        messages,
+        inflight,
+        None,
+        (messages * TABS) as u64,
+    )
+    .await;
+    let per_frame = |phase: &Phase| {
+        phase
+            .cpu
+            .map(|cpu| cpu * 1e6 / phase.delivered.max(1) as f64)
+    };
+    let (client_frame, user_frame) = (per_frame(&by_client), per_frame(&by_user));
+    // A page of the system's users (1,000 at most), as a backend re-reading presence would.
+    let page_started = Instant::now();
+    let page = api
+        .call("get_online_users", json!({"limit": 1000}).to_string())
+        .await;
+    let page_ms = page_started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(page["data"]["userCount"], json!(clients / TABS), "{page}");
+    json!({
+        "scenario": "users", "server": o.label, "clients": clients, "tabs_per_user": TABS,
+        "messages": messages, "inflight": inflight, "payload": o.payload,
+        "cpu_us_per_frame_send_to_client": client_frame,
+        "cpu_us_per_frame_send_to_user": user_frame,
+        "user_to_client_cpu_ratio": client_frame.zip(user_frame).map(|(c, u)| u / c),
+        "send_to_user_requests_per_s": messages as f64 / by_user.requests_elapsed.as_secs_f64(),
+        "p99_ms": by_user.p99, "lost": by_client.lost + by_user.lost,
+        "get_online_users_page_ms": page_ms,
     })
 }
 

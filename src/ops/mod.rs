@@ -25,12 +25,11 @@
 //! The route, the metrics label, the scope check, the body's parsing and limits, the envelope,
 //! the OpenAPI path and the command's wire form between nodes follow from the list.
 //!
-//! The methods the users issue adds show the three shapes: `close_user` and `get_user_info`
-//! read or act where a user's connections are (a command per owning node, as
-//! `send_to_clients` does per clientId), `send_to_user` is a broadcast to an audience (a new
-//! [`Audience`](crate::backplane::Audience) case for the backplane, not a new backplane
-//! method), and `get_online_users` / `list_clients` are reads of what every node agrees on (the
-//! [`Directory`]).
+//! The user methods (`send_to_user`, `get_user_info`, `close_user`, `get_online_users`,
+//! `list_clients`) show a fourth shape: a user's connections may be on any node, so their
+//! command runs on every live node ([`Backplane::on_every_node`]) and the replies are merged
+//! here. Each node answers from its registry, which is always current, so the answer is true at
+//! the instant it is asked, with no second copy of users to keep in step.
 
 use std::future::Future;
 use std::sync::Arc;
