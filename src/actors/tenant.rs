@@ -102,30 +102,6 @@ pub struct Tenant<S, G> {
     users: HashMap<String, BTreeSet<String>>,
 }
 
-/// Moves `client_id` from user `old` to user `new` in the user index (`""`: no user).
-fn reindex_user(
-    users: &mut HashMap<String, BTreeSet<String>>,
-    client_id: &str,
-    old: &str,
-    new: &str,
-) {
-    if old == new {
-        return;
-    }
-    if let Some(clients) = users.get_mut(old) {
-        clients.remove(client_id);
-        if clients.is_empty() {
-            users.remove(old);
-        }
-    }
-    if !new.is_empty() {
-        users
-            .entry(new.to_owned())
-            .or_default()
-            .insert(client_id.to_owned());
-    }
-}
-
 impl<S: Clone, G: Clone> Tenant<S, G> {
     pub fn new(settings: SystemSettings) -> Self {
         Tenant {
@@ -134,18 +110,6 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             groups: BTreeMap::new(),
             users: HashMap::new(),
         }
-    }
-
-    /// The clients of user `user_id`, by clientId (none for `""`).
-    pub fn user_clients<'a>(
-        &'a self,
-        user_id: &str,
-    ) -> impl Iterator<Item = (&'a String, &'a Client<S>)> + 'a {
-        self.users
-            .get(user_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.clients.get_key_value(id))
     }
 
     pub fn clients(&self) -> &HashMap<String, Client<S>> {
@@ -407,50 +371,6 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         }
     }
 
-    /// Each user with a connection in `group` (or, with `None`, in the system) and how many
-    /// connections it has there. Connections without a user are not counted.
-    pub fn user_counts(&self, group: Option<&str>) -> Vec<(String, usize)> {
-        let Some(group) = group else {
-            return self
-                .users
-                .iter()
-                .map(|(user_id, clients)| (user_id.clone(), clients.len()))
-                .collect();
-        };
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        let members = self.groups.get(group).map(|entry| &entry.members);
-        for client in members
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.clients.get(id))
-        {
-            if !client.user_id.is_empty() {
-                *counts.entry(&client.user_id).or_default() += 1;
-            }
-        }
-        counts
-            .into_iter()
-            .map(|(user_id, n)| (user_id.to_owned(), n))
-            .collect()
-    }
-
-    /// The first `limit` clients in clientId order whose id comes after `after`.
-    pub fn clients_after(&self, after: Option<&str>, limit: usize) -> Vec<(&String, &Client<S>)> {
-        let mut ids: Vec<&String> = self
-            .clients
-            .keys()
-            .filter(|id| after.is_none_or(|after| id.as_str() > after))
-            .collect();
-        if ids.len() > limit {
-            ids.select_nth_unstable(limit);
-            ids.truncate(limit);
-        }
-        ids.sort_unstable();
-        ids.into_iter()
-            .filter_map(|id| self.clients.get_key_value(id.as_str()))
-            .collect()
-    }
-
     /// Where the state breaks its own rules: every group member is a client whose group list
     /// names the group, and the other way round, and no group is empty. Empty when all hold.
     pub fn violations(&self, system_id: &str) -> Vec<String> {
@@ -505,6 +425,32 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             }
         }
         violations
+    }
+}
+
+mod users;
+
+/// Moves `client_id` from user `old` to user `new` in the user index (`""`: no user).
+fn reindex_user(
+    users: &mut HashMap<String, BTreeSet<String>>,
+    client_id: &str,
+    old: &str,
+    new: &str,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(clients) = users.get_mut(old) {
+        clients.remove(client_id);
+        if clients.is_empty() {
+            users.remove(old);
+        }
+    }
+    if !new.is_empty() {
+        users
+            .entry(new.to_owned())
+            .or_default()
+            .insert(client_id.to_owned());
     }
 }
 
