@@ -48,7 +48,10 @@ async fn console_sends_to_lists_and_closes_a_user() {
         .await;
     }
     let newest = js(c, "document.querySelector('#call-log .call').textContent").await;
-    assert!(newest.as_str().unwrap().contains("\"count\": 2"), "{newest}");
+    assert!(
+        newest.as_str().unwrap().contains("\"count\": 2"),
+        "{newest}"
+    );
     let bobs = js(
         c,
         &format!("{}.querySelectorAll('li.push').length", card_frames(2)),
