@@ -30,6 +30,7 @@ pub struct GetOnlineUsersRequest {
     pub cursor: Option<String>,
     /// Users per page, 1 to 10,000 (default 1,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub limit: Option<i64>,
 }
 

@@ -24,6 +24,7 @@ pub struct ListClientsRequest {
     pub cursor: Option<String>,
     /// Clients per page, 1 to 10,000 (default 1,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub limit: Option<i64>,
 }
 
