@@ -3,6 +3,7 @@
 //! a real client, and every reply compared with the one the README shows.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -25,10 +26,12 @@ fn printed(output: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Runs `script` in bash, as the second terminal would; returns what it printed.
-fn run_in_bash(script: &str) -> String {
+/// Runs `script` in bash (`-euo pipefail`) in `dir`, as the second terminal would; returns what
+/// it printed, after asserting it succeeded.
+pub(crate) fn run_in_bash(script: &str, dir: &Path) -> String {
     let output = std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -104,9 +107,9 @@ fn the_five_minute_walkthrough_works_in_the_order_the_readme_gives() {
 
     // 2. Register `demo`: the reply shown. Again (the console or an earlier run did it): 409,
     // as the README says, and the walkthrough carries on.
-    let replies = printed(&run_in_bash(&as_here(register)));
+    let replies = printed(&run_in_bash(&as_here(register), Path::new(".")));
     assert_eq!(replies, shown(register, "# "), "{register}");
-    let again = printed(&run_in_bash(&as_here(register)));
+    let again = printed(&run_in_bash(&as_here(register), Path::new(".")));
     let readme = include_str!("../../README.md");
     let said = readme
         .split("If you registered `demo`")
@@ -149,7 +152,7 @@ fn the_five_minute_walkthrough_works_in_the_order_the_readme_gives() {
             exports.join("\n"),
             send.replace(example_id, client_id)
         );
-        let replies = printed(&run_in_bash(&as_here(&script)));
+        let replies = printed(&run_in_bash(&as_here(&script), Path::new(".")));
         assert!(replies.iter().all(|r| r["code"] == 0), "{replies:?}");
         let last = replies.last().expect("replies");
         assert!(matches(&shown(send, "# ")[0], last), "{last}");

@@ -42,17 +42,7 @@ fn the_readme_typescript_recipe_type_checks_the_frontend_snippet() {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     // The README's steps: fetch the types, write its tsconfig, use its snippet.
     let fetch = block("sh").replace("127.0.0.1:7800", &server.address);
-    let fetched = std::process::Command::new("bash")
-        .args([
-            "-euo",
-            "pipefail",
-            "-c",
-            &fetch.replace("curl ", "curl -sf "),
-        ])
-        .current_dir(&dir)
-        .status()
-        .expect("bash runs");
-    assert!(fetched.success(), "{fetch}");
+    crate::readme::run_in_bash(&fetch.replace("curl ", "curl -sf "), &dir);
     std::fs::write(dir.join("tsconfig.json"), block("json")).unwrap();
     std::fs::write(dir.join("src/app.ts"), block("js")).unwrap();
     let (ok, printed) = tsc(&compiler, &dir);
