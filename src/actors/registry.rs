@@ -281,6 +281,18 @@ impl SystemRegistry {
         });
     }
 
+    /// Closes a client as `close_client` does (1000): removed at once, so a reply already
+    /// reflects it; the session's own Disconnect, when it stops, then finds nothing to do.
+    /// False if it is not connected here.
+    pub(crate) fn close_by_rest(&mut self, system_id: &str, client_id: &str) -> bool {
+        let offline = Offline::new(OfflineReason::CloseClient, Some(1000));
+        let Some(session) = self.remove_client(system_id, client_id, offline) else {
+            return false;
+        };
+        self.close(&session, CloseReason::Rest, "closed by the server");
+        true
+    }
+
     /// Pushes `frame` to each of `client_ids` that is connected, once each, evicting those that
     /// overflow. Returns the ids that are not connected.
     pub(crate) fn push_to_clients(

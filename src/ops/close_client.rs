@@ -6,8 +6,6 @@ use serde::{Deserialize, Serialize};
 use super::{ClientCommand, Node, Operation, SystemCaller};
 use crate::actors::messages::{RegistryError, RegistryResult};
 use crate::actors::registry::SystemRegistry;
-use crate::protocol::CloseReason;
-use crate::actors::outward::{Offline, OfflineReason};
 use crate::error::ApiError;
 use crate::protocol::EmptyList;
 
@@ -59,13 +57,9 @@ impl Handler<CloseClient> for SystemRegistry {
     type Result = RegistryResult<()>;
     fn handle(&mut self, cmd: CloseClient, _: &mut Context<Self>) -> Self::Result {
         self.tenant(&cmd.system_id)?;
-        // Removed now, so the reply already reflects it; the session's own Disconnect, when it
-        // stops, then finds nothing left to do.
-        let offline = Offline::new(OfflineReason::CloseClient, Some(1000));
-        let session = self
-            .remove_client(&cmd.system_id, &cmd.client_id, offline)
-            .ok_or_else(|| RegistryError::UnknownClient(cmd.client_id.clone()))?;
-        self.close(&session, CloseReason::Rest, "closed by the server");
+        if !self.close_by_rest(&cmd.system_id, &cmd.client_id) {
+            return Err(RegistryError::UnknownClient(cmd.client_id.clone()));
+        }
         Ok(())
     }
 }

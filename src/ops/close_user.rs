@@ -5,10 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ClientCommand, Node, Operation, SystemCaller};
 use crate::actors::messages::RegistryResult;
-use crate::actors::outward::{Offline, OfflineReason};
 use crate::actors::registry::SystemRegistry;
 use crate::error::ApiError;
-use crate::protocol::CloseReason;
 
 pub type Request = CloseUserRequest;
 
@@ -17,7 +15,6 @@ pub type Request = CloseUserRequest;
 pub struct ClosedCount {
     pub count: usize,
 }
-
 
 super::user_request!(
     /// `close_user`.
@@ -70,14 +67,9 @@ impl Handler<CloseUser> for SystemRegistry {
             .user_clients(&cmd.user_id)
             .map(|(client_id, _)| client_id.clone())
             .collect();
-        let mut closed = 0;
-        for client_id in clients {
-            let offline = Offline::new(OfflineReason::CloseClient, Some(1000));
-            if let Some(session) = self.remove_client(&cmd.system_id, &client_id, offline) {
-                self.close(&session, CloseReason::Rest, "closed by the server");
-                closed += 1;
-            }
-        }
-        Ok(closed)
+        Ok(clients
+            .iter()
+            .filter(|client_id| self.close_by_rest(&cmd.system_id, client_id))
+            .count())
     }
 }

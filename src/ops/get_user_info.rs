@@ -36,7 +36,6 @@ pub struct UserInfo {
     pub groups: Vec<String>,
 }
 
-
 super::user_request!(
     /// `get_user_info`.
     GetUserInfoRequest
