@@ -11,13 +11,10 @@ use crate::actors::messages::RegistryResult;
 use crate::actors::registry::SystemRegistry;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::cursor::{page, page_size};
-use crate::protocol::{check_group, check_len, CheckLimits, Name, OverLimit};
+use crate::protocol::cursor::{check_page, page, page_size};
+use crate::protocol::{check_group, CheckLimits, Name, OverLimit};
 
 pub type Request = GetOnlineUsersRequest;
-
-/// Longest cursor accepted: a hex userId and a hex MAC, with room to spare.
-pub const MAX_CURSOR_LEN: usize = 4096;
 
 /// `get_online_users`: without `groupName`, the whole system.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,10 +36,7 @@ impl CheckLimits for GetOnlineUsersRequest {
         if let Some(group) = &self.group_name {
             check_group(group, limits)?;
         }
-        if let Some(cursor) = &self.cursor {
-            check_len("cursor", cursor, MAX_CURSOR_LEN)?;
-        }
-        page_size(self.limit).map(drop)
+        check_page(self.cursor.as_deref(), self.limit)
     }
 }
 
@@ -86,10 +80,9 @@ impl Operation for GetOnlineUsersRequest {
             caller.system_id,
             group_name.as_deref().unwrap_or_default()
         );
-        let after = match &self.cursor {
-            Some(cursor) => Some(node.cursors.open(&query, cursor)?),
-            None => None,
-        };
+        let after = (self.cursor.as_deref())
+            .map(|cursor| node.cursors.open(&query, cursor))
+            .transpose()?;
         let command = UserCounts {
             system_id: caller.system_id,
             group_name,

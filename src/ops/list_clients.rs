@@ -4,14 +4,13 @@
 use actix::{Context, Handler};
 use serde::{Deserialize, Serialize};
 
-use super::get_online_users::MAX_CURSOR_LEN;
 use super::{ClientCommand, Node, Operation, SystemCaller};
 use crate::actors::messages::RegistryResult;
 use crate::actors::registry::SystemRegistry;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::cursor::{page, page_size};
-use crate::protocol::{check_len, CheckLimits, OverLimit};
+use crate::protocol::cursor::{check_page, page, page_size};
+use crate::protocol::{CheckLimits, OverLimit};
 
 pub type Request = ListClientsRequest;
 
@@ -30,10 +29,7 @@ pub struct ListClientsRequest {
 
 impl CheckLimits for ListClientsRequest {
     fn check_limits(&self, _: &Limits) -> Result<(), OverLimit> {
-        if let Some(cursor) = &self.cursor {
-            check_len("cursor", cursor, MAX_CURSOR_LEN)?;
-        }
-        page_size(self.limit).map(drop)
+        check_page(self.cursor.as_deref(), self.limit)
     }
 }
 
@@ -70,10 +66,9 @@ impl Operation for ListClientsRequest {
     async fn call(self, node: &Node, caller: SystemCaller) -> Result<ListedClients, ApiError> {
         let size = page_size(self.limit)?;
         let query = format!("{}\n{}", Self::NAME, caller.system_id);
-        let after = match &self.cursor {
-            Some(cursor) => Some(node.cursors.open(&query, cursor)?),
-            None => None,
-        };
+        let after = (self.cursor.as_deref())
+            .map(|cursor| node.cursors.open(&query, cursor))
+            .transpose()?;
         // One more than a page from each node: the page's clients are among them, and whether
         // more remain shows.
         let command = ClientsAfter {

@@ -68,6 +68,17 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// Longest cursor accepted: a hex key and a hex MAC, with room to spare.
+pub const MAX_CURSOR_LEN: usize = 4096;
+
+/// The checks of a page request made before it runs: the cursor's length and the limit's range.
+pub fn check_page(cursor: Option<&str>, limit: Option<i64>) -> Result<(), OverLimit> {
+    if let Some(cursor) = cursor {
+        super::rest::check_len("cursor", cursor, MAX_CURSOR_LEN)?;
+    }
+    page_size(limit).map(drop)
+}
+
 /// A page's size: `limit` 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
 pub fn page_size(limit: Option<i64>) -> Result<usize, OverLimit> {
     match limit {
