@@ -5,17 +5,19 @@ use actix::{Context, Handler};
 use serde::{Deserialize, Serialize};
 
 use super::{ClientCommand, Node, Operation, SystemCaller};
-use crate::actors::messages::RegistryResult;
-use crate::actors::registry::SystemRegistry;
-use actix::{AsyncContext, Recipient, Supervisor};
 use crate::actors::events::Event;
 use crate::actors::group::Group;
+use crate::actors::messages::RegistryResult;
 use crate::actors::messages::{ClientOverflowed, Join};
-use crate::settings::EventName;
 use crate::actors::outward::BackendEvent;
+use crate::actors::registry::SystemRegistry;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{check_group, check_len, check_user_id, CheckLimits, EmptyList, Name, OverLimit};
+use crate::protocol::{
+    check_group, check_len, check_user_id, CheckLimits, EmptyList, Name, OverLimit,
+};
+use crate::settings::EventName;
+use actix::{AsyncContext, Recipient, Supervisor};
 
 pub type Request = BindToGroupRequest;
 
@@ -30,7 +32,6 @@ pub struct BindToGroupRequest {
     #[serde(default)]
     pub extend: String,
 }
-
 
 impl CheckLimits for BindToGroupRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {

@@ -80,7 +80,9 @@ impl Operation for GetOnlineUsersRequest {
             caller.system_id,
             group_name.as_deref().unwrap_or_default()
         );
-        let after = self.cursor.as_deref()
+        let after = self
+            .cursor
+            .as_deref()
             .map(|cursor| node.cursors.open(&query, cursor))
             .transpose()?;
         let command = UserCounts {

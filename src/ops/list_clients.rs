@@ -66,7 +66,9 @@ impl Operation for ListClientsRequest {
     async fn call(self, node: &Node, caller: SystemCaller) -> Result<ListedClients, ApiError> {
         let size = page_size(self.limit)?;
         let query = format!("{}\n{}", Self::NAME, caller.system_id);
-        let after = self.cursor.as_deref()
+        let after = self
+            .cursor
+            .as_deref()
             .map(|cursor| node.cursors.open(&query, cursor))
             .transpose()?;
         // One more than a page from each node: the page's clients are among them, and whether

@@ -22,6 +22,9 @@
 //! 2. One line, the file's name, in the list at the end of this file.
 //! 3. Its tests under `tests/api/`, and its section in `socket.md`.
 //!
+//! `cargo fmt` does not reach these files (their `mod` lines come from a macro): format them
+//! with `rustfmt --edition 2021 src/ops/*.rs` (CI checks every file that way).
+//!
 //! The route, the metrics label, the scope check, the body's parsing and limits, the envelope,
 //! the OpenAPI path and the command's wire form between nodes follow from the list.
 //!

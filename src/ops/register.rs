@@ -33,7 +33,6 @@ impl RegisterRequest {
     }
 }
 
-
 impl CheckLimits for RegisterRequest {
     fn check_limits(&self, limits: &Limits) -> Result<(), OverLimit> {
         check_system_id(self.system_id.as_str(), limits)?;

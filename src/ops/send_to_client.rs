@@ -82,4 +82,3 @@ impl Handler<SendToClient> for SystemRegistry {
         Ok(())
     }
 }
-

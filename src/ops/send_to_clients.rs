@@ -59,18 +59,11 @@ impl Operation for SendToClientsRequest {
     type Reply = SendToClientsReply;
     type Command = SendToClients;
 
-    async fn call(
-        self,
-        node: &Node,
-        caller: SystemCaller,
-    ) -> Result<SendToClientsReply, ApiError> {
+    async fn call(self, node: &Node, caller: SystemCaller) -> Result<SendToClientsReply, ApiError> {
         let message_id = p::new_id();
         let frame = super::encode(node, &message_id, self.message())?;
         let client_ids = self.client_ids.into_iter().map(Name::into_inner).collect();
-        let ByOwner {
-            mut owned,
-            unowned,
-        } = node.backplane.by_owner(client_ids);
+        let ByOwner { mut owned, unowned } = node.backplane.by_owner(client_ids);
         let mut missing = Vec::new();
         if owned.is_empty() {
             // Still asked of the system, so that an unknown one is refused as usual.

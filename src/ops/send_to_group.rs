@@ -4,7 +4,9 @@ use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::backplane::Audience;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{self as p, check_group, check_message, send_request, CheckLimits, Name, OverLimit};
+use crate::protocol::{
+    self as p, check_group, check_message, send_request, CheckLimits, Name, OverLimit,
+};
 
 pub type Request = SendToGroupRequest;
 

@@ -4,15 +4,15 @@ use actix::{Context, Handler};
 use serde::{Deserialize, Serialize};
 
 use super::{ClientCommand, Node, Operation, SystemCaller};
-use crate::actors::messages::RegistryResult;
-use crate::actors::registry::SystemRegistry;
 use crate::actors::events::Event;
 use crate::actors::messages::Leave;
-use crate::settings::EventName;
+use crate::actors::messages::RegistryResult;
 use crate::actors::outward::BackendEvent;
+use crate::actors::registry::SystemRegistry;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::protocol::{check_group, CheckLimits, EmptyList, Name, OverLimit};
+use crate::settings::EventName;
 
 pub type Request = UnbindFromGroupRequest;
 
