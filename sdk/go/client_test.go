@@ -194,6 +194,13 @@ func TestEveryMessageAndGroupMethod(t *testing.T) {
 	if len(everyone.Clients) != 2 || everyone.Cursor != "" {
 		t.Fatalf("list_clients: %+v", everyone)
 	}
+	var seenUsers []string
+	must(t, s.EachOnlineUser(ctx, "room", wshub.Page{Limit: 1}, func(u wshub.OnlineUser) error { seenUsers = append(seenUsers, u.UserID); return nil }))
+	seenClients := 0
+	must(t, s.EachClient(ctx, wshub.Page{Limit: 1}, func(wshub.ListedClient) error { seenClients++; return nil }))
+	if !reflect.DeepEqual(seenUsers, []string{"u-ann", "u-bob"}) || seenClients != 2 {
+		t.Fatalf("EachOnlineUser / EachClient: %v, %d", seenUsers, seenClients)
+	}
 	_, err = s.ListClients(ctx, wshub.Page{Cursor: first.Cursor})
 	if got := status(t, err); got != http.StatusBadRequest {
 		t.Fatalf("another query's cursor: %d", got)

@@ -397,3 +397,44 @@ func (s *System) ListClients(ctx context.Context, page Page) (ListedClients, err
 	err := s.call(ctx, "list_clients", page.body(map[string]any{}), &clients, read)
 	return clients, err
 }
+
+// EachOnlineUser calls fn for every user online in a group (groupName "": the system), page
+// after page from page (Page{} for the start, with the server's page size), until the last
+// page or fn returns an error (which it returns).
+func (s *System) EachOnlineUser(ctx context.Context, groupName string, page Page, fn func(OnlineUser) error) error {
+	for {
+		users, err := s.GetOnlineUsers(ctx, groupName, page)
+		if err != nil {
+			return err
+		}
+		for _, user := range users.Users {
+			if err := fn(user); err != nil {
+				return err
+			}
+		}
+		if users.Cursor == "" {
+			return nil
+		}
+		page.Cursor = users.Cursor
+	}
+}
+
+// EachClient calls fn for every client of the system, page after page from page, as
+// EachOnlineUser does: the re-sync after a webhook batch with Dropped.
+func (s *System) EachClient(ctx context.Context, page Page, fn func(ListedClient) error) error {
+	for {
+		clients, err := s.ListClients(ctx, page)
+		if err != nil {
+			return err
+		}
+		for _, client := range clients.Clients {
+			if err := fn(client); err != nil {
+				return err
+			}
+		}
+		if clients.Cursor == "" {
+			return nil
+		}
+		page.Cursor = clients.Cursor
+	}
+}

@@ -163,6 +163,34 @@ final class System
         return new ListedClients($d['clients'], $d['cursor'] ?? null);
     }
 
+    /**
+     * Every user online in a group (null: the system), page after page.
+     * @return \Generator<int, array{userId: string, clients: int}>
+     */
+    public function eachOnlineUser(?string $groupName = null, ?int $limit = null): \Generator
+    {
+        $cursor = null;
+        do {
+            $page = $this->getOnlineUsers($groupName, $cursor, $limit);
+            yield from $page->users;
+            $cursor = $page->cursor;
+        } while ($cursor !== null);
+    }
+
+    /**
+     * Every client of the system, page after page: the re-sync after a webhook's 'dropped'.
+     * @return \Generator<int, array{clientId: string, userId: string, groups: list<string>, connectedAt: int, connected: bool}>
+     */
+    public function eachClient(?int $limit = null): \Generator
+    {
+        $cursor = null;
+        do {
+            $page = $this->listClients($cursor, $limit);
+            yield from $page->clients;
+            $cursor = $page->cursor;
+        } while ($cursor !== null);
+    }
+
     private static function page(?string $cursor, ?int $limit): array
     {
         return array_filter(['cursor' => $cursor, 'limit' => $limit], fn ($v) => $v !== null);

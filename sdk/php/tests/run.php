@@ -162,6 +162,9 @@ $tests['every message and group method'] = function () use ($baseUrl): void {
     $everyone = $s->listClients();
     check(count($everyone->clients) === 2 && $everyone->cursor === null, 'list_clients', $everyone);
     check(apiError(fn () => $s->listClients($first->cursor))->getStatus() === 400, "another query's cursor");
+    $users = array_column(iterator_to_array($s->eachOnlineUser('room', 1), false), 'userId');
+    check($users === ['u-ann', 'u-bob'], 'eachOnlineUser walks the pages', $users);
+    check(count(iterator_to_array($s->eachClient(1), false)) === 2, 'eachClient walks the pages');
 
     $sent = $s->sendToClient($ann->clientId, 'hi', ['n' => 1], code: 7, sendUserId: 'u-bob');
     $frame = $ann->readFrame();
