@@ -402,39 +402,37 @@ func (s *System) ListClients(ctx context.Context, page Page) (ListedClients, err
 // after page from page (Page{} for the start, with the server's page size), until the last
 // page or fn returns an error (which it returns).
 func (s *System) EachOnlineUser(ctx context.Context, groupName string, page Page, fn func(OnlineUser) error) error {
-	for {
-		users, err := s.GetOnlineUsers(ctx, groupName, page)
-		if err != nil {
-			return err
-		}
-		for _, user := range users.Users {
-			if err := fn(user); err != nil {
-				return err
-			}
-		}
-		if users.Cursor == "" {
-			return nil
-		}
-		page.Cursor = users.Cursor
-	}
+	return walk(page, func(p Page) ([]OnlineUser, string, error) {
+		users, err := s.GetOnlineUsers(ctx, groupName, p)
+		return users.Users, users.Cursor, err
+	}, fn)
 }
 
 // EachClient calls fn for every client of the system, page after page from page, as
 // EachOnlineUser does: the re-sync after a webhook batch with Dropped.
 func (s *System) EachClient(ctx context.Context, page Page, fn func(ListedClient) error) error {
+	return walk(page, func(p Page) ([]ListedClient, string, error) {
+		clients, err := s.ListClients(ctx, p)
+		return clients.Clients, clients.Cursor, err
+	}, fn)
+}
+
+// walk reads pages with fetch from page on, calling fn for each item, until a page has no
+// cursor or fn or fetch fails.
+func walk[T any](page Page, fetch func(Page) ([]T, string, error), fn func(T) error) error {
 	for {
-		clients, err := s.ListClients(ctx, page)
+		items, cursor, err := fetch(page)
 		if err != nil {
 			return err
 		}
-		for _, client := range clients.Clients {
-			if err := fn(client); err != nil {
+		for _, item := range items {
+			if err := fn(item); err != nil {
 				return err
 			}
 		}
-		if clients.Cursor == "" {
+		if cursor == "" {
 			return nil
 		}
-		page.Cursor = clients.Cursor
+		page.Cursor = cursor
 	}
 }
