@@ -10,7 +10,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use actix_web_httpauth::headers::authorization::{Bearer, Scheme};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::Hub;
 use crate::config::ApiAuth;
@@ -213,6 +213,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 format!("{path}: {}", without_position(&inner))
             }
             serde_json::error::Category::Data => without_position(&inner),
+            // serde_json reports a value of the wrong kind for an enum (`"presence": 1`) as a
+            // syntax error; in JSON that parses, it is the field's fault.
+            serde_json::error::Category::Syntax
+                if path != "." && serde_json::from_slice::<IgnoredAny>(bytes).is_ok() =>
+            {
+                format!("{path}: not one of the values this field takes")
+            }
             _ => format!("malformed JSON body: {inner}"),
         };
         ApiError::BadRequest(message)
