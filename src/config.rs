@@ -287,6 +287,10 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     #[command(flatten)]
     pub recovery: RecoveryConfig,
+    /// Seconds a user whose last connection left (or was cut) still counts as online, so a page
+    /// reload or a resume fires no user_offline (and, with presence "user", no 1002).
+    #[arg(long, env = "WSHUB_PRESENCE_GRACE", default_value = "5", value_parser = seconds)]
+    pub presence_grace: Duration,
 }
 
 impl Default for Config {

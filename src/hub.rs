@@ -131,6 +131,7 @@ impl Hub {
                     max_clients_per_group: config.limits.max_clients_per_group,
                 },
                 recovery: config.recovery,
+                presence_grace: config.presence_grace,
                 events,
             },
             metrics.clone(),

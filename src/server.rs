@@ -84,6 +84,7 @@ impl Application {
                 let cluster_config = ClusterConfig {
                     redis_url: redis_url.clone(),
                     prefix: config.redis_prefix.clone(),
+                    presence_grace: config.presence_grace,
                 };
                 let cluster = Cluster::start(
                     &cluster_config,

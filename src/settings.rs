@@ -26,10 +26,14 @@ pub enum EventName {
     GroupOccupied,
     GroupVacated,
     ClientMessage,
+    /// A user's first connection in the system appeared.
+    UserOnline,
+    /// A user's last connection left and `--presence-grace` passed without one coming back.
+    UserOffline,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 7] = [
+    pub const ALL: [EventName; 9] = [
         EventName::ClientOnline,
         EventName::ClientOffline,
         EventName::GroupJoined,
@@ -37,7 +41,19 @@ impl EventName {
         EventName::GroupOccupied,
         EventName::GroupVacated,
         EventName::ClientMessage,
+        EventName::UserOnline,
+        EventName::UserOffline,
     ];
+}
+
+/// Whom a group's 1001 and 1002 notices are about: each connection (the legacy behaviour), or
+/// each user (the first connection of a user in a group, and its last one after the grace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceMode {
+    #[default]
+    Client,
+    User,
 }
 
 /// Where a system's events are posted, and the secret that signs them.
@@ -73,6 +89,8 @@ pub struct SystemSettings {
     pub webhook: Option<WebhookSettings>,
     #[serde(default)]
     pub mqtt: Option<MqttSettings>,
+    #[serde(default)]
+    pub presence: PresenceMode,
 }
 
 impl SystemSettings {
@@ -82,6 +100,7 @@ impl SystemSettings {
             registered_at,
             webhook: None,
             mqtt: None,
+            presence: PresenceMode::Client,
         }
     }
 
@@ -89,6 +108,9 @@ impl SystemSettings {
     pub fn apply(&mut self, update: &SettingsUpdate) {
         update.webhook.apply_to(&mut self.webhook);
         update.mqtt.apply_to(&mut self.mqtt);
+        if let Some(presence) = update.presence {
+            self.presence = presence;
+        }
     }
 }
 
@@ -120,6 +142,9 @@ impl<T: Clone> Patch<T> {
 pub struct SettingsUpdate {
     pub webhook: Patch<WebhookSettings>,
     pub mqtt: Patch<MqttSettings>,
+    /// `None`: kept.
+    #[serde(default)]
+    pub presence: Option<PresenceMode>,
 }
 
 impl SettingsUpdate {
@@ -132,6 +157,7 @@ impl SettingsUpdate {
         SettingsUpdate {
             webhook: whole(&settings.webhook),
             mqtt: whole(&settings.mqtt),
+            presence: Some(settings.presence),
         }
     }
 }
@@ -164,10 +190,12 @@ mod tests {
             mqtt: Patch::Set(MqttSettings {
                 events: vec![EventName::ClientOnline],
             }),
+            presence: Some(PresenceMode::User),
         });
         settings.apply(&SettingsUpdate {
             webhook: Patch::Set(webhook("http://b")),
             mqtt: Patch::Keep,
+            presence: None,
         });
         assert_eq!(
             settings.webhook.as_ref().map(|w| w.url.as_str()),
@@ -177,8 +205,10 @@ mod tests {
         settings.apply(&SettingsUpdate {
             webhook: Patch::Keep,
             mqtt: Patch::Remove,
+            presence: None,
         });
         assert!(settings.webhook.is_some() && settings.mqtt.is_none());
+        assert_eq!(settings.presence, PresenceMode::User);
         assert_eq!(settings.registered_at, 1);
     }
 

@@ -7,6 +7,8 @@
 use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 
+use super::presence::Change;
+
 /// A change to local clients that the cluster must learn, in order.
 #[derive(Debug)]
 pub enum Event {
@@ -21,9 +23,9 @@ pub enum Event {
         groups: Vec<String>,
         notice: Option<ByteString>,
     },
-    /// A client was bound (or re-bound: no notice), or is being written again by a resync:
-    /// carries its whole membership, written as a whole, so one event restores one client.
-    /// The notice (1001), if any, goes to `group_name`.
+    /// A client was bound (or re-bound), or is being written again by a resync: carries its
+    /// whole membership, written as a whole, so one event restores one client. `joined`: it is
+    /// a new member of `group_name`, whose members get `notice` (1001), if per connection.
     Bound {
         system_id: String,
         client_id: String,
@@ -31,13 +33,22 @@ pub enum Event {
         all_groups: Vec<String>,
         user_id: String,
         extend: String,
+        joined: bool,
         notice: Option<ByteString>,
     },
     Unbound {
         system_id: String,
         client_id: String,
         group_name: String,
-        notice: ByteString,
+        notice: Option<ByteString>,
+    },
+    /// Connections began or stopped counting for their users (see
+    /// [`super::presence`]); the mirror decides who arrived and who left. `rewrite`: a
+    /// resync writing what this node holds again, which announces nothing.
+    Presence {
+        system_id: String,
+        changes: Vec<Change>,
+        rewrite: bool,
     },
     /// Answered once every event before it has been written: true if none of those writes
     /// was lost (Redis down), in which case the node will write everything again.

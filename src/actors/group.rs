@@ -84,7 +84,9 @@ impl Handler<Join> for Group {
     type Result = ();
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
         self.members.insert(msg.client_id, msg.session);
-        self.send_to_all(&msg.notice);
+        if let Some(notice) = &msg.notice {
+            self.send_to_all(notice);
+        }
     }
 }
 
@@ -101,7 +103,9 @@ impl Handler<Leave> for Group {
     type Result = ();
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
         if self.members.remove(&msg.client_id).is_some() {
-            self.send_to_all(&msg.notice);
+            if let Some(notice) = &msg.notice {
+                self.send_to_all(notice);
+            }
         }
     }
 }

@@ -246,21 +246,21 @@ pub struct GetSystemClients;
 // ---------------------------------------------------------------------------------------------
 // Registry → group
 
-/// Adds a member, then sends `notice` (1001) to every member, the new one included.
+/// Adds a member, then sends `notice` (1001), if any, to every member, the new one included.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Join {
     pub client_id: String,
     pub session: SessionHandle,
-    pub notice: ByteString,
+    pub notice: Option<ByteString>,
 }
 
-/// Removes a member, then sends `notice` (1002) to the members that remain.
+/// Removes a member, then sends `notice` (1002), if any, to the members that remain.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Leave {
     pub client_id: String,
-    pub notice: ByteString,
+    pub notice: Option<ByteString>,
 }
 
 /// A member resumed on a new session: deliver to `session` from now on. Nobody is told.

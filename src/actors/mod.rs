@@ -12,7 +12,7 @@
 //! for a mirror (the cluster); [`outward`] is where events for backends leave (webhooks, MQTT);
 //! [`reach`] is what keeps a session's client reachable (its lease, or its relay);
 //! [`tenant`] and [`resume`] are the registry's state as plain data (a system's members, the
-//! resume tokens); [`away`] bounds what every away recovery client holds together; [`bucket`] is
+//! resume tokens); [`presence`] is what counts for a user, and one node's keeper of who is online; [`away`] bounds what every away recovery client holds together; [`bucket`] is
 //! how fast a client may send.
 
 pub mod away;
@@ -25,6 +25,7 @@ pub mod history;
 pub mod messages;
 pub mod outbox;
 pub mod outward;
+pub mod presence;
 pub mod reach;
 pub mod registry;
 pub mod resume;

@@ -93,6 +93,8 @@ pub enum OfflineReason {
     /// A recovery client did not come back: its window ended, its kept frames passed
     /// `--recovery-buffer`, or its resume could not be honoured.
     RecoveryExpired,
+    /// (`user_offline` only) its connection was bound with another userId.
+    Rebound,
 }
 
 /// How and why a client left: the reason and the close code, if there was one.
@@ -205,6 +207,21 @@ impl BackendEvent {
         Self::new(
             EventName::GroupLeft,
             json!({ "clientId": client_id, "groupName": group, "userId": user_id, "reason": reason }),
+        )
+    }
+
+    pub fn user_online(user_id: &str, client_id: &str) -> BackendEvent {
+        Self::new(
+            EventName::UserOnline,
+            json!({ "userId": user_id, "clientId": client_id }),
+        )
+    }
+
+    /// `reason`: that of the user's last connection.
+    pub fn user_offline(user_id: &str, reason: OfflineReason) -> BackendEvent {
+        Self::new(
+            EventName::UserOffline,
+            json!({ "userId": user_id, "reason": reason }),
         )
     }
 

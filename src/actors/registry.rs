@@ -16,6 +16,7 @@ use actix::{Actor, Addr, Context, Handler};
 use bytestring::ByteString;
 
 mod clients;
+mod presence;
 mod recovery;
 mod systems;
 mod whole;
@@ -26,12 +27,13 @@ use super::group::Group;
 use super::messages::*;
 use super::outbox::{Pushed, SessionCommand, SessionHandle};
 use super::outward::{BackendEvent, Offline, OfflineReason, Outward};
+use super::presence::Change;
 use super::resume::ResumeBook;
 use super::tenant::{Client, MembershipLimits, Removed, Tenant};
 use crate::config::RecoveryConfig;
 use crate::metrics::Metrics;
 use crate::protocol::{self, AllGroups, CloseReason, OnlineList, ResumeRefusal};
-use crate::settings::EventName;
+use crate::settings::{EventName, PresenceMode};
 use crate::store::{StoreError, SystemStore};
 
 /// What the registry enforces, fixed at start.
@@ -48,6 +50,8 @@ pub struct RegistryConfig {
     pub local_occupancy: bool,
     /// Connection state recovery.
     pub recovery: RecoveryConfig,
+    /// How long a user whose last connection left still counts as online (`--presence-grace`).
+    pub presence_grace: std::time::Duration,
 }
 
 /// A system's state as the registry holds it: sessions reached through their outboxes, groups
@@ -73,10 +77,21 @@ pub struct SystemRegistry {
     /// first. An entry outlives its absence until the window's timer removes it, so a lookup
     /// checks that the client is still away with that number.
     away_order: BTreeMap<u64, (String, String)>,
+    /// Users' departures in their grace, by deadline (one node: see [`presence`]): the system,
+    /// the change that made the user leave, and the departure's number in its tenant.
+    departures: BTreeMap<(std::time::Instant, u64), (String, Change, u64)>,
+    next_departure: u64,
 }
 
 impl Actor for SystemRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        use actix::AsyncContext;
+        ctx.run_interval(presence::DEPARTURES_EVERY, |registry, _| {
+            registry.departures_due()
+        });
+    }
 }
 
 impl SystemRegistry {
@@ -101,6 +116,8 @@ impl SystemRegistry {
             book: ResumeBook::default(),
             away,
             away_order: BTreeMap::new(),
+            departures: BTreeMap::new(),
+            next_departure: 0,
         })
     }
 
@@ -165,7 +182,11 @@ impl SystemRegistry {
             notice,
             remaining,
             vacated,
-        } = self.systems.get_mut(system_id)?.remove(client_id)?;
+            changes,
+        } = self
+            .systems
+            .get_mut(system_id)?
+            .remove(client_id, offline.reason)?;
         if let Some(token) = &resume_token {
             self.book.forget(token);
         }
@@ -184,13 +205,11 @@ impl SystemRegistry {
         self.hook(system_id, EventName::ClientOffline, || {
             BackendEvent::client_offline(client_id, &user_id, &groups, offline)
         });
-        if let Some(notice) = &notice {
-            for group in remaining {
-                group.do_send(Leave {
-                    client_id: client_id.to_owned(),
-                    notice: notice.clone(),
-                });
-            }
+        for group in remaining {
+            group.do_send(Leave {
+                client_id: client_id.to_owned(),
+                notice: notice.clone(),
+            });
         }
         session.start_closing();
         session.retire();
@@ -200,6 +219,7 @@ impl SystemRegistry {
             groups,
             notice,
         });
+        self.presence_changed(system_id, changes);
         Some(session)
     }
 
@@ -230,6 +250,11 @@ impl SystemRegistry {
         reason: &str,
     ) -> usize {
         let groups: Vec<String> = tenant.groups().keys().cloned().collect();
+        let changes: Vec<Change> = tenant
+            .clients()
+            .iter()
+            .flat_map(|(id, client)| client.presence_changes(id, false, Some(offline)))
+            .collect();
         let clients = tenant.drain();
         let count = clients.len();
         let settings = Some(&tenant.settings);
@@ -248,8 +273,11 @@ impl SystemRegistry {
             hooks.send(system_id, settings, EventName::ClientOffline, || {
                 BackendEvent::client_offline(&client_id, &client.user_id, &client_groups, offline)
             });
-            // Other nodes' members still hear that these clients went offline.
-            let notice = (!client.groups.is_empty()).then(|| {
+            // Other nodes' members still hear that these clients went offline (or, under
+            // presence "user", that their users did, from the mirror).
+            let per_connection =
+                tenant.settings.presence == PresenceMode::Client || client.user_id.is_empty();
+            let notice = (!client.groups.is_empty() && per_connection).then(|| {
                 protocol::presence_frame(false, &client_id, &client.user_id, &client.extend)
             });
             self.emit(|| Event::Gone {
@@ -269,6 +297,7 @@ impl SystemRegistry {
                 });
             }
         }
+        self.everyone_leaves(system_id, changes, offline.reason, tenant);
         count
     }
 

@@ -15,8 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bytestring::ByteString;
 
 use super::messages::{RegistryError, RegistryResult};
+use super::outward::OfflineReason;
+use super::presence::{Change, Presence, Scope};
 use crate::protocol::{self, ClientInfo, OnlineClient, OnlineList};
-use crate::settings::SystemSettings;
+use crate::settings::{PresenceMode, SystemSettings};
 
 /// The membership limits a bind must keep.
 #[derive(Debug, Clone, Copy)]
@@ -57,23 +59,27 @@ pub struct Bound<S, G> {
     pub extend: String,
     /// `None` when the client was in the group already: nobody is told anything.
     pub joined: Option<Joined<S, G>>,
+    /// What the bind changed in its user's presence (or its old and new user's).
+    pub changes: Vec<Change>,
 }
 
 /// A client joined a group: the group's fan-out adds `session` and sends `notice` (1001) to
-/// every member, the new one included.
+/// every member, the new one included (none under presence "user" for a client with a user:
+/// its user's arrival is announced instead, once).
 pub struct Joined<S, G> {
     pub fan_out: G,
     pub session: S,
-    pub notice: ByteString,
+    pub notice: Option<ByteString>,
     /// The group had no members before: this bind created it.
     pub occupied: bool,
 }
 
-/// A client left a group: `notice` (1002) goes to the members that remain, through `fan_out`;
-/// `None` when the group emptied and is gone (nobody is left to tell).
+/// A client left a group: `notice` (1002, if per connection) goes to the members that remain,
+/// through `fan_out`; `None` when the group emptied and is gone (nobody is left to tell).
 pub struct Left<G> {
-    pub notice: ByteString,
+    pub notice: Option<ByteString>,
     pub fan_out: Option<G>,
+    pub changes: Vec<Change>,
 }
 
 /// A client removed from the system.
@@ -83,12 +89,26 @@ pub struct Removed<S, G> {
     /// The groups it was in.
     pub groups: Vec<String>,
     pub resume_token: Option<String>,
-    /// The 1002 notice those groups got; `None` when it was in none.
+    /// The 1002 notice those groups got; `None` when it was in none, or its notices are its
+    /// user's.
     pub notice: Option<ByteString>,
     /// The fan-outs of the groups that still have members, to be told with `notice`.
     pub remaining: Vec<G>,
     /// The groups it was the last member of: they are gone.
     pub vacated: Vec<String>,
+    /// What its leaving changed in its user's presence.
+    pub changes: Vec<Change>,
+}
+
+/// A client resumed.
+pub struct Resumed<S, G> {
+    /// The session it had.
+    pub old: S,
+    pub was_away: bool,
+    /// Its groups' fan-outs, to be given the new session.
+    pub fan_outs: Vec<G>,
+    /// What its return changed in its user's presence.
+    pub changes: Vec<Change>,
 }
 
 /// One registered system. Nothing in it refers outside it.
@@ -100,6 +120,8 @@ pub struct Tenant<S, G> {
     /// userId → the clientIds with that user (connections without one are in none); always
     /// equal to what the clients' own `user_id` say.
     users: HashMap<String, BTreeSet<String>>,
+    /// Who counts where, and the departures in their grace (decided here on one node).
+    presence: Presence,
 }
 
 impl<S: Clone, G: Clone> Tenant<S, G> {
@@ -109,7 +131,18 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             clients: HashMap::new(),
             groups: BTreeMap::new(),
             users: HashMap::new(),
+            presence: Presence::default(),
         }
+    }
+
+    pub fn presence_mut(&mut self) -> &mut Presence {
+        &mut self.presence
+    }
+
+    /// Whether a group's 1001/1002 about this user are per connection: always under presence
+    /// "client", and for connections without a user.
+    fn notices_per_connection(&self, user_id: &str) -> bool {
+        self.settings.presence == PresenceMode::Client || user_id.is_empty()
     }
 
     pub fn clients(&self) -> &HashMap<String, Client<S>> {
@@ -126,7 +159,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             .ok_or_else(|| RegistryError::UnknownClient(client_id.to_owned()))
     }
 
-    /// Adds a client that is in no group yet.
+    /// Adds a client that is in no group yet; returns its user's presence change.
     pub fn connect(
         &mut self,
         client_id: String,
@@ -134,52 +167,58 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         user_id: String,
         connected_at: u64,
         resume_token: Option<String>,
-    ) {
+    ) -> Vec<Change> {
         reindex_user(&mut self.users, &client_id, "", &user_id);
-        self.clients.insert(
-            client_id,
-            Client {
-                session,
-                user_fixed: !user_id.is_empty(),
-                user_id,
-                extend: String::new(),
-                groups: BTreeSet::new(),
-                connected_at,
-                resume_token,
-                away: None,
-            },
-        );
+        let client = self.clients.entry(client_id.clone()).insert_entry(Client {
+            session,
+            user_fixed: !user_id.is_empty(),
+            user_id,
+            extend: String::new(),
+            groups: BTreeSet::new(),
+            connected_at,
+            resume_token,
+            away: None,
+        });
+        client.get().presence_changes(&client_id, true, None)
     }
 
-    /// Its connection is lost; absence number `away` begins. False if there is no such client.
-    pub fn park(&mut self, client_id: &str, away: u64) -> bool {
-        match self.clients.get_mut(client_id) {
-            Some(client) => {
-                client.away = Some(away);
-                true
-            }
-            None => false,
-        }
+    /// Its connection is lost; absence number `away` begins, and it stops counting for its
+    /// user. `None` if there is no such client.
+    pub fn park(&mut self, client_id: &str, away: u64) -> Option<Vec<Change>> {
+        let client = self.clients.get_mut(client_id)?;
+        let changes =
+            client.presence_changes(client_id, false, Some(OfflineReason::ConnectionLost));
+        client.away = Some(away);
+        Some(changes)
     }
 
-    /// A resume: the client goes on with `session` and `resume_token`. Returns its old session,
-    /// whether it was away, and its groups' fan-outs (to be given the new session).
+    /// A resume: the client goes on with `session` and `resume_token`, counting for its user
+    /// again if it was away.
     pub fn resume(
         &mut self,
         client_id: &str,
         session: S,
         resume_token: String,
-    ) -> Option<(S, bool, Vec<G>)> {
+    ) -> Option<Resumed<S, G>> {
         let client = self.clients.get_mut(client_id)?;
         let old = std::mem::replace(&mut client.session, session);
         client.resume_token = Some(resume_token);
         let was_away = client.away.take().is_some();
+        let changes = match was_away {
+            true => client.presence_changes(client_id, true, None),
+            false => Vec::new(),
+        };
         let fan_outs = client
             .groups
             .iter()
             .filter_map(|group| self.groups.get(group).map(|entry| entry.fan_out.clone()))
             .collect();
-        Some((old, was_away, fan_outs))
+        Some(Resumed {
+            old,
+            was_away,
+            fan_outs,
+            changes,
+        })
     }
 
     /// Binds a client to a group, making the group's fan-out with `new_fan_out` if the group is
@@ -228,22 +267,41 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
                 });
             }
         }
+        let user_changes = !client.user_fixed && client.user_id != user_id;
+        let mut changes = match user_changes {
+            true => client.presence_changes(client_id, false, Some(OfflineReason::Rebound)),
+            false => Vec::new(),
+        };
         if !client.user_fixed {
             reindex_user(&mut self.users, client_id, &client.user_id, &user_id);
             client.user_id = user_id;
         }
         client.extend = extend;
         client.groups.insert(group_name.to_owned());
+        if user_changes {
+            changes.extend(client.presence_changes(client_id, true, None));
+        } else if !already_member {
+            changes.extend(
+                client
+                    .presence_changes(client_id, true, None)
+                    .into_iter()
+                    .filter(|change| change.scope == Scope::Group(group_name.to_owned())),
+            );
+        }
         let mut bound = Bound {
             all_groups: client.groups.iter().cloned().collect(),
             user_id: client.user_id.clone(),
             extend: client.extend.clone(),
             joined: None,
+            changes,
         };
         if already_member {
             return Ok(bound);
         }
-        let notice = protocol::presence_frame(true, client_id, &client.user_id, &client.extend);
+        let per_connection =
+            self.settings.presence == PresenceMode::Client || client.user_id.is_empty();
+        let notice = per_connection
+            .then(|| protocol::presence_frame(true, client_id, &client.user_id, &client.extend));
         let session = client.session.clone();
         let occupied = !self.groups.contains_key(group_name);
         let entry = self
@@ -269,19 +327,32 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             .clients
             .get_mut(client_id)
             .ok_or_else(|| RegistryError::UnknownClient(client_id.to_owned()))?;
+        let changes = client
+            .presence_changes(client_id, false, None)
+            .into_iter()
+            .filter(|change| change.scope == Scope::Group(group_name.to_owned()))
+            .collect();
         if !client.groups.remove(group_name) {
             return Ok(None);
         }
-        let notice = protocol::presence_frame(false, client_id, &client.user_id, &client.extend);
+        let per_connection =
+            self.settings.presence == PresenceMode::Client || client.user_id.is_empty();
+        let notice = per_connection
+            .then(|| protocol::presence_frame(false, client_id, &client.user_id, &client.extend));
         let fan_out = self.leave_group(client_id, group_name);
-        Ok(Some(Left { notice, fan_out }))
+        Ok(Some(Left {
+            notice,
+            fan_out,
+            changes,
+        }))
     }
 
-    /// Removes a client from the system and from every group it was in.
-    pub fn remove(&mut self, client_id: &str) -> Option<Removed<S, G>> {
+    /// Removes a client from the system and from every group it was in, for `reason`.
+    pub fn remove(&mut self, client_id: &str, reason: OfflineReason) -> Option<Removed<S, G>> {
         let client = self.clients.remove(client_id)?;
         reindex_user(&mut self.users, client_id, &client.user_id, "");
-        let notice = (!client.groups.is_empty())
+        let changes = client.presence_changes(client_id, false, Some(reason));
+        let notice = (!client.groups.is_empty() && self.notices_per_connection(&client.user_id))
             .then(|| protocol::presence_frame(false, client_id, &client.user_id, &client.extend));
         let mut remaining = Vec::new();
         let mut vacated = Vec::new();
@@ -299,6 +370,7 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             notice,
             remaining,
             vacated,
+            changes,
         })
     }
 
@@ -370,64 +442,9 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
             },
         }
     }
-
-    /// Where the state breaks its own rules: every group member is a client whose group list
-    /// names the group, and the other way round, and no group is empty. Empty when all hold.
-    pub fn violations(&self, system_id: &str) -> Vec<String> {
-        let mut violations = Vec::new();
-        for (group_name, entry) in &self.groups {
-            if entry.members.is_empty() {
-                violations.push(format!("{system_id}/{group_name}: empty group kept"));
-            }
-            for member in &entry.members {
-                match self.clients.get(member) {
-                    None => violations.push(format!(
-                        "{system_id}/{group_name}: member {member} is not a client of the system"
-                    )),
-                    Some(client) if !client.groups.contains(group_name) => violations.push(
-                        format!("{system_id}/{group_name}: {member} does not list the group"),
-                    ),
-                    Some(_) => {}
-                }
-            }
-        }
-        for (client_id, client) in &self.clients {
-            for group_name in &client.groups {
-                let listed = self
-                    .groups
-                    .get(group_name)
-                    .is_some_and(|entry| entry.members.contains(client_id));
-                if !listed {
-                    violations.push(format!(
-                        "{system_id}: {client_id} lists {group_name}, which does not list it"
-                    ));
-                }
-            }
-            let indexed = self
-                .users
-                .get(&client.user_id)
-                .is_some_and(|ids| ids.contains(client_id));
-            if indexed == client.user_id.is_empty() {
-                violations.push(format!(
-                    "{system_id}: {client_id} of user '{}' is misindexed",
-                    client.user_id
-                ));
-            }
-        }
-        for (user_id, ids) in &self.users {
-            let all_theirs = ids.iter().all(|id| {
-                self.clients
-                    .get(id)
-                    .is_some_and(|client| &client.user_id == user_id)
-            });
-            if ids.is_empty() || !all_theirs {
-                violations.push(format!("{system_id}: user '{user_id}' indexes {ids:?}"));
-            }
-        }
-        violations
-    }
 }
 
+mod check;
 mod users;
 
 /// Moves `client_id` from user `old` to user `new` in the user index (`""`: no user).

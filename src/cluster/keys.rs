@@ -49,6 +49,22 @@ impl Keys {
     pub(super) fn node_clients(&self, node: &str) -> String {
         format!("{}node-clients:{node}", self.0)
     }
+    /// The clientIds counting for a user in a scope (`field`, see `presence::field`).
+    pub(super) fn present(&self, system: &str, field: &str) -> String {
+        format!("{}present:{system}:{field}", self.0)
+    }
+    /// A system's departures in their grace: field → the pending departure.
+    pub(super) fn leaving(&self, system: &str) -> String {
+        format!("{}leaving:{system}", self.0)
+    }
+    /// Every pending departure, scored by the time (ms) its grace ends.
+    pub(super) fn presence_due(&self) -> String {
+        format!("{}presence-due", self.0)
+    }
+    /// What a node's connections count for (`system\nclientId\nfield`), for the purge.
+    pub(super) fn node_presence(&self, node: &str) -> String {
+        format!("{}node-presence:{node}", self.0)
+    }
     pub(super) fn system_channel(&self, system: &str) -> String {
         format!("{}sys:{system}", self.0)
     }

@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use crate::actors::messages as m;
 use crate::actors::outward::{BackendEvent, Offline, OfflineReason};
 use crate::error::ApiError;
-use crate::settings::{EventName, SystemSettings};
+use crate::settings::{EventName, PresenceMode, SystemSettings};
 
 use super::keys::MemberInfo;
 use super::node::{
@@ -185,6 +185,7 @@ impl Cluster {
             if !locked {
                 continue;
             }
+            self.purge_presence(&node).await?;
             let clients: Vec<String> = self.track(conn.smembers(keys.node_clients(&node)).await)?;
             log::warn!("node {node} is dead: purging its {} clients", clients.len());
             for entry in clients {
@@ -209,13 +210,21 @@ impl Cluster {
                         BackendEvent::group_left(client, group, &info.user_id, "offline")
                     });
                     self.leave(system, group, client).await?;
-                    let notice =
-                        crate::protocol::presence_frame(false, client, &info.user_id, &info.extend);
+                    // Under presence "user" a user's own departure is announced instead.
+                    if info.user_id.is_empty() || self.presence_mode(system) == PresenceMode::Client
+                    {
+                        let notice = crate::protocol::presence_frame(
+                            false,
+                            client,
+                            &info.user_id,
+                            &info.extend,
+                        );
+                        // Published as if from the dead node, so every live node delivers it.
+                        let payload = Published::payload(&node, Some(group.clone()), &notice);
+                        let _: i64 =
+                            self.track(conn.publish(keys.system_channel(system), payload).await)?;
+                    }
                     user_id = info.user_id;
-                    // Published as if from the dead node, so every live node delivers it.
-                    let payload = Published::payload(&node, Some(group.clone()), &notice);
-                    let _: i64 =
-                        self.track(conn.publish(keys.system_channel(system), payload).await)?;
                 }
                 self.hook(system, EventName::ClientOffline, || {
                     let offline = Offline::new(OfflineReason::NodeLost, None);

@@ -12,6 +12,9 @@
 //! | `groups:{system}` (set) | groups with members | the owning node |
 //! | `client-groups:{system}:{clientId}` (set) | a client's groups | the owning node |
 //! | `node-clients:{node}` (set of `system\nclientId`) | a node's clients, for the purge | the owning node |
+//! | `present:{system}:{field}` (set of clientIds) | who counts for a user in the system or a group (`presence.rs`) | the owning node |
+//! | `leaving:{system}` (hash field → departure), `presence-due` (sorted set by deadline) | users' departures in their grace | the node whose write emptied the scope; removed by the one that announces it |
+//! | `node-presence:{node}` (set of `system\nclientId\nfield`) | what a node's connections count for, for the purge | the owning node |
 //! | `epoch` (string), `settling` (key with TTL) | the generation of Redis's data, see below | the first node to find it missing, or one that reconnects |
 //! | `synced:{node}` (key with TTL) | the generation a node has rewritten its state for | each node |
 //! | channel `sys:{system}` | group and system broadcasts, notices | any node, once per message |
@@ -47,6 +50,7 @@
 //! - `pubsub.rs`: subscriptions, broadcasts, and what arrives on the channels.
 //! - `writer.rs`: the ordered writer of this node's clients and groups.
 //! - `liveness.rs`: heartbeats, epochs and the purge of dead nodes.
+//! - `presence.rs`: users' presence (arrivals, departures after the grace) across nodes.
 //! - `relay.rs`: a resume that reached another node, relayed to the client's node.
 //! - `import.rs`: `wshub import`, a single node's systems written into a cluster.
 
@@ -56,6 +60,7 @@ mod import;
 mod keys;
 mod liveness;
 mod node;
+mod presence;
 mod pubsub;
 mod relay;
 mod scripts;

@@ -44,6 +44,8 @@ pub struct ClusterConfig {
     pub redis_url: String,
     /// Prefix of every key and channel, so several clusters can share one Redis.
     pub prefix: String,
+    /// How long a user whose last connection left still counts as online.
+    pub presence_grace: Duration,
 }
 
 /// A node's answer to another's request: the reply in its wire form (read by the caller as the
@@ -135,6 +137,8 @@ pub struct Cluster {
     /// The ordered queue of relay traffic, published by one task.
     pub(super) relay_out: mpsc::UnboundedSender<(String, String)>,
     pub(super) relay_config: RelayConfig,
+    /// `--presence-grace`: how long a user's departure waits before it is announced.
+    pub(super) presence_grace: Duration,
 }
 
 /// Which relayed connection: the relaying node and its number there.
@@ -258,6 +262,7 @@ impl Cluster {
             remote_sessions: Mutex::new(Default::default()),
             relay_out,
             relay_config,
+            presence_grace: config.presence_grace,
         });
         // Fail fast when Redis is not there at all.
         let _: String = redis::cmd("PING").query_async(&mut cluster.conn()).await?;
@@ -265,6 +270,7 @@ impl Cluster {
         actix_web::rt::spawn(cluster.clone().subscribe_loop(client, subscribe_rx));
         actix_web::rt::spawn(cluster.clone().heartbeat_loop());
         actix_web::rt::spawn(cluster.clone().publish_relayed(relay_queue));
+        actix_web::rt::spawn(cluster.clone().departures_loop());
         // Serve once this node counts as synced, so its first clients are reachable at once.
         let mut ready = cluster.ready_epoch.subscribe();
         let _ = tokio::time::timeout(NODE_TTL, ready.wait_for(Option::is_some)).await;

@@ -32,6 +32,56 @@ return 0
     )
 });
 
+/// KEYS: present:{system}:{field}, leaving:{system}, presence-due, node-presence:{node}.
+/// ARGV: clientId, field, node entry. 1 when this connection is the user's first in the scope
+/// and no departure of the user was in its grace there (announce the arrival), else 0.
+pub(super) static PRESENCE_UP: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('SADD', KEYS[4], ARGV[3])
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 or redis.call('SCARD', KEYS[1]) > 1 then return 0 end
+local pending = redis.call('HGET', KEYS[2], ARGV[2])
+if pending then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], pending)
+  return 0
+end
+return 1
+"#,
+    )
+});
+
+/// KEYS as [`PRESENCE_UP`]. ARGV: clientId, field, node entry, the pending departure, the
+/// time (ms) its grace ends, 1 to announce it. 1 when this connection was the user's last in
+/// the scope (the departure is pending when announced), else 0.
+pub(super) static PRESENCE_DOWN: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('SREM', KEYS[4], ARGV[3])
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 or redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+if ARGV[6] == '1' then
+  local old = redis.call('HGET', KEYS[2], ARGV[2])
+  if old then redis.call('ZREM', KEYS[3], old) end
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+end
+return 1
+"#,
+    )
+});
+
+/// KEYS: presence-due, leaving:{system}. ARGV: the pending departure, its field. 1 for the one
+/// node that takes it (and announces it), 0 if another did or a connection came back.
+pub(super) static PRESENCE_CLAIM: Script = Script::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return 1
+"#,
+    )
+});
+
 /// Returns the current epoch, making one (`ARGV[1]`) if there is none; a node that knows
 /// other nodes may have lost state asks for a settling period of `ARGV[2]` ms (0: none).
 pub(super) static EPOCH: Script = Script::new(|| {

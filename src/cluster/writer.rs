@@ -100,11 +100,12 @@ impl Cluster {
                 all_groups,
                 user_id,
                 extend,
+                joined,
                 notice,
             } => {
                 let info =
                     serde_json::to_string(&MemberInfo { user_id, extend }).unwrap_or_default();
-                if notice.is_some() {
+                if joined {
                     // A new membership: whether it made the group occupied is decided here,
                     // once for the whole cluster.
                     let first: redis::RedisResult<i64> = JOIN
@@ -143,8 +144,16 @@ impl Cluster {
                     conn.srem(keys.client_groups(&system_id, &client_id), &group_name)
                         .await,
                 )?;
-                self.publish(&system_id, Some(group_name), &notice).await
+                match notice {
+                    Some(notice) => self.publish(&system_id, Some(group_name), &notice).await,
+                    None => Ok(()),
+                }
             }
+            Event::Presence {
+                system_id,
+                changes,
+                rewrite,
+            } => self.write_presence(&system_id, changes, rewrite).await,
             Event::Barrier(done) => {
                 let _ = done.send(!self.dirty.load(Ordering::Relaxed));
                 Ok(())

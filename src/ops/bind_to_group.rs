@@ -113,14 +113,18 @@ impl Handler<BindToGroup> for SystemRegistry {
                 BackendEvent::group_joined(client_id, group, &bound.user_id, &bound.extend)
             });
         }
-        let notice = bound.joined.as_ref().map(|joined| joined.notice.clone());
+        let notice = bound
+            .joined
+            .as_ref()
+            .and_then(|joined| joined.notice.clone());
         self.emit(|| Event::Bound {
-            system_id: cmd.system_id,
+            system_id: cmd.system_id.clone(),
             client_id: cmd.client_id.clone(),
             group_name: cmd.group_name,
             all_groups: bound.all_groups,
             user_id: bound.user_id,
             extend: bound.extend,
+            joined: bound.joined.is_some(),
             notice,
         });
         if let Some(joined) = bound.joined {
@@ -130,6 +134,8 @@ impl Handler<BindToGroup> for SystemRegistry {
                 notice: joined.notice,
             });
         }
+        // After the Join: an arrival announced to the group reaches the new member too.
+        self.presence_changed(&cmd.system_id, bound.changes);
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! `register`: a new system, with its webhook and MQTT settings.
+//! `register`: a new system, with its webhook, MQTT and presence settings.
 
 use serde::Deserialize;
 
@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::protocol::{
     check_system_id, CheckLimits, EmptyList, MqttRequest, Name, OverLimit, WebhookRequest,
 };
-use crate::settings::SystemSettings;
+use crate::settings::{PresenceMode, SystemSettings};
 
 pub type Request = RegisterRequest;
 
@@ -21,6 +21,9 @@ pub struct RegisterRequest {
     pub webhook: Option<WebhookRequest>,
     #[serde(default)]
     pub mqtt: Option<MqttRequest>,
+    /// Whom the 1001/1002 notices are about: each connection (default) or each user.
+    #[serde(default)]
+    pub presence: PresenceMode,
 }
 
 impl RegisterRequest {
@@ -29,6 +32,7 @@ impl RegisterRequest {
         let mut settings = SystemSettings::new(crate::settings::now_millis());
         settings.webhook = self.webhook.as_ref().map(WebhookRequest::settings);
         settings.mqtt = self.mqtt.as_ref().map(MqttRequest::settings);
+        settings.presence = self.presence;
         settings
     }
 }

@@ -96,11 +96,12 @@ impl Handler<UnbindFromGroup> for SystemRegistry {
             });
         }
         self.emit(|| Event::Unbound {
-            system_id: cmd.system_id,
+            system_id: cmd.system_id.clone(),
             client_id: cmd.client_id,
             group_name: cmd.group_name,
             notice: left.notice,
         });
+        self.presence_changed(&cmd.system_id, left.changes);
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! `update_system`: changes a system's webhook or MQTT settings.
+//! `update_system`: changes a system's webhook, MQTT or presence settings.
 
 use serde::Deserialize;
 
@@ -6,7 +6,7 @@ use super::{NoCommand, Node, Operation, SystemCaller};
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::protocol::{present, CheckLimits, EmptyList, MqttRequest, OverLimit, WebhookRequest};
-use crate::settings::{Patch, SettingsUpdate};
+use crate::settings::{Patch, PresenceMode, SettingsUpdate};
 
 pub type Request = UpdateSystemRequest;
 
@@ -17,6 +17,9 @@ pub struct UpdateSystemRequest {
     pub webhook: Option<Option<WebhookRequest>>,
     #[serde(default, deserialize_with = "present")]
     pub mqtt: Option<Option<MqttRequest>>,
+    /// Whom the 1001/1002 notices are about from now on; absent keeps it.
+    #[serde(default)]
+    pub presence: Option<PresenceMode>,
 }
 
 impl UpdateSystemRequest {
@@ -31,15 +34,16 @@ impl UpdateSystemRequest {
         SettingsUpdate {
             webhook: patch(&self.webhook, WebhookRequest::settings),
             mqtt: patch(&self.mqtt, MqttRequest::settings),
+            presence: self.presence,
         }
     }
 }
 
 impl CheckLimits for UpdateSystemRequest {
     fn check_limits(&self, _: &Limits) -> Result<(), OverLimit> {
-        if self.webhook.is_none() && self.mqtt.is_none() {
+        if self.webhook.is_none() && self.mqtt.is_none() && self.presence.is_none() {
             return Err(OverLimit::Field(
-                "name webhook or mqtt (or both): an update with neither changes nothing".into(),
+                "name webhook, mqtt or presence: an update with none changes nothing".into(),
             ));
         }
         match &self.webhook {
@@ -51,7 +55,7 @@ impl CheckLimits for UpdateSystemRequest {
 
 impl Operation for UpdateSystemRequest {
     const NAME: &'static str = "update_system";
-    const SUMMARY: &'static str = "Changes a system's webhook or MQTT settings";
+    const SUMMARY: &'static str = "Changes a system's webhook, MQTT or presence settings";
     const TAG: &'static str = "systems";
     type Caller = SystemCaller;
     type Reply = EmptyList;

@@ -10,7 +10,7 @@ use bytestring::ByteString;
 
 use super::frames::{push_frame, MessageRef};
 use crate::config::Limits;
-use crate::settings::{EventName, MqttSettings, SystemSettings, WebhookSettings};
+use crate::settings::{EventName, MqttSettings, PresenceMode, SystemSettings, WebhookSettings};
 
 /// A string field that must be present and non-empty (`systemId`, `clientId`, `groupName`).
 ///
@@ -369,6 +369,7 @@ pub struct SystemInfo {
     pub clients: usize,
     pub webhook: Option<WebhookInfo>,
     pub mqtt: Option<MqttSettings>,
+    pub presence: PresenceMode,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -388,6 +389,7 @@ impl SystemInfo {
                 events: webhook.events.clone(),
             }),
             mqtt: settings.mqtt.clone(),
+            presence: settings.presence,
         }
     }
 }

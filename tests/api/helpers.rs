@@ -302,8 +302,13 @@ pub async fn connect_at(address: &str, system: &str) -> (WsConn, String) {
 
 /// The next frame, answering pings on the way (a real client library does the same).
 pub async fn next_frame(conn: &mut WsConn) -> Frame {
+    next_frame_within(conn, WAIT).await
+}
+
+/// [`next_frame`], waiting up to `wait` for each frame.
+pub async fn next_frame_within(conn: &mut WsConn, wait: Duration) -> Frame {
     loop {
-        let frame = tokio::time::timeout(WAIT, conn.next())
+        let frame = tokio::time::timeout(wait, conn.next())
             .await
             .expect("a frame within the wait")
             .expect("stream open")
@@ -316,7 +321,12 @@ pub async fn next_frame(conn: &mut WsConn) -> Frame {
 }
 
 pub async fn next_json(conn: &mut WsConn) -> Value {
-    match next_frame(conn).await {
+    next_json_within(conn, WAIT).await
+}
+
+/// [`next_json`], waiting up to `wait` for each frame.
+pub async fn next_json_within(conn: &mut WsConn, wait: Duration) -> Value {
+    match next_frame_within(conn, wait).await {
         Frame::Text(bytes) => serde_json::from_slice(&bytes).expect("text frames are JSON"),
         other => panic!("expected a text frame, got {other:?}"),
     }

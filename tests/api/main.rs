@@ -37,6 +37,7 @@ mod supervision;
 mod systems;
 mod transport;
 mod typescript;
+mod user_presence;
 mod users;
 mod webhooks;
 mod websocket;

@@ -62,7 +62,7 @@ async fn settings_are_set_shown_changed_and_removed_without_the_secret() {
     assert_eq!(info["webhook"]["url"], "https://example.test/h");
     assert_eq!(
         info["webhook"]["events"].as_array().unwrap().len(),
-        7,
+        9,
         "no events listed: all of them"
     );
     app.api("update_system", "s", json!({"webhook": null, "mqtt": null}))
@@ -80,7 +80,7 @@ async fn bad_settings_are_400_naming_the_field_and_change_nothing() {
     let app = spawn_app().await;
     app.register("s").await;
     let cases = [
-        (json!({}), "name webhook or mqtt"),
+        (json!({}), "name webhook, mqtt or presence"),
         (json!({"webhook": hook("not a url")}), "webhook.url"),
         (
             json!({"webhook": hook("ftp://example.test/h")}),

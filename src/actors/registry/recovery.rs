@@ -19,6 +19,7 @@ use crate::actors::events::Event;
 use crate::actors::messages::{Connect, HoldsResumable, RecoveryRequest, Rejoin};
 use crate::actors::outbox::SessionHandle;
 use crate::actors::outward::{BackendEvent, Offline, OfflineReason};
+use crate::actors::tenant::Resumed;
 use crate::protocol::{self, CloseReason, RecoveryWelcome, ResumeRefusal};
 use crate::settings::now_millis;
 use crate::settings::EventName;
@@ -99,18 +100,20 @@ impl SystemRegistry {
         });
         // Pushed before any other frame can be addressed to this client: the welcome is first.
         session.push(&protocol::welcome_frame(&client_id, welcome.as_ref()));
-        if let Some(tenant) = self.systems.get_mut(system_id) {
-            tenant.connect(
-                client_id.clone(),
-                session,
-                user_id.unwrap_or_default(),
-                now_millis(),
-                welcome.map(|w| w.resume_token),
-            );
-        }
+        let Some(tenant) = self.systems.get_mut(system_id) else {
+            return;
+        };
+        let changes = tenant.connect(
+            client_id.clone(),
+            session,
+            user_id.unwrap_or_default(),
+            now_millis(),
+            welcome.map(|w| w.resume_token),
+        );
         self.hook(system_id, EventName::ClientOnline, || {
             BackendEvent::client_online(&client_id)
         });
+        self.presence_changed(system_id, changes);
     }
 
     /// Hands the client `token` names to `session`, whose client token fixed `user_id`. On
@@ -143,7 +146,12 @@ impl SystemRegistry {
             return Err(ResumeRefusal::LastNotHeld);
         };
         let new_token = self.book.issue(system_id, &client_id, user_id);
-        let Some((old, was_away, fan_outs)) = self
+        let Some(Resumed {
+            old,
+            was_away,
+            fan_outs,
+            changes,
+        }) = self
             .systems
             .get_mut(system_id)
             .and_then(|tenant| tenant.resume(&client_id, session.clone(), new_token.clone()))
@@ -176,6 +184,7 @@ impl SystemRegistry {
             groups: Vec::new(),
             notice: None,
         });
+        self.presence_changed(system_id, changes);
         Ok(())
     }
 
@@ -191,12 +200,13 @@ impl SystemRegistry {
         let Some(tenant) = self.systems.get_mut(system_id) else {
             return;
         };
-        if !tenant.park(client_id, absence) {
+        let Some(changes) = tenant.park(client_id, absence) else {
             return;
-        }
+        };
         if let Ok(client) = tenant.client(client_id) {
             client.session.park(self.away.clone());
         }
+        self.presence_changed(system_id, changes);
         let (system_id, client_id) = (system_id.to_owned(), client_id.to_owned());
         self.away_order
             .insert(absence, (system_id.clone(), client_id.clone()));

@@ -84,7 +84,16 @@ impl Handler<ReportAll> for SystemRegistry {
                         all_groups: client.groups.iter().cloned().collect(),
                         user_id: client.user_id.clone(),
                         extend: client.extend.clone(),
+                        joined: false,
                         notice: None,
+                    });
+                }
+                let changes = client.presence_changes(client_id, true, None);
+                if !changes.is_empty() {
+                    self.emit(|| Event::Presence {
+                        system_id: system_id.clone(),
+                        changes,
+                        rewrite: true,
                     });
                 }
             }

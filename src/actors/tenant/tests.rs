@@ -35,8 +35,8 @@ fn bind(
         .expect("bind")
 }
 
-fn frame(notice: &ByteString) -> serde_json::Value {
-    serde_json::from_str(notice).expect("notice is JSON")
+fn frame(notice: &Option<ByteString>) -> serde_json::Value {
+    serde_json::from_str(notice.as_ref().expect("a notice")).expect("notice is JSON")
 }
 
 #[test]
@@ -117,14 +117,16 @@ fn removing_a_client_leaves_every_group_with_one_notice() {
     bind(&mut tenant, "a", "one", "alice");
     bind(&mut tenant, "a", "two", "alice");
     bind(&mut tenant, "b", "two", "bob");
-    let removed = tenant.remove("a").expect("was connected");
+    let removed = tenant
+        .remove("a", OfflineReason::Closed)
+        .expect("was connected");
     assert_eq!(removed.groups, ["one", "two"]);
-    assert_eq!(frame(&removed.notice.unwrap())["code"], 1002);
+    assert_eq!(frame(&removed.notice)["code"], 1002);
     assert_eq!(removed.remaining, ["two"], "group one emptied and is gone");
     assert_eq!(removed.vacated, ["one"]);
     assert_eq!(removed.user_id, "alice");
     assert_eq!(tenant.all_groups().keys().collect::<Vec<_>>(), ["two"]);
-    assert!(tenant.remove("a").is_none());
+    assert!(tenant.remove("a", OfflineReason::Closed).is_none());
     assert!(matches!(
         tenant.client_info("a".into()),
         ClientInfo::Offline { online: false, .. }
@@ -150,7 +152,7 @@ proptest::proptest! {
                 }
                 1 => { let _ = tenant.unbind(client, group); }
                 _ => {
-                    if tenant.remove(client).is_some() {
+                    if tenant.remove(client, OfflineReason::Closed).is_some() {
                         tenant.connect(client.into(), 9, USERS[user_slot % 3].into(), 0, None);
                     }
                 }
@@ -179,8 +181,87 @@ fn a_users_clients_follow_connects_binds_and_removals() {
     bind(&mut tenant, "a", "y", "bob");
     assert_eq!(ann(&tenant), ["c"]);
     assert_eq!(tenant.user_clients("bob").count(), 2);
-    tenant.remove("c");
+    tenant.remove("c", OfflineReason::Closed);
     assert!(ann(&tenant).is_empty());
     assert_eq!(tenant.user_clients("").count(), 0, "no user is no user");
     assert!(tenant.violations("s").is_empty());
+}
+
+/// What each change of a client with a user reports for its user's presence, and that under
+/// presence "user" its group notices are left to the user's.
+#[test]
+fn a_client_with_a_user_counts_while_connected_in_the_system_and_its_groups() {
+    let mut tenant = TestTenant::new(SystemSettings::new(0));
+    tenant.settings.presence = PresenceMode::User;
+    let scopes = |changes: &[Change]| -> Vec<(Scope, String, bool)> {
+        changes
+            .iter()
+            .map(|c| (c.scope.clone(), c.user_id.clone(), c.arrived))
+            .collect()
+    };
+    let group = |name: &str| Scope::Group(name.into());
+    let ann = || "ann".to_owned();
+    // A token userId counts in the system at once.
+    let changes = tenant.connect("a".into(), 0, ann(), 0, Some("t".into()));
+    assert_eq!(scopes(&changes), [(Scope::System, ann(), true)]);
+    let bound = bind(&mut tenant, "a", "room", "");
+    assert_eq!(scopes(&bound.changes), [(group("room"), ann(), true)]);
+    assert!(
+        bound.joined.expect("joined").notice.is_none(),
+        "the user's notice instead"
+    );
+    // Cut: it stops counting everywhere, as a lost connection.
+    let changes = tenant.park("a", 1).expect("a client");
+    assert_eq!(
+        scopes(&changes),
+        [(Scope::System, ann(), false), (group("room"), ann(), false)]
+    );
+    assert_eq!(changes[0].reason, Some(OfflineReason::ConnectionLost));
+    // Removed while away: nothing more to take away.
+    let resumed = tenant.resume("a", 1, "t2".into()).expect("resumed");
+    assert_eq!(resumed.changes.len(), 2);
+    assert!(resumed.changes.iter().all(|c| c.arrived));
+    // A userless client keeps its per-connection notices; bound with a user, it counts.
+    tenant.connect("b".into(), 2, String::new(), 0, None);
+    let bound = bind(&mut tenant, "b", "room", "bob");
+    assert!(bound.joined.expect("joined").notice.is_none());
+    assert_eq!(
+        scopes(&bound.changes),
+        [
+            (Scope::System, "bob".into(), true),
+            (group("room"), "bob".into(), true)
+        ]
+    );
+    // Re-bound as another user: bob leaves everywhere, carl arrives everywhere.
+    let bound = bind(&mut tenant, "b", "room", "carl");
+    assert_eq!(
+        scopes(&bound.changes),
+        [
+            (Scope::System, "bob".into(), false),
+            (group("room"), "bob".into(), false),
+            (Scope::System, "carl".into(), true),
+            (group("room"), "carl".into(), true),
+        ]
+    );
+    let left = tenant
+        .unbind("b", "room")
+        .expect("a client")
+        .expect("a member");
+    assert!(left.notice.is_none());
+    assert_eq!(
+        scopes(&left.changes),
+        [(group("room"), "carl".into(), false)]
+    );
+    let removed = tenant.remove("b", OfflineReason::Closed).expect("b");
+    assert_eq!(
+        scopes(&removed.changes),
+        [(Scope::System, "carl".into(), false)]
+    );
+    tenant.connect("c".into(), 3, String::new(), 0, None);
+    let bound = bind(&mut tenant, "c", "room", "");
+    assert!(bound.changes.is_empty());
+    assert!(
+        bound.joined.expect("joined").notice.is_some(),
+        "userless: per connection"
+    );
 }

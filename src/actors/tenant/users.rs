@@ -1,8 +1,11 @@
-//! The user index of a [`Tenant`]: which clients each userId has, and the reads built on it.
+//! The user index of a [`Tenant`]: which clients each userId has, the reads built on it, and
+//! what a client counts for in its user's presence.
 
 use std::collections::HashMap;
 
 use super::{Client, Tenant};
+use crate::actors::outward::OfflineReason;
+use crate::actors::presence::{Change, Scope};
 
 impl<S: Clone, G: Clone> Tenant<S, G> {
     /// The clients of user `user_id`, by clientId (none for `""`).
@@ -59,5 +62,41 @@ impl<S: Clone, G: Clone> Tenant<S, G> {
         ids.into_iter()
             .filter_map(|id| self.clients.get_key_value(id.as_str()))
             .collect()
+    }
+}
+
+impl<S> Client<S> {
+    /// The presence changes of this client starting (`arrived`) or stopping to count for its
+    /// user, in the system and in each of its groups: none without a user, or while away.
+    pub fn presence_changes(
+        &self,
+        client_id: &str,
+        arrived: bool,
+        reason: Option<OfflineReason>,
+    ) -> Vec<Change> {
+        if self.user_id.is_empty() || self.away.is_some() {
+            return Vec::new();
+        }
+        std::iter::once(Scope::System)
+            .chain(self.groups.iter().cloned().map(Scope::Group))
+            .map(|scope| self.change(client_id, scope, arrived, reason))
+            .collect()
+    }
+
+    fn change(
+        &self,
+        client_id: &str,
+        scope: Scope,
+        arrived: bool,
+        reason: Option<OfflineReason>,
+    ) -> Change {
+        Change {
+            scope,
+            user_id: self.user_id.clone(),
+            client_id: client_id.to_owned(),
+            extend: self.extend.clone(),
+            arrived,
+            reason,
+        }
     }
 }

@@ -209,6 +209,7 @@ async fn one_clients_life_arrives_in_order_and_signed() {
             "client_online",
             "group_occupied",
             "group_joined",
+            "user_online",
             "client_message",
             "client_message",
             "group_left",
@@ -223,15 +224,19 @@ async fn one_clients_life_arrives_in_order_and_signed() {
         (&events[2]["userId"], &events[2]["extend"]),
         (&json!("ann"), &json!("ext-ann"))
     );
-    assert_eq!(events[3]["data"], json!({"say": "hi"}), "JSON is parsed");
     assert_eq!(
-        events[4]["data"], "plain words",
+        (&events[3]["userId"], &events[3]["clientId"]),
+        (&json!("ann"), &json!(id))
+    );
+    assert_eq!(events[4]["data"], json!({"say": "hi"}), "JSON is parsed");
+    assert_eq!(
+        events[5]["data"], "plain words",
         "anything else is the string"
     );
-    assert_eq!(events[3]["groups"], json!(["room"]));
-    assert_eq!(events[5]["reason"], "unbind");
+    assert_eq!(events[4]["groups"], json!(["room"]));
+    assert_eq!(events[6]["reason"], "unbind");
     assert_eq!(
-        (&events[7]["reason"], &events[7]["code"]),
+        (&events[8]["reason"], &events[8]["code"]),
         (&json!("closed"), &json!(1000))
     );
     for event in &events {
@@ -419,7 +424,7 @@ async fn unregister_still_tells_the_backend_its_clients_left() {
     app.bind("s", &client, "g", "ann").await;
     app.api("unregister", "s", json!({})).await.ok();
     let events = receiver
-        .wait_for("offline", |e| names(e).contains(&"client_offline"))
+        .wait_for("offline", |e| names(e).contains(&"user_offline"))
         .await;
     assert_eq!(
         names(&events),
@@ -427,14 +432,18 @@ async fn unregister_still_tells_the_backend_its_clients_left() {
             "client_online",
             "group_occupied",
             "group_joined",
+            "user_online",
             "group_left",
             "client_offline",
-            "group_vacated"
+            "group_vacated",
+            "user_offline"
         ]
     );
     assert_eq!(
-        (&events[4]["reason"], &events[4]["code"]),
+        (&events[5]["reason"], &events[5]["code"]),
         (&json!("system_removed"), &json!(4001))
     );
-    assert_eq!(events[3]["reason"], "offline");
+    assert_eq!(events[4]["reason"], "offline");
+    // Nothing comes back to a removed system: its users go offline at once, no grace.
+    assert_eq!(events[7]["reason"], "system_removed");
 }
