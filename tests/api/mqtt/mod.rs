@@ -244,7 +244,7 @@ async fn a_clients_life_is_published_as_events_for_systems_that_ask() {
     app.api(
         "register",
         "",
-        json!({"systemId": "s", "mqtt": {"events": ["client_online", "group_joined", "client_message", "client_offline"]}}),
+        json!({"systemId": "s", "mqtt": {"events": ["client_online", "group_joined", "client_message", "client_offline", "user_online", "user_offline"]}}),
     )
     .await
     .ok();
@@ -270,11 +270,19 @@ async fn a_clients_life_is_published_as_events_for_systems_that_ask() {
         .await
         .unwrap();
     let mut names = Vec::new();
-    for _ in 0..4 {
+    // user_offline comes after the grace (5 s).
+    for _ in 0..6 {
         let (topic, event) = device.next().await;
         let name = event["name"].as_str().unwrap().to_owned();
         assert_eq!(topic, format!("{prefix}s/events/{name}"));
-        assert_eq!(event["clientId"], client.id.as_str());
+        if name == "user_offline" {
+            assert_eq!(
+                (&event["userId"], &event["reason"]),
+                (&json!("ann"), &json!("closed"))
+            );
+        } else {
+            assert_eq!(event["clientId"], client.id.as_str());
+        }
         if name == "client_message" {
             assert_eq!(event["data"], json!({"button": "on"}));
         }
@@ -285,8 +293,10 @@ async fn a_clients_life_is_published_as_events_for_systems_that_ask() {
         [
             "client_online",
             "group_joined",
+            "user_online",
             "client_message",
-            "client_offline"
+            "client_offline",
+            "user_offline"
         ]
     );
     // Not asked for: never published.
