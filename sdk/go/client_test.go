@@ -300,11 +300,18 @@ func TestSystemSettingsAndUnregister(t *testing.T) {
 	if got := status(t, s.UpdateSystem(ctx, wshub.UpdateSystem{})); got != http.StatusBadRequest {
 		t.Fatalf("an update that changes nothing: %d", got)
 	}
+	if info.Presence != wshub.PresenceClient {
+		t.Fatalf("presence by default: %q", info.Presence)
+	}
+	must(t, s.UpdateSystem(ctx, wshub.UpdateSystem{Presence: wshub.PresenceUser}))
+	if info, err := s.GetSystem(ctx); err != nil || info.Presence != wshub.PresenceUser || info.MQTT == nil {
+		t.Fatalf("presence set, MQTT kept: %+v %v", info, err)
+	}
 
 	// Settings given to register are kept.
 	other := unique("go-settings")
-	must(t, c.Register(ctx, other, wshub.Settings{MQTT: &wshub.MQTT{Events: []string{"client_online"}}}))
-	if info, err := c.System(other).GetSystem(ctx); err != nil || info.MQTT == nil || info.Webhook != nil {
+	must(t, c.Register(ctx, other, wshub.Settings{MQTT: &wshub.MQTT{Events: []string{"client_online"}}, Presence: wshub.PresenceUser}))
+	if info, err := c.System(other).GetSystem(ctx); err != nil || info.MQTT == nil || info.Webhook != nil || info.Presence != wshub.PresenceUser {
 		t.Fatalf("register with settings: %+v %v", info, err)
 	}
 

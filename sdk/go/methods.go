@@ -35,10 +35,20 @@ type MQTT struct {
 	Events []string `json:"events"`
 }
 
-// Settings are a system's settings as register takes them; a nil field is not set.
+// Presence is whom a group's 1001/1002 notices are about: each connection (the default) or
+// each user (its first connection in the group, and its last one after the presence grace).
+type Presence string
+
+const (
+	PresenceClient Presence = "client"
+	PresenceUser   Presence = "user"
+)
+
+// Settings are a system's settings as register takes them; a zero field is not set.
 type Settings struct {
-	Webhook *Webhook
-	MQTT    *MQTT
+	Webhook  *Webhook
+	MQTT     *MQTT
+	Presence Presence
 }
 
 // Register registers a system (409 if it exists), with its settings if given. A token scoped
@@ -51,6 +61,9 @@ func (c *Client) Register(ctx context.Context, systemID string, settings ...Sett
 		}
 		if s.MQTT != nil {
 			body["mqtt"] = s.MQTT
+		}
+		if s.Presence != "" {
+			body["presence"] = s.Presence
 		}
 	}
 	return c.call(ctx, "register", "", body, nil, write)
@@ -72,16 +85,18 @@ func (s *System) call(ctx context.Context, method string, body, out any, k kind)
 	return s.client.call(ctx, method, s.id, body, out, k)
 }
 
-// UpdateSystem changes a system's settings. A nil field leaves that setting as it is;
-// RemoveWebhook / RemoveMQTT remove it. At least one change is needed (else 400).
+// UpdateSystem changes a system's settings. A nil (or empty) field leaves that setting as it
+// is; RemoveWebhook / RemoveMQTT remove it. At least one change is needed (else 400).
 type UpdateSystem struct {
 	Webhook       *Webhook
 	RemoveWebhook bool
 	MQTT          *MQTT
 	RemoveMQTT    bool
+	Presence      Presence
 }
 
-// UpdateSystem replaces or removes the system's webhook and MQTT settings.
+// UpdateSystem replaces or removes the system's webhook and MQTT settings, and sets its
+// presence.
 func (s *System) UpdateSystem(ctx context.Context, u UpdateSystem) error {
 	body := map[string]any{}
 	switch {
@@ -96,6 +111,9 @@ func (s *System) UpdateSystem(ctx context.Context, u UpdateSystem) error {
 	case u.MQTT != nil:
 		body["mqtt"] = u.MQTT
 	}
+	if u.Presence != "" {
+		body["presence"] = u.Presence
+	}
 	return s.call(ctx, "update_system", body, nil, write)
 }
 
@@ -106,6 +124,7 @@ type SystemInfo struct {
 	Clients      int      `json:"clients"`
 	Webhook      *Webhook `json:"webhook"`
 	MQTT         *MQTT    `json:"mqtt"`
+	Presence     Presence `json:"presence"`
 }
 
 // GetSystem returns the system's settings and client count.

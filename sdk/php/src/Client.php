@@ -48,8 +48,9 @@ final class Client
      * Registers a system (409 if it exists), with its settings if given.
      * @param array{url: string, secret: string, events?: list<string>}|null $webhook
      * @param array{events: list<string>}|null $mqtt
+     * @param string|null $presence 'client' (the default) or 'user': whom a group's 1001/1002 are about
      */
-    public function register(string $systemId, ?array $webhook = null, ?array $mqtt = null): void
+    public function register(string $systemId, ?array $webhook = null, ?array $mqtt = null, ?string $presence = null): void
     {
         $body = ['systemId' => $systemId];
         if ($webhook !== null) {
@@ -57,6 +58,9 @@ final class Client
         }
         if ($mqtt !== null) {
             $body['mqtt'] = $mqtt;
+        }
+        if ($presence !== null) {
+            $body['presence'] = $presence;
         }
         $this->call('register', null, $body);
     }

@@ -17,10 +17,14 @@ final class System
 
     /**
      * Replaces or removes the system's settings: an array replaces a setting whole (the webhook's
-     * secret included), null removes it, an omitted one stays. At least one is needed (else 400).
+     * secret included), null removes it, an omitted one stays; $presence ('client' or 'user')
+     * is set when given. At least one is needed (else 400).
      */
-    public function updateSystem(array|null|Unchanged $webhook = Unchanged::Keep, array|null|Unchanged $mqtt = Unchanged::Keep): void
-    {
+    public function updateSystem(
+        array|null|Unchanged $webhook = Unchanged::Keep,
+        array|null|Unchanged $mqtt = Unchanged::Keep,
+        ?string $presence = null,
+    ): void {
         $body = [];
         if (!$webhook instanceof Unchanged) {
             $body['webhook'] = $webhook;
@@ -28,13 +32,23 @@ final class System
         if (!$mqtt instanceof Unchanged) {
             $body['mqtt'] = $mqtt;
         }
+        if ($presence !== null) {
+            $body['presence'] = $presence;
+        }
         $this->call('update_system', $body);
     }
 
     public function getSystem(): SystemInfo
     {
         $d = $this->call('get_system', []);
-        return new SystemInfo($d['systemId'], (int) $d['registeredAt'], (int) $d['clients'], $d['webhook'] ?? null, $d['mqtt'] ?? null);
+        return new SystemInfo(
+            $d['systemId'],
+            (int) $d['registeredAt'],
+            (int) $d['clients'],
+            $d['webhook'] ?? null,
+            $d['mqtt'] ?? null,
+            $d['presence'] ?? 'client',
+        );
     }
 
     /** Removes the system: its clients are closed with 4001, its groups and settings go. */

@@ -10,6 +10,7 @@ final class SystemInfo
     /**
      * @param array{url: string, events: list<string>}|null $webhook
      * @param array{events: list<string>}|null $mqtt
+     * @param string $presence 'client' or 'user'
      */
     public function __construct(
         public readonly string $systemId,
@@ -17,6 +18,7 @@ final class SystemInfo
         public readonly int $clients,
         public readonly ?array $webhook,
         public readonly ?array $mqtt,
+        public readonly string $presence,
     ) {
     }
 }

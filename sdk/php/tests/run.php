@@ -218,11 +218,16 @@ $tests['system settings and unregister'] = function () use ($baseUrl): void {
     $info = $s->getSystem();
     check($info->webhook === null && $info->mqtt !== null, 'the webhook removed, MQTT kept', $info);
     check(apiError(fn () => $s->updateSystem())->getStatus() === 400, 'an update that changes nothing');
+    check($info->presence === 'client', 'presence by default', $info);
+    $s->updateSystem(presence: 'user');
+    $info = $s->getSystem();
+    check($info->presence === 'user' && $info->mqtt !== null, 'presence set, MQTT kept', $info);
 
     $other = unique('php-settings');
-    $client->register($other, mqtt: ['events' => ['client_online']]);
+    $client->register($other, mqtt: ['events' => ['client_online']], presence: 'user');
     $info = $client->system($other)->getSystem();
-    check($info->mqtt === ['events' => ['client_online']] && $info->webhook === null, 'register with settings', $info);
+    check($info->mqtt === ['events' => ['client_online']] && $info->webhook === null
+        && $info->presence === 'user', 'register with settings', $info);
 
     $s->unregister();
     check($conn->readCloseCode() === 4001, 'unregister closes the clients with 4001');
