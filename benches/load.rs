@@ -12,6 +12,7 @@
 //! cargo bench --bench load -- idle --clients 15000 ...
 //! cargo bench --bench load -- unicast --inflight 32 ...
 //! cargo bench --bench load -- users --clients 300 ...   # send_to_user (3 tabs) beside send_to_client
+//! cargo bench --bench load -- user-presence --clients 10000 ...   # presence "user": binds, page
 //! cargo bench --bench load -- big-room --clients 10000 --rates 20,40,80 ...
 //! cargo bench --bench load -- report --input benches/results.jsonl   # writes BENCHMARKS.md + SVG
 //! ```
@@ -53,6 +54,10 @@ enum Scenario {
     /// N clients as N/3 users of 3 connections each: M send_to_client requests, then M
     /// send_to_user, K in flight; server CPU per delivered frame of each.
     Users(Opts),
+    /// Presence "user": N clients as N/10 users of 10 tabs each; each user's first tab bound to
+    /// one group (a 1001 per user, to every member), then the other tabs (no notice); then a
+    /// 1,000-user page of the group's users.
+    UserPresence(Opts),
     /// N clients in one group; M messages published to the MQTT broker of the server's bridge
     /// (--mqtt-url) as fast as the broker takes them (at most 500 ahead of delivery), then the
     /// same M through REST (K in flight), side by side.
@@ -181,6 +186,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
         Scenario::Idle(o) => vec![idle(o).await],
         Scenario::Unicast(o) => vec![unicast(o).await],
         Scenario::Users(o) => vec![users(o).await],
+        Scenario::UserPresence(o) => vec![user_presence(o).await],
         Scenario::MqttFanout(o) => vec![mqtt_fanout(o).await],
         Scenario::BigRoom(o) => vec![big_room(o).await],
         Scenario::All(o) => {
@@ -191,6 +197,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
                 system(o.clone()).await,
                 unicast(o.clone()).await,
                 users(o.clone()).await,
+                user_presence(o.clone()).await,
                 idle(o).await,
             ]
         }
@@ -981,6 +988,75 @@ async fn unicast(o: Opts) -> Value {
         "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
         "cpu_s": phase.cpu, "cpu_us_per_request": phase.cpu.map(|c| c * 1e6 / messages.max(1) as f64),
         "rss_kib": rss_kib(&o.pids()),
+    })
+}
+
+async fn user_presence(o: Opts) -> Value {
+    const TABS: usize = 10;
+    let clients = o.clients.unwrap_or(if o.tiny { 40 } else { 10_000 }) / TABS * TABS;
+    let users = clients / TABS;
+    let api = Rc::new(Api::new(&o, 16));
+    let register = json!({"systemId": api.system, "presence": "user"});
+    api.call("register", register.to_string()).await;
+    let tally = Rc::new(Tally::default());
+    let (ids, _) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
+    settle(&tally, Duration::from_millis(300)).await;
+    // Tab t of user u is client u * TABS + t.
+    let bind_all = |tab_range: std::ops::Range<usize>| {
+        let binds: Vec<String> = tab_range
+            .flat_map(|t| (0..users).map(move |u| (u, t)))
+            .map(|(u, t)| {
+                let id = &ids[u * TABS + t];
+                json!({"clientId": id, "groupName": "room", "userId": format!("u{u}")}).to_string()
+            })
+            .collect();
+        let api = api.clone();
+        async move {
+            let started = Instant::now();
+            futures_util::stream::iter(binds)
+                .map(|body| api.call("bind_to_group", body))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+            started.elapsed()
+        }
+    };
+    let frames_before = tally.frames.get();
+    let started = Instant::now();
+    let first_tabs = bind_all(0..1).await;
+    // Every member hears each user that joins after it, and itself: n(n+1)/2 notices.
+    let expected = (users * (users + 1) / 2) as u64;
+    while tally.frames.get() - frames_before < expected
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first_tabs_notified = started.elapsed();
+    settle(&tally, Duration::from_millis(300)).await;
+    let notices = tally.frames.get() - frames_before;
+    let frames_before = tally.frames.get();
+    let other_tabs = bind_all(1..TABS).await;
+    settle(&tally, Duration::from_millis(300)).await;
+    let notices_for_other_tabs = tally.frames.get() - frames_before;
+    let page_started = Instant::now();
+    let page = api
+        .call(
+            "get_online_users",
+            json!({"groupName": "room", "limit": 1000}).to_string(),
+        )
+        .await;
+    let page_ms = page_started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(page["data"]["userCount"], json!(users), "{page}");
+    assert_eq!(page["data"]["clientCount"], json!(clients), "{page}");
+    json!({
+        "scenario": "user-presence", "server": o.label, "clients": clients, "users": users,
+        "tabs_per_user": TABS,
+        "bind_first_tabs_ms": first_tabs.as_secs_f64() * 1e3,
+        "first_tabs_notified_ms": first_tabs_notified.as_secs_f64() * 1e3,
+        "notices_for_first_tabs": notices,
+        "bind_other_tabs_ms": other_tabs.as_secs_f64() * 1e3,
+        "notices_for_other_tabs": notices_for_other_tabs,
+        "get_online_users_group_page_ms": page_ms,
     })
 }
 
