@@ -156,6 +156,7 @@ impl Cluster {
             }
             let _: () = self.track(pipe.query_async(&mut self.conn()).await)?;
         }
+        self.forget_own_presence().await?;
         self.registry.send(m::ReportAll).await?;
         self.written().await
     }

@@ -220,6 +220,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// Takes this node's connections out of every presence set, announcing nothing: before a
+    /// resync writes them again, so that a close whose write was lost (Redis down) does not
+    /// leave its connection counted for ever.
+    pub(super) async fn forget_own_presence(&self) -> Result<(), ApiError> {
+        let mut conn = self.conn();
+        let own = self.keys.node_presence(&self.node_id);
+        let entries: Vec<String> = self.track(conn.smembers(&own).await)?;
+        let mut pipe = redis::pipe();
+        for entry in &entries {
+            let mut parts = entry.splitn(3, '\n');
+            if let (Some(system), Some(client), Some(field)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                pipe.srem(self.keys.present(system, field), client).ignore();
+            }
+        }
+        pipe.del(&own).ignore();
+        self.track(pipe.query_async(&mut conn).await)
+    }
+
     /// Takes a dead node's connections out of their users' presence, as if closed
     /// (`node_lost`); their departures are announced after the grace. Called by the purge,
     /// before the node's memberships are removed (a group's notice reads its extend there).
