@@ -348,3 +348,82 @@ async fn across_nodes_a_user_is_one_and_a_dead_nodes_tabs_leave_it_with_node_los
     );
     assert_next_is_marker(&a, "s", &mut [&mut watcher]).await;
 }
+
+/// Redis is cut off while a tab closes (that write is lost) and comes back with the data it had
+/// saved: the node's resync must not leave the closed tab counted, so the user's last tab
+/// closing still makes it leave.
+#[actix_web::test]
+async fn a_close_lost_while_redis_was_down_does_not_keep_its_user_online() {
+    if redis_url().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "wshub-presence-redis-{}",
+        wshub::protocol::new_id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let Some(mut redis) = crate::processes::OwnServer::start(
+        "redis-server",
+        &[
+            "--port",
+            "{port}",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir_arg,
+        ],
+    ) else {
+        crate::helpers::skip_unless_ci(
+            "presence across a Redis outage",
+            "redis-server did not start",
+        );
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let node_url = url.clone();
+    let a = spawn_app_with(move |c| {
+        c.redis_url = Some(node_url);
+        c.redis_prefix = "presence-outage:".into();
+        c.presence_grace = GRACE;
+    })
+    .await;
+    register(&a, "s", "user", None).await;
+    let mut watcher = tab(&a, "watcher").await;
+    next_notice(&mut watcher.conn).await;
+    let (first, second) = (tab(&a, "ann").await, tab(&a, "ann").await);
+    assert_eq!(
+        about(&next_notice(&mut watcher.conn).await.0),
+        (1001, "ann".into())
+    );
+
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut admin).unwrap();
+    redis.kill();
+    close(first).await;
+    // Long enough for the write to fail, not merely wait for Redis.
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    redis
+        .restart()
+        .expect("redis-server restarts with its saved data");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a
+        .api("get_online_list", "s", json!({"groupName": "room"}))
+        .await
+        .status
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the node never served again");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    close(second).await;
+    let (notice, _) = next_notice(&mut watcher.conn).await;
+    assert_eq!(about(&notice), (1002, "ann".into()));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
