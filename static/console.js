@@ -210,6 +210,14 @@ async function showSystem() {
   const data = res.body && typeof res.body === "object" && "data" in res.body ? res.body.data : res.body;
   $("#system-result").textContent = res.status + "\n" + (typeof data === "string" ? data : JSON.stringify(data, null, 2));
   if (res.status === 200 && data && data.webhook) $("#webhook-url").value = data.webhook.url;
+  if (res.status === 200 && data && data.presence) $("#presence").value = data.presence;
+}
+
+/** Sets whom the current system's group notices are about: each connection, or each user. */
+async function savePresence() {
+  const res = await api("update_system", { presence: $("#presence").value });
+  if (res.status === 200) await showSystem();
+  else $("#system-result").textContent = res.status + "\n" + (res.body && res.body.msg ? res.body.msg : JSON.stringify(res.body));
 }
 
 /** Sets the current system's webhook (every event), or removes it. */
@@ -501,6 +509,7 @@ function init() {
   $("#use-system").addEventListener("click", () => { const v = $("#system-recent").value; if (v) useSystem(v); });
   $("#save-webhook").addEventListener("click", () => saveWebhook(false));
   $("#remove-webhook").addEventListener("click", () => saveWebhook(true));
+  $("#save-presence").addEventListener("click", savePresence);
   $("#show-system").addEventListener("click", showSystem);
   $("#open-client").addEventListener("click", openClient);
   $("#select-all").addEventListener("click", () => {

@@ -48,6 +48,34 @@ async fn console_sets_shows_and_removes_a_systems_webhook() {
 }
 
 #[actix_web::test]
+async fn console_sets_a_systems_presence_to_user_and_back() {
+    let Some(browser) = browser(1280, 800).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = &browser.client;
+    set_up(c, &app, "people", 0).await;
+    js(c, "document.querySelector('#presence').value = 'user'").await;
+    click(c, "#save-presence").await;
+    wait_until(
+        c,
+        "document.querySelector('#system-result').textContent.includes('\"presence\": \"user\"')",
+    )
+    .await;
+    let info = app.api("get_system", "people", json!({})).await.ok();
+    assert_eq!(info["presence"], "user");
+    js(c, "document.querySelector('#presence').value = 'client'").await;
+    click(c, "#save-presence").await;
+    wait_until(
+        c,
+        "document.querySelector('#system-result').textContent.includes('\"presence\": \"client\"')",
+    )
+    .await;
+    let info = app.api("get_system", "people", json!({})).await.ok();
+    assert_eq!(info["presence"], "client");
+}
+
+#[actix_web::test]
 async fn console_shows_whether_the_mqtt_bridge_is_connected() {
     let Some(url) = crate::mqtt::broker_url() else {
         return;
