@@ -115,6 +115,10 @@ struct Opts {
     /// Tiny sizes, to prove the harness works (CI).
     #[arg(long)]
     tiny: bool,
+    /// Group scenarios: bind each member with a userId of its own (u0, u1, ...) in a system
+    /// with presence "user", so every member counts as a user (wshub only).
+    #[arg(long)]
+    users: bool,
     /// The broker of the server's MQTT bridge (mqtt-fanout).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     mqtt_url: String,
@@ -618,18 +622,22 @@ struct Group {
 impl Group {
     async fn set_up(o: &Opts, clients: usize, inflight: usize) -> Group {
         let api = Rc::new(Api::new(o, inflight.max(16)));
-        api.call("register", json!({"systemId": api.system}).to_string())
-            .await;
+        let mut register = json!({"systemId": api.system});
+        if o.users {
+            register["presence"] = json!("user");
+        }
+        api.call("register", register.to_string()).await;
         let tally = Rc::new(Tally::default());
         let (ids, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
         // Bind everyone (16 in flight), with the presence notices that go with it.
         let bind_started = Instant::now();
-        futures_util::stream::iter(ids.iter())
-            .map(|id| {
-                api.call(
-                    "bind_to_group",
-                    json!({"clientId": id, "groupName": "g"}).to_string(),
-                )
+        futures_util::stream::iter(ids.iter().enumerate())
+            .map(|(i, id)| {
+                let mut bind = json!({"clientId": id, "groupName": "g"});
+                if o.users {
+                    bind["userId"] = json!(format!("u{i}"));
+                }
+                api.call("bind_to_group", bind.to_string())
             })
             .buffer_unordered(16)
             .collect::<Vec<_>>()
