@@ -5,7 +5,8 @@ use serde_json::json;
 
 use crate::helpers::{expect_close, mint, next_json, spawn_app_with, SECRET};
 
-fn client_token(claims: serde_json::Value) -> String {
+/// A client token signed with the test secret, with these claims.
+pub(crate) fn client_token(claims: serde_json::Value) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -14,7 +15,8 @@ fn client_token(claims: serde_json::Value) -> String {
     .unwrap()
 }
 
-fn exp(offset: i64) -> i64 {
+/// Unix time `offset` seconds from now, for an `exp` claim.
+pub(crate) fn exp(offset: i64) -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

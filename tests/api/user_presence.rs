@@ -10,6 +10,7 @@ use awc::ws::Message;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 
+use crate::client_auth::{client_token, exp};
 use crate::cluster::{fresh_prefix, kill_9, redis_url};
 use crate::helpers::{
     assert_next_is_marker, connect_at, next_json, next_json_within, spawn_app_with, ServerProcess,
@@ -71,6 +72,15 @@ async fn next_notice(conn: &mut WsConn) -> (Value, Duration) {
             return (frame, started.elapsed());
         }
     }
+}
+
+/// The user events received, as (name, userId, reason), in order.
+fn user_events(events: &[Value]) -> Vec<(&Value, &Value, &Value)> {
+    events
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("user_"))
+        .map(|e| (&e["name"], &e["userId"], &e["reason"]))
+        .collect()
 }
 
 fn about(notice: &Value) -> (i64, String) {
@@ -332,13 +342,8 @@ async fn across_nodes_a_user_is_one_and_a_dead_nodes_tabs_leave_it_with_node_los
     let events = receiver
         .wait_for("user_offline", |e| names(e).contains(&"user_offline"))
         .await;
-    let user_events: Vec<(&Value, &Value, &Value)> = events
-        .iter()
-        .filter(|e| e["name"].as_str().unwrap().starts_with("user_"))
-        .map(|e| (&e["name"], &e["userId"], &e["reason"]))
-        .collect();
     assert_eq!(
-        user_events,
+        user_events(&events),
         [
             (&json!("user_online"), &json!("watcher"), &Value::Null),
             (&json!("user_online"), &json!("ann"), &Value::Null),
@@ -426,4 +431,63 @@ async fn a_close_lost_while_redis_was_down_does_not_keep_its_user_online() {
     assert_eq!(about(&notice), (1002, "ann".into()));
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client token's userId makes its user online when it connects, before any bind; a client
+/// re-bound as another user takes its old user offline (`rebound`) and the new one online.
+#[actix_web::test]
+async fn a_token_user_is_online_at_connect_and_a_rebind_moves_the_connection() {
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    let app = spawn_app_with(|c| {
+        c.client_auth = wshub::config::ClientAuth::Jwt;
+        c.presence_grace = GRACE;
+    })
+    .await;
+    register(&app, "s", "client", Some(&url)).await;
+    let token = client_token(json!({"systemId": "s", "userId": "ann", "exp": exp(600)}));
+    let mut conn = app.ws_raw(&format!("?systemId=s&token={token}")).await;
+    let ann_id = next_json(&mut conn).await["data"]["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = receiver
+        .wait_for("user_online", |e| names(e).contains(&"user_online"))
+        .await;
+    let online = events.iter().find(|e| e["name"] == "user_online").unwrap();
+    assert_eq!(
+        (&online["userId"], &online["clientId"]),
+        (&json!("ann"), &json!(ann_id))
+    );
+
+    let plain_token = client_token(json!({"systemId": "s", "exp": exp(600)}));
+    let mut conn = app
+        .ws_raw(&format!("?systemId=s&token={plain_token}"))
+        .await;
+    let id = next_json(&mut conn).await["data"]["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rebind = |user: &str| {
+        app.api(
+            "bind_to_group",
+            "s",
+            json!({"clientId": id, "groupName": "room", "userId": user}),
+        )
+    };
+    rebind("bob").await.ok();
+    rebind("carl").await.ok();
+    let events = receiver
+        .wait_for("bob offline", |e| names(e).contains(&"user_offline"))
+        .await;
+    assert_eq!(
+        user_events(&events),
+        [
+            (&json!("user_online"), &json!("ann"), &Value::Null),
+            (&json!("user_online"), &json!("bob"), &Value::Null),
+            (&json!("user_online"), &json!("carl"), &Value::Null),
+            (&json!("user_offline"), &json!("bob"), &json!("rebound")),
+        ],
+        "{events:#?}"
+    );
 }
