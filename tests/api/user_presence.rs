@@ -55,12 +55,15 @@ async fn tab(app: &TestApp, user: &str) -> WsClient {
     client
 }
 
+/// Closes as a browser tab does: a close frame, then the server's answer (so the server reads
+/// a close, not a lost connection).
 async fn close(mut client: WsClient) {
     client
         .conn
         .send(Message::Close(Some(awc::ws::CloseCode::Normal.into())))
         .await
         .unwrap();
+    client.expect_close().await;
 }
 
 /// Reads `conn` until a 1001/1002 notice; returns it with the time it took.
