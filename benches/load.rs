@@ -13,6 +13,7 @@
 //! cargo bench --bench load -- unicast --inflight 32 ...
 //! cargo bench --bench load -- users --clients 300 ...   # send_to_user (3 tabs) beside send_to_client
 //! cargo bench --bench load -- user-presence --clients 10000 ...   # presence "user": binds, page
+//! cargo bench --bench load -- webhooks --clients 1000 ...   # events stored and delivered per second
 //! cargo bench --bench load -- big-room --clients 10000 --rates 20,40,80 ...
 //! cargo bench --bench load -- report --input benches/results.jsonl   # writes BENCHMARKS.md + SVG
 //! ```
@@ -58,6 +59,10 @@ enum Scenario {
     /// one group (a 1001 per user, to every member), then the other tabs (no notice); then a
     /// 1,000-user page of the group's users.
     UserPresence(Opts),
+    /// A webhook to a receiver in this process: N clients each send 20 frames at once (their
+    /// burst), 20·N `client_message` events; events per second from the first frame to the
+    /// last event received (run the server with --data-dir to measure the outbox on disk).
+    Webhooks(Opts),
     /// N clients in one group; M messages published to the MQTT broker of the server's bridge
     /// (--mqtt-url) as fast as the broker takes them (at most 500 ahead of delivery), then the
     /// same M through REST (K in flight), side by side.
@@ -119,6 +124,10 @@ struct Opts {
     /// with presence "user", so every member counts as a user (wshub only).
     #[arg(long)]
     users: bool,
+    /// Group scenarios: register the system with a webhook to this URL, every event (wshub
+    /// only; the events of connects and binds are then queued, and kept with --data-dir).
+    #[arg(long)]
+    webhook_url: Option<String>,
     /// The broker of the server's MQTT bridge (mqtt-fanout).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     mqtt_url: String,
@@ -191,6 +200,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
         Scenario::Unicast(o) => vec![unicast(o).await],
         Scenario::Users(o) => vec![users(o).await],
         Scenario::UserPresence(o) => vec![user_presence(o).await],
+        Scenario::Webhooks(o) => vec![webhooks(o).await],
         Scenario::MqttFanout(o) => vec![mqtt_fanout(o).await],
         Scenario::BigRoom(o) => vec![big_room(o).await],
         Scenario::All(o) => {
@@ -202,6 +212,7 @@ async fn run(scenario: Scenario) -> Vec<Value> {
                 unicast(o.clone()).await,
                 users(o.clone()).await,
                 user_presence(o.clone()).await,
+                webhooks(o.clone()).await,
                 idle(o).await,
             ]
         }
@@ -626,6 +637,9 @@ impl Group {
         if o.users {
             register["presence"] = json!("user");
         }
+        if let Some(url) = &o.webhook_url {
+            register["webhook"] = json!({"url": url, "secret": "bench-webhook-secret"});
+        }
         api.call("register", register.to_string()).await;
         let tally = Rc::new(Tally::default());
         let (ids, connect_rate) = connect_many(&api, clients, o.connect_concurrency, &tally).await;
@@ -996,6 +1010,98 @@ async fn unicast(o: Opts) -> Value {
         "p50_ms": phase.p50, "p99_ms": phase.p99, "max_ms": phase.max,
         "cpu_s": phase.cpu, "cpu_us_per_request": phase.cpu.map(|c| c * 1e6 / messages.max(1) as f64),
         "rss_kib": rss_kib(&o.pids()),
+    })
+}
+
+/// What the webhook receiver of the `webhooks` scenario counted.
+#[derive(Default)]
+struct Received {
+    events: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+async fn webhooks(o: Opts) -> Value {
+    const FRAMES: usize = 20;
+    let clients = o.clients.unwrap_or(if o.tiny { 20 } else { 1000 });
+    let received = std::sync::Arc::new(Received::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the receiver");
+    let url = format!(
+        "http://{}/hook",
+        listener.local_addr().expect("its address")
+    );
+    let counted = received.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let counted = counted.clone();
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |body: actix_web::web::Bytes| {
+                let counted = counted.clone();
+                async move {
+                    let batch: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let n = batch["events"].as_array().map_or(0, Vec::len) as u64;
+                    counted
+                        .events
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    *counted.last.lock().unwrap() = Some(Instant::now());
+                    actix_web::HttpResponse::Ok().finish()
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("the receiver listens")
+    .run();
+    let receiver = server.handle();
+    actix_web::rt::spawn(server);
+    let api = Api::new(&o, 16);
+    let hook = json!({"url": url, "secret": "bench-webhook-secret", "events": ["client_message"]});
+    api.call(
+        "register",
+        json!({"systemId": api.system, "webhook": hook}).to_string(),
+    )
+    .await;
+    let ws = api.ws_urls()[0].clone();
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (_, mut conn) = awc::Client::new()
+            .ws(ws.as_str())
+            .connect()
+            .await
+            .expect("ws");
+        let _welcome = conn.next().await;
+        conns.push(conn);
+    }
+    let cpu_before = cpu_seconds(&o.pids());
+    let started = Instant::now();
+    for conn in &mut conns {
+        for n in 0..FRAMES {
+            let _ = conn
+                .send(Message::Text(format!("{{\"n\":{n}}}").into()))
+                .await;
+        }
+    }
+    let expected = (clients * FRAMES) as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Until every event came, or none came for 2 s (the rest were dropped: see `dropped`).
+    while received.events.load(std::sync::atomic::Ordering::Relaxed) < expected
+        && Instant::now() < deadline
+    {
+        let quiet = received.last.lock().unwrap().map(|last| last.elapsed());
+        if quiet.is_some_and(|quiet| quiet > Duration::from_secs(2)) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = received.events.load(std::sync::atomic::Ordering::Relaxed);
+    let last = received.last.lock().unwrap().unwrap_or(started);
+    let elapsed = last.duration_since(started).as_secs_f64();
+    let cpu = cpu_seconds(&o.pids()).zip(cpu_before).map(|(a, b)| a - b);
+    receiver.stop(false).await;
+    json!({
+        "scenario": "webhooks", "server": o.label, "clients": clients, "events": expected,
+        "received": got, "seconds": elapsed,
+        "events_per_s": got as f64 / elapsed.max(1e-9),
+        "cpu_us_per_event": cpu.map(|cpu| cpu * 1e6 / got.max(1) as f64),
     })
 }
 

@@ -243,11 +243,12 @@ pub struct Config {
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     #[arg(long, env = "WSHUB_REDIS_PREFIX", default_value = "wshub:")]
     pub redis_prefix: String,
-    /// Single node: directory of the store that keeps registered systems and their settings
-    /// across restarts (created if missing; one process per directory).
+    /// Single node: directory of the stores that keep registered systems, their settings and
+    /// pending webhook events across restarts (created if missing; one process per directory).
     #[arg(long, env = "WSHUB_DATA_DIR", default_value = "wshub-data")]
     pub data_dir: std::path::PathBuf,
-    /// Keep registered systems in memory only: they are gone when the process stops.
+    /// Keep registered systems and pending webhook events in memory only: they are gone when the
+    /// process stops.
     #[arg(long, env = "WSHUB_EPHEMERAL")]
     pub ephemeral: bool,
     #[command(flatten)]

@@ -109,7 +109,14 @@ impl Hub {
             }
             None => None,
         };
-        let webhooks = Webhooks::new(config.webhooks.clone(), metrics.clone());
+        // One node keeps pending events beside its systems; a cluster keeps them in memory.
+        let outbox = match (config.store_dir(), &events) {
+            (Some(dir), None) => {
+                crate::webhooks::outbox::Outbox::open(dir).map_err(std::io::Error::other)?
+            }
+            _ => crate::webhooks::outbox::Outbox::memory(),
+        };
+        let webhooks = Webhooks::new(config.webhooks.clone(), metrics.clone(), outbox);
         let mut outlets: Vec<Arc<dyn Outlet>> = vec![Arc::new(webhooks.clone())];
         if let Some(bridge) = &mqtt {
             outlets.push(bridge.clone());

@@ -38,6 +38,10 @@ pub struct Metrics {
     pub webhook_events_dropped: IntCounter,
     /// Webhook events waiting, all systems together.
     pub webhook_queue_depth: IntGauge,
+    /// Webhook events kept in the outbox (`--data-dir`) until acknowledged.
+    pub webhook_events_stored: IntGauge,
+    /// Age of the oldest webhook event not yet acknowledged, in seconds (0 when none).
+    pub webhook_oldest_pending: Gauge,
     /// Frames from clients, of every kind, before any is refused.
     pub client_frames: IntCounter,
     /// MQTT messages bridged, by direction (`in`: broker to clients, `out`: events to broker).
@@ -153,6 +157,18 @@ impl Metrics {
             webhook_queue_depth: gauge(
                 "wshub_webhook_queue_depth",
                 "Webhook events waiting to be sent, all systems together.",
+            ),
+            webhook_events_stored: gauge(
+                "wshub_webhook_events_stored",
+                "Webhook events kept in the outbox on disk until their batch is acknowledged.",
+            ),
+            webhook_oldest_pending: reg(
+                &registry,
+                Gauge::new(
+                    "wshub_webhook_oldest_pending_seconds",
+                    "Age of the oldest webhook event not yet acknowledged (0 when none).",
+                )
+                .unwrap_or_else(|_| unreachable!()),
             ),
             client_frames: counter(
                 "wshub_client_frames_total",

@@ -308,7 +308,12 @@ pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
     let webhooks = hub.webhooks.clone();
     let delivering = webhooks.drain(deadline.saturating_duration_since(std::time::Instant::now()));
     let (lost, ()) = futures_util::future::join(delivering, handle.stop(true)).await;
-    if lost > 0 {
+    if lost > 0 && webhooks.is_durable() {
+        log::info!(
+            "shutting down: {lost} webhook events not delivered within --shutdown-grace \
+             ({grace:?}) are kept in the outbox and go out after the next start"
+        );
+    } else if lost > 0 {
         log::warn!(
             "shutting down: {lost} webhook events were not delivered within --shutdown-grace \
              ({grace:?}) and are lost"

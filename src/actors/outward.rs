@@ -168,6 +168,16 @@ impl BackendEvent {
         Self::from_fields(name, fields)
     }
 
+    /// An event read back from where it was kept, as it was built when it happened.
+    pub fn from_raw(name: EventName, json: Box<RawValue>) -> BackendEvent {
+        BackendEvent { name, json }
+    }
+
+    /// The event's JSON, as sent.
+    pub fn raw(&self) -> &RawValue {
+        &self.json
+    }
+
     /// The event's size as queued.
     pub fn bytes(&self) -> usize {
         self.json.get().len()

@@ -59,6 +59,13 @@ pub async fn healthz(
     }
     let stats = hub.registry.send(GetStats).await?;
     let mut data = serde_json::to_value(stats).unwrap_or_default();
+    if hub.webhooks.is_durable() {
+        let outbox = match hub.webhooks.outbox_failing() {
+            None => "ok",
+            Some(_) => "failing",
+        };
+        data["outbox"] = serde_json::Value::from(outbox);
+    }
     // The bridge's state is reported, never a reason to fail the node.
     if let Some(bridge) = hub.mqtt() {
         let state = if bridge.is_connected() {

@@ -1,9 +1,10 @@
 //! The delivery thread: one bounded queue and one sender task per system, on an arbiter of its
-//! own. Owns every queue; the registry only sends `Command`s. The thread ends when the last
-//! [`Webhooks`](super::Webhooks) handle is dropped.
+//! own. Owns every queue and the [`Outbox`]; the registry only sends `Command`s. An event is
+//! queued once the outbox holds it, and leaves the outbox once its batch is acknowledged, given
+//! up or dropped. The thread ends when the last [`Webhooks`](super::Webhooks) handle is dropped.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,11 +14,17 @@ use hmac::{KeyInit, Mac};
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
+use super::outbox::Outbox;
 use super::{
     BackendEvent, Command, WebhookConfig, BATCH_EVENTS, BATCH_WINDOW, FIRST_BACKOFF, MAX_BACKOFF,
 };
 use crate::metrics::Metrics;
 use crate::settings::WebhookSettings;
+
+/// Most commands taken into one outbox commit.
+const INTAKE_MAX: usize = 4096;
+
+mod intake;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -32,9 +39,15 @@ struct Batch<'a> {
     dropped: Option<u64>,
 }
 
+/// An event in a queue, with its place in the outbox.
+struct Queued {
+    seq: u64,
+    event: BackendEvent,
+}
+
 /// One system's events waiting to be sent.
 struct Queue {
-    events: VecDeque<BackendEvent>,
+    events: VecDeque<Queued>,
     /// What `events` weigh, as they will be sent.
     bytes: usize,
     /// Lost since the last batch that went out.
@@ -57,6 +70,20 @@ struct Shared {
     /// See [`super::Webhooks::pending`]: decreased here as events are delivered, given up or
     /// dropped.
     pending: Arc<AtomicUsize>,
+    /// See [`super::Webhooks::unstored`]: decreased here once an event is in the outbox (or
+    /// dropped because it could not be written).
+    unstored: Arc<AtomicUsize>,
+    /// Whether the outbox is on disk (else nothing is written or removed).
+    durable: bool,
+    /// Outbox entries to remove with the next commit (acknowledged, given up or dropped), and
+    /// the wake-up of the intake when there are some.
+    settled_seqs: RefCell<Vec<u64>>,
+    settled_wake: Notify,
+    /// The next event's sequence number.
+    next_seq: Cell<u64>,
+    /// Sequence number → Unix milliseconds stored, of every event not yet settled: the oldest
+    /// pending age.
+    stored_at: RefCell<BTreeMap<u64, u64>>,
 }
 
 /// A system's queue and the wake-up of its sender.
@@ -66,19 +93,44 @@ struct Lane {
     wake: Rc<Notify>,
 }
 
+/// The counters the handle reads: events not yet settled, and not yet in the outbox.
+pub(super) struct Counters {
+    pub(super) pending: Arc<AtomicUsize>,
+    pub(super) unstored: Arc<AtomicUsize>,
+}
+
 pub(super) fn start(
     config: WebhookConfig,
     metrics: Arc<Metrics>,
-    pending: Arc<AtomicUsize>,
+    counters: Counters,
+    mut outbox: Outbox,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let arbiter = actix::Arbiter::new();
     let spawned = arbiter.spawn_fn(move || {
         actix::spawn(async move {
-            let shared = Rc::new(Shared::new(config, metrics, pending));
+            let shared = Rc::new(Shared::new(config, metrics, counters, outbox.is_durable()));
             let mut lanes: HashMap<String, Lane> = HashMap::new();
-            while let Some(command) = commands.recv().await {
-                shared.take(command, &mut lanes);
+            shared.restore(&outbox, &mut lanes);
+            actix::spawn(shared.clone().report_oldest());
+            let mut open = true;
+            while open {
+                let mut intake = Vec::new();
+                tokio::select! {
+                    command = commands.recv() => match command {
+                        Some(command) => intake.push(command),
+                        None => open = false,
+                    },
+                    () = shared.settled_wake.notified() => {}
+                }
+                // What arrived during the last commit goes into this one.
+                while intake.len() < INTAKE_MAX {
+                    match commands.try_recv() {
+                        Ok(command) => intake.push(command),
+                        Err(_) => break,
+                    }
+                }
+                outbox = shared.take_all(intake, outbox, &mut lanes).await;
             }
             actix::Arbiter::current().stop();
         });
@@ -89,7 +141,12 @@ pub(super) fn start(
 }
 
 impl Shared {
-    fn new(config: WebhookConfig, metrics: Arc<Metrics>, pending: Arc<AtomicUsize>) -> Shared {
+    fn new(
+        config: WebhookConfig,
+        metrics: Arc<Metrics>,
+        counters: Counters,
+        durable: bool,
+    ) -> Shared {
         let mut http = reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -105,13 +162,33 @@ impl Shared {
             config,
             metrics,
             http,
-            pending,
+            pending: counters.pending,
+            unstored: counters.unstored,
+            durable,
+            settled_seqs: RefCell::new(Vec::new()),
+            settled_wake: Notify::new(),
+            next_seq: Cell::new(1),
+            stored_at: RefCell::new(BTreeMap::new()),
         }
     }
 
-    /// `count` events left the pipeline (delivered, given up or dropped).
-    fn settled(&self, count: usize) {
+    /// These events left the pipeline (delivered, given up or dropped): out of the outbox with
+    /// the next commit.
+    fn settled(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut count = 0;
+        let mut stored_at = self.stored_at.borrow_mut();
+        let mut settled = self.settled_seqs.borrow_mut();
+        for seq in seqs {
+            count += 1;
+            stored_at.remove(&seq);
+            if self.durable {
+                settled.push(seq);
+            }
+        }
         self.pending.fetch_sub(count, Ordering::AcqRel);
+        if !settled.is_empty() {
+            self.settled_wake.notify_one();
+        }
     }
 
     /// The lane of `system_id`'s registration `registration`: a new one (with its sender) when
@@ -153,54 +230,58 @@ impl Shared {
         lane
     }
 
-    fn take(self: &Rc<Self>, command: Command, lanes: &mut HashMap<String, Lane>) {
-        match command {
-            Command::Event {
-                system_id,
-                registration,
-                target,
-                event,
-            } => {
-                let lane = self.lane(lanes, &system_id, registration);
-                let mut queue = lane.queue.borrow_mut();
-                queue.target = Some(target);
-                let (max_events, max_bytes) = (self.config.queue, self.config.queue_bytes);
-                // The oldest not yet in flight go first; the backend learns how many.
-                while !queue.events.is_empty()
-                    && (queue.events.len() >= max_events || queue.bytes + event.bytes() > max_bytes)
-                {
-                    if let Some(old) = queue.events.pop_front() {
-                        queue.bytes -= old.bytes();
-                    }
-                    queue.dropped += 1;
-                    self.metrics.webhook_events_dropped.inc();
-                    self.metrics.webhook_queue_depth.dec();
-                    self.settled(1);
-                }
-                if event.bytes() > max_bytes {
-                    // Alone past the bound: it is not kept either.
-                    queue.dropped += 1;
-                    self.metrics.webhook_events_dropped.inc();
-                    self.settled(1);
-                    return;
-                }
-                self.metrics.webhook_queue_depth.inc();
-                queue.bytes += event.bytes();
-                queue.events.push_back(event);
-                lane.wake.notify_one();
+    /// Queues event `seq` for the webhook of `system_id`'s registration `registration`, which
+    /// is `target` now, within the queue's bounds.
+    fn queue(
+        self: &Rc<Self>,
+        seq: u64,
+        system_id: &str,
+        registration: u64,
+        target: WebhookSettings,
+        event: BackendEvent,
+        lanes: &mut HashMap<String, Lane>,
+    ) {
+        let lane = self.lane(lanes, system_id, registration);
+        let mut queue = lane.queue.borrow_mut();
+        queue.target = Some(target);
+        let (max_events, max_bytes) = (self.config.queue, self.config.queue_bytes);
+        // The oldest not yet in flight go first; the backend learns how many.
+        while !queue.events.is_empty()
+            && (queue.events.len() >= max_events || queue.bytes + event.bytes() > max_bytes)
+        {
+            if let Some(old) = queue.events.pop_front() {
+                queue.bytes -= old.event.bytes();
+                self.settled([old.seq]);
             }
-            Command::Retarget {
-                system_id,
-                registration,
-                target,
-            } => {
-                if let Some(lane) = lanes.get(&system_id) {
-                    let mut queue = lane.queue.borrow_mut();
-                    if queue.registration == registration {
-                        queue.target = Some(target);
-                        lane.wake.notify_one();
-                    }
-                }
+            queue.dropped += 1;
+            self.metrics.webhook_events_dropped.inc();
+            self.metrics.webhook_queue_depth.dec();
+        }
+        if event.bytes() > max_bytes {
+            // Alone past the bound: it is not kept either.
+            queue.dropped += 1;
+            self.metrics.webhook_events_dropped.inc();
+            self.settled([seq]);
+            return;
+        }
+        self.metrics.webhook_queue_depth.inc();
+        queue.bytes += event.bytes();
+        queue.events.push_back(Queued { seq, event });
+        lane.wake.notify_one();
+    }
+
+    fn retarget(
+        &self,
+        system_id: &str,
+        registration: u64,
+        target: WebhookSettings,
+        lanes: &HashMap<String, Lane>,
+    ) {
+        if let Some(lane) = lanes.get(system_id) {
+            let mut queue = lane.queue.borrow_mut();
+            if queue.registration == registration {
+                queue.target = Some(target);
+                lane.wake.notify_one();
             }
         }
     }
@@ -223,12 +304,16 @@ impl Shared {
             if waiting < BATCH_EVENTS {
                 actix::clock::sleep(BATCH_WINDOW).await;
             }
-            let (events, dropped) = {
+            let (seqs, events, dropped) = {
                 let mut queue = lane.queue.borrow_mut();
                 let n = queue.events.len().min(BATCH_EVENTS);
-                let events: Vec<BackendEvent> = queue.events.drain(..n).collect();
+                let (seqs, events): (Vec<u64>, Vec<BackendEvent>) = queue
+                    .events
+                    .drain(..n)
+                    .map(|queued| (queued.seq, queued.event))
+                    .unzip();
                 queue.bytes -= events.iter().map(BackendEvent::bytes).sum::<usize>();
-                (events, std::mem::take(&mut queue.dropped))
+                (seqs, events, std::mem::take(&mut queue.dropped))
             };
             self.metrics.webhook_queue_depth.sub(events.len() as i64);
             let body = serde_json::to_string(&Batch {
@@ -244,7 +329,7 @@ impl Shared {
                     .webhook_events_dropped
                     .inc_by(events.len() as u64);
             }
-            self.settled(events.len());
+            self.settled(seqs);
         }
     }
 

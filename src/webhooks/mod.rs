@@ -10,6 +10,7 @@
 
 pub mod delivery;
 pub mod guard;
+pub mod outbox;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::actors::outward::{BackendEvent, Outlet};
 pub use crate::config::WebhookConfig;
 use crate::settings::{EventName, SettingsUpdate, SystemSettings, WebhookSettings};
+use outbox::{Outbox, OutboxHealth};
 
 /// Most events in one batch.
 pub const BATCH_EVENTS: usize = 100;
@@ -59,6 +61,12 @@ struct Delivery {
     /// Events handed over and not yet delivered or given up (queued, in the channel, or in
     /// flight): what a shutdown waits for.
     pending: std::sync::Arc<AtomicUsize>,
+    /// Events handed over and not yet in the outbox: what a shutdown must not leave behind.
+    unstored: std::sync::Arc<AtomicUsize>,
+    /// The outbox, until the delivery thread takes it.
+    outbox: std::sync::Mutex<Option<Outbox>>,
+    durable: bool,
+    health: OutboxHealth,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -70,36 +78,79 @@ impl std::fmt::Debug for Webhooks {
 }
 
 impl Webhooks {
-    /// Webhook delivery with these settings; nothing starts until there is something to send.
+    /// Webhook delivery with these settings, keeping pending events in `outbox`. With an
+    /// outbox on disk the delivery thread starts at once (it delivers what was kept); with one in
+    /// memory, at the first event (a server whose systems have no webhook never starts it). Must
+    /// be called inside a running actix system.
     pub fn new(
         config: WebhookConfig,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
+        outbox: Outbox,
     ) -> Webhooks {
-        Webhooks(std::sync::Arc::new(Delivery {
+        let durable = outbox.is_durable();
+        let webhooks = Webhooks(std::sync::Arc::new(Delivery {
             config,
             metrics,
             commands: std::sync::OnceLock::new(),
             pending: std::sync::Arc::new(AtomicUsize::new(0)),
-        }))
+            unstored: std::sync::Arc::new(AtomicUsize::new(0)),
+            health: outbox.health(),
+            outbox: std::sync::Mutex::new(Some(outbox)),
+            durable,
+        }));
+        if durable {
+            webhooks.commands();
+        }
+        webhooks
     }
 
-    fn send(&self, command: Command) {
+    /// The delivery thread's command channel, starting the thread the first time.
+    fn commands(&self) -> &mpsc::UnboundedSender<Command> {
         let delivery = &self.0;
-        let commands = delivery.commands.get_or_init(|| {
+        delivery.commands.get_or_init(|| {
             let (commands, receiver) = mpsc::unbounded_channel();
-            let pending = delivery.pending.clone();
+            let outbox = delivery
+                .outbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(Outbox::memory);
+            let counters = delivery::Counters {
+                pending: delivery.pending.clone(),
+                unstored: delivery.unstored.clone(),
+            };
             delivery::start(
                 delivery.config.clone(),
                 delivery.metrics.clone(),
-                pending,
+                counters,
+                outbox,
                 receiver,
             );
             commands
-        });
+        })
+    }
+
+    fn send(&self, command: Command) {
+        let commands = self.commands();
         if let Command::Event { .. } = command {
-            delivery.pending.fetch_add(1, Ordering::AcqRel);
+            self.0.pending.fetch_add(1, Ordering::AcqRel);
+            self.0.unstored.fetch_add(1, Ordering::AcqRel);
         }
         let _ = commands.send(command);
+    }
+
+    /// Whether pending events are kept on disk across restarts.
+    pub fn is_durable(&self) -> bool {
+        self.0.durable
+    }
+
+    /// Why the outbox cannot be written now, if it cannot.
+    pub fn outbox_failing(&self) -> Option<String> {
+        self.0
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Queues `event` for the webhook of the system registered at `registration`, which is
@@ -135,11 +186,18 @@ impl Webhooks {
     }
 
     /// Waits until every event handed over so far is delivered or given up, for at most
-    /// `grace`; returns how many are still pending then (lost, if the process ends).
+    /// `grace`, and then (for at most a second more) until every one is in the outbox; returns
+    /// how many are still pending then: kept for the next start with an outbox on disk, lost
+    /// without one.
     pub async fn drain(&self, grace: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + grace;
         while self.pending() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stored_by = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.0.unstored.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < stored_by
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.pending()
     }

@@ -127,11 +127,22 @@ fn the_units_syscall_filter_allows_every_syscall_wshub_makes() {
     }
     use std::io::{BufRead, BufReader};
     let trace = std::env::temp_dir().join(format!("wshub-strace-{}", wshub::protocol::new_id()));
+    // A data directory, as the unit gives it: the stores' writes are traced too.
+    let data = crate::systems::scratch_dir("strace-data");
     let mut strace = Command::new("strace")
         .args(["-f", "-qq", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_wshub"))
-        .args(["--port", "0", "--ephemeral", "--workers", "2"])
+        .args([
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--shutdown-grace",
+            "2",
+            "--data-dir",
+        ])
+        .arg(&data)
         .env("WSHUB_JWT_SECRET", crate::helpers::SECRET)
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
@@ -150,9 +161,15 @@ fn the_units_syscall_filter_allows_every_syscall_wshub_makes() {
         let call = |method: &'static str, system: &'static str, body: serde_json::Value| {
             crate::systems::call(&address, method, system, body)
         };
-        call("register", "", serde_json::json!({"systemId": "traced"}))
-            .await
-            .ok();
+        // With a webhook, so events are written to the outbox (and their posts tried).
+        let hook = serde_json::json!({"url": "http://127.0.0.1:9/h", "secret": "0123456789abcdef"});
+        call(
+            "register",
+            "",
+            serde_json::json!({"systemId": "traced", "webhook": hook}),
+        )
+        .await
+        .ok();
         let (_, mut conn) = awc::Client::new()
             .ws(format!("ws://{address}/ws?systemId=traced"))
             .connect()
@@ -211,6 +228,7 @@ fn the_units_syscall_filter_allows_every_syscall_wshub_makes() {
     }
     let made = traced(&std::fs::read_to_string(&trace).unwrap());
     let _ = std::fs::remove_file(&trace);
+    let _ = std::fs::remove_dir_all(&data);
     assert!(
         made.contains("epoll_wait") || made.contains("epoll_pwait"),
         "{made:?}"

@@ -6,6 +6,7 @@
 mod bounds;
 mod cluster;
 mod frames;
+mod outbox;
 
 use std::collections::{HashSet, VecDeque};
 use std::net::TcpListener;
@@ -35,12 +36,16 @@ pub(super) struct Received {
     timestamp: String,
     signature: String,
     body: Value,
+    /// Answered 2xx.
+    acknowledged: bool,
 }
 
 #[derive(Clone, Default)]
 pub(super) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    /// While set, every request is answered 503 (a backend that is down).
+    refusing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
@@ -64,6 +69,22 @@ impl Receiver {
 
     pub(super) fn script(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().copied());
+    }
+
+    /// Answers 503 to everything from now on (`false`: as scripted, then 200).
+    pub(super) fn refuse(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every event of the batches answered 2xx, in the order they came (a batch sent again
+    /// after a late answer shows its events again).
+    pub(super) fn acknowledged(&self) -> Vec<Value> {
+        self.received()
+            .iter()
+            .filter(|r| r.acknowledged)
+            .flat_map(|r| r.body["events"].as_array().cloned().unwrap_or_default())
+            .collect()
     }
 
     pub(super) fn received(&self) -> Vec<Received> {
@@ -117,10 +138,16 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<Receiver>)
             .unwrap_or_default()
             .to_owned()
     };
+    let refusing = state.refusing.load(std::sync::atomic::Ordering::SeqCst);
+    let answer = match refusing {
+        true => Some(Answer::Status(503)),
+        false => state.script.lock().unwrap().pop_front(),
+    };
     let received = Received {
         timestamp: header("X-Wshub-Timestamp"),
         signature: header("X-Wshub-Signature"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        acknowledged: !matches!(answer, Some(Answer::Status(code)) if !(200..300).contains(&code)),
     };
     // Verified as a backend would: HMAC-SHA256 over "<timestamp>.<body>", fresh timestamp.
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -136,7 +163,6 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<Receiver>)
     assert!(now.abs_diff(stamped) < 60, "fresh timestamp");
     assert_eq!(header("Content-Type"), "application/json");
     state.got.lock().unwrap().push(received);
-    let answer = state.script.lock().unwrap().pop_front();
     match answer {
         Some(Answer::Status(code)) => {
             HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()

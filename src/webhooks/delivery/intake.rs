@@ -1,0 +1,153 @@
+//! The outbox side of the delivery thread: what was kept is queued again at start, what arrives
+//! is written (one commit for all that arrived meanwhile) before it is queued, and the oldest
+//! pending event's age is reported.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use super::{Command, Lane, Shared};
+use crate::settings::now_millis;
+use crate::webhooks::outbox::{Outbox, Stored};
+
+impl Shared {
+    /// Queues what the outbox held at start, in order, each to the registration and target it
+    /// was stored with.
+    pub(super) fn restore(self: &Rc<Self>, outbox: &Outbox, lanes: &mut HashMap<String, Lane>) {
+        let stored = match outbox.load() {
+            Ok(stored) => stored,
+            Err(err) => {
+                log::error!("{err}; its events are not delivered");
+                return;
+            }
+        };
+        if stored.is_empty() {
+            return;
+        }
+        log::info!(
+            "webhook outbox: {} events kept from before, delivering them",
+            stored.len()
+        );
+        self.pending.fetch_add(stored.len(), Ordering::AcqRel);
+        self.metrics.webhook_events_stored.add(stored.len() as i64);
+        for (seq, kept) in stored {
+            self.next_seq.set(self.next_seq.get().max(seq + 1));
+            self.stored_at.borrow_mut().insert(seq, kept.stored_at);
+            let event = kept.event();
+            self.queue(
+                seq,
+                &kept.system,
+                kept.registration,
+                kept.target,
+                event,
+                lanes,
+            );
+        }
+    }
+
+    /// Writes what arrived to the outbox in one commit (with the removals since the last), then
+    /// queues it. Events that could not be written are dropped, and counted. The commit runs on a
+    /// blocking thread, so the senders go on meanwhile; the outbox comes back with it.
+    pub(super) async fn take_all(
+        self: &Rc<Self>,
+        intake: Vec<Command>,
+        outbox: Outbox,
+        lanes: &mut HashMap<String, Lane>,
+    ) -> Outbox {
+        let removed = std::mem::take(&mut *self.settled_seqs.borrow_mut());
+        let now = now_millis();
+        let mut added = Vec::new();
+        let mut numbered = Vec::with_capacity(intake.len());
+        for command in intake {
+            let seq = self.next_seq.get();
+            if let Command::Event {
+                system_id,
+                registration,
+                target,
+                event,
+            } = &command
+            {
+                self.next_seq.set(seq + 1);
+                if self.durable {
+                    let stored = Stored {
+                        system: system_id.clone(),
+                        registration: *registration,
+                        target: target.clone(),
+                        name: event.name,
+                        stored_at: now,
+                        event: event.raw().to_owned(),
+                    };
+                    added.push((seq, serde_json::to_string(&stored).unwrap_or_default()));
+                }
+            }
+            numbered.push((seq, command));
+        }
+        let added_len = added.len();
+        let (outbox, written, removed) = if added.is_empty() && removed.is_empty() || !self.durable
+        {
+            (outbox, true, removed)
+        } else {
+            let mut outbox = outbox;
+            let committed = tokio::task::spawn_blocking(move || {
+                let written = outbox.commit(&added, &removed);
+                (outbox, written, removed)
+            })
+            .await;
+            committed.unwrap_or_else(|err| {
+                log::error!("webhook outbox: the commit of {added_len} events failed: {err}");
+                (Outbox::memory(), false, Vec::new())
+            })
+        };
+        if written {
+            self.metrics
+                .webhook_events_stored
+                .add(added_len as i64 - removed.len() as i64);
+        } else {
+            // Removals are tried again with the next commit.
+            self.settled_seqs.borrow_mut().extend(removed);
+        }
+        for (seq, command) in numbered {
+            if let Command::Event { .. } = command {
+                self.unstored.fetch_sub(1, Ordering::AcqRel);
+            }
+            match command {
+                Command::Event {
+                    system_id,
+                    registration,
+                    target,
+                    event,
+                } if written => {
+                    self.stored_at.borrow_mut().insert(seq, now);
+                    self.queue(seq, &system_id, registration, target, event, lanes);
+                }
+                Command::Event {
+                    system_id,
+                    registration,
+                    ..
+                } => {
+                    // Not kept, so not queued: the backend hears of it as `dropped`.
+                    let lane = self.lane(lanes, &system_id, registration);
+                    lane.queue.borrow_mut().dropped += 1;
+                    self.metrics.webhook_events_dropped.inc();
+                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                }
+                Command::Retarget {
+                    system_id,
+                    registration,
+                    target,
+                } => self.retarget(&system_id, registration, target, lanes),
+            }
+        }
+        outbox
+    }
+
+    /// Keeps the oldest pending event's age in its gauge, every second.
+    pub(super) async fn report_oldest(self: Rc<Self>) {
+        loop {
+            let oldest = self.stored_at.borrow().values().min().copied();
+            let age = oldest.map_or(0.0, |at| now_millis().saturating_sub(at) as f64 / 1e3);
+            self.metrics.webhook_oldest_pending.set(age);
+            actix::clock::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}

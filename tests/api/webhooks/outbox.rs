@@ -1,0 +1,145 @@
+//! The webhook outbox of a single node (`--data-dir`): events a backend has not acknowledged
+//! survive a SIGTERM and a `kill -9`, and arrive after the next start with the same ids and
+//! fields, in order.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{Receiver, SECRET};
+use crate::helpers::ServerProcess;
+use crate::systems::{call, scratch_dir};
+
+/// A server process keeping its state in `dir`, with system "s" posting to `url` (registered
+/// by the first one only).
+async fn server_in(dir: &str, url: Option<&str>) -> ServerProcess {
+    let server = ServerProcess::start(&["--data-dir", dir, "--shutdown-grace", "1"], &[]);
+    if let Some(url) = url {
+        let hook = json!({"systemId": "s", "webhook": {"url": url, "secret": SECRET}});
+        call(&server.address, "register", "", hook).await.ok();
+    }
+    server
+}
+
+/// Opens `n` clients of "s" and reads their welcomes (their `client_online` is queued then).
+async fn clients(server: &ServerProcess, n: usize) -> Vec<crate::helpers::WsConn> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let (conn, _) = crate::helpers::connect_at(&server.address, "s").await;
+        conns.push(conn);
+    }
+    conns
+}
+
+/// Waits until the receiver has acknowledged `n` distinct events; returns them in order.
+async fn acknowledged(receiver: &Receiver, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = receiver.acknowledged();
+        let distinct: HashSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+        if distinct.len() >= n {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} events acknowledged",
+            distinct.len()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each id once, and each event as it was first sent (the same fields).
+fn once_each_as_first_sent(receiver: &Receiver, events: &[Value]) {
+    let mut first_sent: HashMap<String, Value> = HashMap::new();
+    for received in receiver.received() {
+        for event in received.body["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let id = event["id"].as_str().unwrap().to_owned();
+            first_sent.entry(id).or_insert(event);
+        }
+    }
+    let mut seen = HashSet::new();
+    for event in events {
+        let id = event["id"].as_str().unwrap();
+        assert!(seen.insert(id), "{id} acknowledged twice");
+        assert_eq!(&first_sent[id], event, "the same event every time");
+    }
+}
+
+#[actix_web::test]
+async fn events_pending_at_sigterm_arrive_after_the_restart_once_each_in_order() {
+    let receiver = Receiver::default();
+    receiver.refuse(true);
+    let url = receiver.start();
+    let dir = scratch_dir("outbox-term");
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let mut first = server_in(&dir_arg, Some(&url)).await;
+    let conns = clients(&first, 40).await;
+    // SAFETY: a plain kill(2) of the child this test started.
+    unsafe { libc::kill(first.child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = first.child.wait().unwrap();
+    assert!(status.success());
+    drop(conns);
+    assert!(receiver.acknowledged().is_empty());
+
+    receiver.refuse(false);
+    let second = server_in(&dir_arg, None).await;
+    // 40 client_online, then the shutdown's 40 client_offline.
+    let events = acknowledged(&receiver, 80).await;
+    once_each_as_first_sent(&receiver, &events);
+    let mut online = HashSet::new();
+    for event in &events {
+        let client = event["clientId"].as_str().unwrap();
+        match event["name"].as_str().unwrap() {
+            "client_online" => assert!(online.insert(client)),
+            "client_offline" => {
+                assert!(online.contains(client), "online before offline: {client}");
+                assert_eq!(event["reason"], "shutdown");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let health = call(&second.address, "get_system", "s", json!({}))
+        .await
+        .ok();
+    assert_eq!(health["systemId"], "s");
+    let http = awc::Client::new();
+    let mut reply = http
+        .get(format!("http://{}/healthz", second.address))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["data"]["outbox"], "ok", "{body}");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_web::test]
+async fn after_a_kill_9_nothing_older_than_the_write_window_is_missing() {
+    let receiver = Receiver::default();
+    receiver.refuse(true);
+    let url = receiver.start();
+    let dir = scratch_dir("outbox-kill");
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let mut first = server_in(&dir_arg, Some(&url)).await;
+    let conns = clients(&first, 30).await;
+    // Longer than the documented window (100 ms): every one of them is on disk.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    first.child.kill().unwrap();
+    let _ = first.child.wait();
+    drop(conns);
+
+    receiver.refuse(false);
+    let second = server_in(&dir_arg, None).await;
+    let events = acknowledged(&receiver, 30).await;
+    once_each_as_first_sent(&receiver, &events);
+    assert!(events.iter().all(|e| e["name"] == "client_online"));
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
