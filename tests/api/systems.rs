@@ -343,10 +343,10 @@ fn a_corrupt_store_stops_the_start_naming_the_file() {
 
 /// A tmpfs of `size` mounted at a fresh directory, unmounted when dropped; `None` (and a printed
 /// reason) where this process may not mount one, which under `CI=true` is a failure.
-struct SmallDisk(PathBuf);
+pub(super) struct SmallDisk(pub(super) PathBuf);
 
 impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
+    pub(super) fn mount(size: &str) -> Option<SmallDisk> {
         let dir = scratch_dir("small-disk");
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -359,6 +359,22 @@ impl SmallDisk {
         let reason = "cannot mount a tmpfs (needs root)";
         crate::helpers::skip_unless_ci("full-disk test", reason);
         None
+    }
+}
+
+impl SmallDisk {
+    /// Fills what is left of it; returns the file that does.
+    pub(super) fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file
+            .write_all(&block)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+        filler
     }
 }
 
@@ -382,18 +398,7 @@ async fn a_full_disk_is_reported_and_writes_resume_once_there_is_room() {
     })
     .await;
     app.register("before").await;
-    // Fill what is left of the disk.
-    let filler = disk.0.join("filler");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while file
-            .write_all(&block)
-            .and_then(|()| file.sync_all())
-            .is_ok()
-        {}
-    }
+    let filler = disk.fill();
     let health = |app: &crate::helpers::TestApp| {
         let url = app.url("/healthz");
         let http = app.http.clone();

@@ -143,3 +143,64 @@ async fn after_a_kill_9_nothing_older_than_the_write_window_is_missing() {
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A full disk: the outbox says so in `/healthz`, pushes are served as usual, the events that
+/// could not be written are reported as `dropped`, and once there is room again the outbox is
+/// written to again without a restart.
+#[actix_web::test]
+async fn a_full_disk_drops_events_counted_and_the_outbox_recovers() {
+    let Some(disk) = crate::systems::SmallDisk::mount("4m") else {
+        return;
+    };
+    let receiver = Receiver::default();
+    receiver.refuse(true);
+    let url = receiver.start();
+    let data = disk.0.join("data");
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.data_dir = data.clone();
+        c.ephemeral = false;
+    })
+    .await;
+    super::register_with_hook(&app, "s", &url).await;
+    let outbox = |app: &crate::helpers::TestApp| {
+        let (url, http) = (app.url("/healthz"), app.http.clone());
+        async move {
+            let mut reply = http.get(url).send().await.unwrap();
+            reply.json::<Value>().await.unwrap()["data"]["outbox"].clone()
+        }
+    };
+    let mut kept = vec![app.connect("s").await];
+    assert_eq!(outbox(&app).await, "ok");
+    let filler = disk.fill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outbox(&app).await != "failing" {
+        assert!(Instant::now() < deadline, "the outbox never failed");
+        kept.push(app.connect("s").await);
+    }
+    // Pushes do not depend on it.
+    let sent = app
+        .api(
+            "send_to_client",
+            "s",
+            json!({"clientId": kept[0].id, "msg": "still served"}),
+        )
+        .await
+        .ok();
+    assert_eq!(kept[0].next_json().await["messageId"], sent["messageId"]);
+
+    std::fs::remove_file(&filler).unwrap();
+    receiver.refuse(false);
+    let last = app.connect("s").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outbox(&app).await != "ok" {
+        assert!(Instant::now() < deadline, "the outbox never recovered");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = receiver
+        .wait_for("the last client's event", |events| {
+            events.iter().any(|e| e["clientId"] == last.id.as_str())
+        })
+        .await;
+    assert!(receiver.dropped() > 0, "the lost events are reported");
+    assert!(events.iter().any(|e| e["clientId"] == kept[0].id.as_str()));
+}
