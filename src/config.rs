@@ -146,6 +146,8 @@ pub struct WebhookConfig {
 pub struct MqttConfig {
     pub url: String,
     pub prefix: String,
+    /// A stable client id: the broker keeps the bridge's session across its restarts.
+    pub client_id: Option<String>,
 }
 
 /// When a send waits for delivery to catch up, and for how long (see
@@ -270,6 +272,11 @@ pub struct Config {
     /// Topic prefix of the MQTT bridge.
     #[arg(long, env = "WSHUB_MQTT_PREFIX", default_value = "wshub/")]
     pub mqtt_prefix: String,
+    /// The bridge's MQTT client id, one per node, the same across its restarts: the broker then
+    /// keeps its session (an hour), and QoS 1 publishes not yet pushed when the node stopped or
+    /// crashed are delivered to it again [default: a new id each start, no session kept].
+    #[arg(long, env = "WSHUB_MQTT_CLIENT_ID", value_parser = non_empty)]
+    pub mqtt_client_id: Option<String>,
     /// Data frames a client may send per second, on average (4029 over it).
     #[arg(long, env = "WSHUB_CLIENT_MESSAGE_RATE", default_value_t = 10.0, value_parser = positive_rate)]
     pub client_message_rate: f64,
@@ -327,6 +334,7 @@ impl Config {
             .map(|url| MqttConfig {
                 url,
                 prefix: self.mqtt_prefix.clone(),
+                client_id: self.mqtt_client_id.clone(),
             })
     }
 

@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::web::Bytes;
-use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use serde_json::value::RawValue;
@@ -63,6 +62,9 @@ fn down_filters(prefix: &str) -> [String; 4] {
 }
 /// The shared-subscription group: every wshub node of a cluster is in it.
 const SHARE_GROUP: &str = "wshub";
+/// How long the broker keeps a named bridge's session (and its unacknowledged publishes) while
+/// the node is away, in seconds.
+const SESSION_EXPIRY: u32 = 3600;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// At most one log line per kind of refusal in this long.
@@ -96,6 +98,12 @@ fn options(
     }
     let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(15));
+    // A publish is acknowledged once its push was accepted (or refused for good), not on receipt.
+    options.set_manual_acks(true);
+    if config.client_id.is_some() {
+        options.set_clean_start(false);
+        options.set_session_expiry_interval(Some(SESSION_EXPIRY));
+    }
     options.set_max_packet_size(Some(max_incoming_packet(max_push_size)));
     if let Some(credentials) = credentials {
         let (user, pass) = credentials.split_once(':').unwrap_or((credentials, ""));
@@ -132,7 +140,10 @@ impl MqttBridge {
         overload: OverloadGate,
         max_push_size: usize,
     ) -> Result<Arc<MqttBridge>, String> {
-        let client_id = format!("wshub-{}", &p::new_id()[..12]);
+        let client_id = config
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("wshub-{}", &p::new_id()[..12]));
         let options = options(config, &client_id, max_push_size)?;
         let (client, event_loop) = AsyncClient::new(options, QUEUE);
         Ok(Arc::new(MqttBridge {
@@ -188,7 +199,7 @@ impl MqttBridge {
         let Some(mut event_loop) = self.event_loop.lock().ok().and_then(|mut l| l.take()) else {
             return;
         };
-        let (inbox, mut received) = tokio::sync::mpsc::channel::<(String, Bytes)>(QUEUE);
+        let (inbox, mut received) = tokio::sync::mpsc::channel::<(String, Publish)>(QUEUE);
         // Bytes of payloads in the inbox.
         let queued = Arc::new(AtomicUsize::new(0));
         let taken = queued.clone();
@@ -222,8 +233,10 @@ impl MqttBridge {
                         // waits anywhere; and the inbox is bounded in bytes as well as count.
                         let refused = size > max_push_size
                             || queued.load(Ordering::Acquire) + size > INBOX_BYTES;
-                        if refused || inbox.try_send((topic, publish.payload)).is_err() {
+                        if refused || inbox.try_send((topic, publish.clone())).is_err() {
                             bridge.metrics.mqtt_dropped.with_label_values(&["in"]).inc();
+                            // Refused for good: the broker need not send it again.
+                            let _ = bridge.client.try_ack(&publish);
                         } else {
                             queued.fetch_add(size, Ordering::AcqRel);
                         }
@@ -243,9 +256,12 @@ impl MqttBridge {
         let bridge = self.clone();
         actix_web::rt::spawn(async move {
             let mut last_log = None::<Instant>;
-            while let Some((topic, payload)) = received.recv().await {
-                taken.fetch_sub(payload.len(), Ordering::AcqRel);
-                let result = bridge.push(&node, &topic, &payload).await;
+            while let Some((topic, publish)) = received.recv().await {
+                taken.fetch_sub(publish.payload.len(), Ordering::AcqRel);
+                let result = bridge.push(&node, &topic, &publish.payload).await;
+                // Acknowledged (QoS 1) only now that the push was accepted, or refused for good:
+                // a node that stops before this gets it again (with --mqtt-client-id).
+                let _ = bridge.client.ack(&publish).await;
                 match result {
                     Ok(()) => bridge
                         .metrics
@@ -466,6 +482,7 @@ mod tests {
         let config = |url: &str| MqttConfig {
             url: url.into(),
             prefix: "wshub/".into(),
+            client_id: None,
         };
         let options = |config: &MqttConfig, id| options(config, id, 256 * 1024);
         let o = options(&config("mqtt://user:pw@broker.test:1884"), "id").unwrap();

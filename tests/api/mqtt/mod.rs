@@ -18,6 +18,7 @@ use crate::helpers::{spawn_app_with, TestApp, WsClient};
 
 mod bounds;
 mod outage;
+mod restart;
 
 pub fn broker_url() -> Option<String> {
     let url =
