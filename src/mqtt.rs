@@ -62,8 +62,7 @@ fn down_filters(prefix: &str) -> [String; 4] {
 }
 /// The shared-subscription group: every wshub node of a cluster is in it.
 const SHARE_GROUP: &str = "wshub";
-/// How long the broker keeps a named bridge's session (and its unacknowledged publishes) while
-/// the node is away, in seconds.
+/// Seconds the broker keeps a named bridge's session (and what it has not acknowledged).
 const SESSION_EXPIRY: u32 = 3600;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -259,8 +258,7 @@ impl MqttBridge {
             while let Some((topic, publish)) = received.recv().await {
                 taken.fetch_sub(publish.payload.len(), Ordering::AcqRel);
                 let result = bridge.push(&node, &topic, &publish.payload).await;
-                // Acknowledged (QoS 1) only now that the push was accepted, or refused for good:
-                // a node that stops before this gets it again (with --mqtt-client-id).
+                // Only now (QoS 1): a node stopping before this gets it again (--mqtt-client-id).
                 let _ = bridge.client.ack(&publish).await;
                 match result {
                     Ok(()) => bridge
