@@ -250,7 +250,7 @@ pub struct Config {
     #[arg(long, env = "WSHUB_DATA_DIR", default_value = "wshub-data")]
     pub data_dir: std::path::PathBuf,
     /// Keep registered systems and pending webhook events in memory only: they are gone when the
-    /// process stops.
+    /// process stops (one node; a cluster keeps both in Redis).
     #[arg(long, env = "WSHUB_EPHEMERAL")]
     pub ephemeral: bool,
     #[command(flatten)]

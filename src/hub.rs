@@ -25,6 +25,7 @@ use crate::mqtt::MqttBridge;
 use crate::ops::Node;
 use crate::protocol::cursor::CursorKey;
 use crate::store::SystemStore;
+use crate::webhooks::outbox::Outbox;
 use crate::webhooks::Webhooks;
 
 /// Cheap to clone: every field is shared.
@@ -62,7 +63,11 @@ impl Hub {
             Some(dir) => SystemStore::open(dir).map_err(std::io::Error::other)?,
             None => SystemStore::ephemeral(),
         };
-        let (parts, starter) = Hub::assemble(config, None, store)?;
+        let outbox = match config.store_dir() {
+            Some(dir) => Outbox::open(dir).map_err(std::io::Error::other)?,
+            None => Outbox::memory(),
+        };
+        let (parts, starter) = Hub::assemble(config, None, store, outbox)?;
         let hub = parts.alone();
         starter.start_here();
         hub.start_bridges();
@@ -76,11 +81,13 @@ impl Hub {
     /// groups, the sessions and the handlers share a thread and a REST call never crosses threads.
     /// `events`: where the registry reports changes to its clients, if anything mirrors them
     /// (the cluster's writer).
-    /// `store`: where registered systems are kept (and read back from now).
+    /// `store`: where registered systems are kept (and read back from now); `outbox`: where
+    /// pending webhook events are.
     pub fn assemble(
         config: &Config,
         events: Option<EventSink>,
         store: SystemStore,
+        outbox: Outbox,
     ) -> std::io::Result<(HubParts, RegistryStarter)> {
         let (secret, generated_admin_token) = match &config.jwt_secret {
             Some(secret) => (secret.clone(), None),
@@ -108,13 +115,6 @@ impl Hub {
                 Some(bridge.map_err(std::io::Error::other)?)
             }
             None => None,
-        };
-        // One node keeps pending events beside its systems; a cluster keeps them in memory.
-        let outbox = match (config.store_dir(), &events) {
-            (Some(dir), None) => {
-                crate::webhooks::outbox::Outbox::open(dir).map_err(std::io::Error::other)?
-            }
-            _ => crate::webhooks::outbox::Outbox::memory(),
         };
         let webhooks = Webhooks::new(config.webhooks.clone(), metrics.clone(), outbox);
         let mut outlets: Vec<Arc<dyn Outlet>> = vec![Arc::new(webhooks.clone())];

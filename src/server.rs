@@ -23,6 +23,7 @@ use crate::http::operator::{self, Exposure, Listener};
 use crate::http::{self, client_lib, console, docs, openapi};
 use crate::hub::Hub;
 use crate::store::SystemStore;
+use crate::webhooks::outbox::Outbox;
 
 pub struct Application {
     port: u16,
@@ -78,7 +79,16 @@ impl Application {
                 SystemStore::ephemeral()
             }
         };
-        let (parts, registry) = Hub::assemble(&config, events.clone(), store)?;
+        let node_id = new_node_id();
+        // Pending webhook events: beside the systems on one node, in Redis in a cluster (where
+        // another node takes them over if this one dies).
+        let outbox = match (&config.redis_url, config.store_dir()) {
+            (Some(redis_url), _) => Outbox::redis(redis_url, &config.redis_prefix, &node_id)
+                .map_err(|err| std::io::Error::other(format!("--redis-url: {err}")))?,
+            (None, Some(dir)) => Outbox::open(dir).map_err(std::io::Error::other)?,
+            (None, None) => Outbox::memory(),
+        };
+        let (parts, registry) = Hub::assemble(&config, events.clone(), store, outbox)?;
         let hub = match (&config.redis_url, events, events_rx) {
             (Some(redis_url), Some(events), Some(events_rx)) => {
                 let cluster_config = ClusterConfig {
@@ -88,10 +98,10 @@ impl Application {
                 };
                 let cluster = Cluster::start(
                     &cluster_config,
-                    new_node_id(),
+                    node_id,
                     (parts.registry.clone(), crate::ops::decode_command),
                     (events, events_rx),
-                    parts.outward.clone(),
+                    (parts.outward.clone(), parts.webhooks.clone()),
                     RelayConfig {
                         max_outbound_queue: config.limits.max_outbound_queue,
                         recovery_buffer: config.recovery.buffer,
@@ -311,7 +321,8 @@ pub async fn graceful_shutdown(hub: &Hub, handle: &ServerHandle) {
     if lost > 0 && webhooks.is_durable() {
         log::info!(
             "shutting down: {lost} webhook events not delivered within --shutdown-grace \
-             ({grace:?}) are kept in the outbox and go out after the next start"
+             ({grace:?}) are kept in the outbox and go out after the next start (in a \
+             cluster, from the node that takes this one's over)"
         );
     } else if lost > 0 {
         log::warn!(

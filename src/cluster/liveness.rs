@@ -19,6 +19,10 @@ use super::node::{
 use super::pubsub::Published;
 use super::scripts::{EPOCH, NEW_EPOCH};
 
+/// Longest a purge waits for the webhook delivery thread to take over a dead node's pending
+/// events.
+const ADOPT_WITHIN: Duration = Duration::from_secs(10);
+
 impl Cluster {
     /// Starts a new epoch (see the module docs) with a settling period.
     pub(super) async fn start_new_epoch(&self) -> Result<(), ApiError> {
@@ -184,6 +188,16 @@ impl Cluster {
                     .map(|r| r.is_some()),
             )?;
             if !locked {
+                continue;
+            }
+            // Its pending webhook events first, so that what is announced below comes after
+            // them. Not taken: the purge waits for the next round.
+            let adopted = tokio::time::timeout(ADOPT_WITHIN, self.webhooks.adopt(&node)).await;
+            if let Err(err) =
+                adopted.unwrap_or_else(|_| Err(format!("no answer in {ADOPT_WITHIN:?}")))
+            {
+                log::warn!("dead node {node}: its pending webhook events not taken over ({err}); trying again");
+                let _: redis::RedisResult<()> = conn.del(keys.purge_lock(&node)).await;
                 continue;
             }
             self.purge_presence(&node).await?;

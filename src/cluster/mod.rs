@@ -17,6 +17,7 @@
 //! | `node-presence:{node}` (set of `system\nclientId\nfield`) | what a node's connections count for, for the purge | the owning node |
 //! | `epoch` (string), `settling` (key with TTL) | the generation of Redis's data, see below | the first node to find it missing, or one that reconnects |
 //! | `synced:{node}` (key with TTL) | the generation a node has rewritten its state for | each node |
+//! | `outbox:{node}` (stream) | a node's pending webhook events (`webhooks/outbox_redis.rs`) | the node's webhook thread; emptied and deleted by the survivor that purges it |
 //! | channel `sys:{system}` | group and system broadcasts, notices | any node, once per message |
 //! | channel `node:{node}` | requests for a node's clients, and replies | any node |
 //!

@@ -139,6 +139,8 @@ pub struct Cluster {
     pub(super) relay_config: RelayConfig,
     /// `--presence-grace`: how long a user's departure waits before it is announced.
     pub(super) presence_grace: Duration,
+    /// This node's webhook delivery, which takes over a dead node's pending events.
+    pub(super) webhooks: crate::webhooks::Webhooks,
 }
 
 /// Which relayed connection: the relaying node and its number there.
@@ -220,7 +222,7 @@ impl Cluster {
         node_id: String,
         (registry, decoder): (Addr<SystemRegistry>, Decoder),
         (event_sink, events): (EventSink, mpsc::UnboundedReceiver<Event>),
-        outward: Outward,
+        (outward, webhooks): (Outward, crate::webhooks::Webhooks),
         relay_config: RelayConfig,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
@@ -263,6 +265,7 @@ impl Cluster {
             relay_out,
             relay_config,
             presence_grace: config.presence_grace,
+            webhooks,
         });
         // Fail fast when Redis is not there at all.
         let _: String = redis::cmd("PING").query_async(&mut cluster.conn()).await?;

@@ -130,7 +130,7 @@ pub(super) fn start(
                         Err(_) => break,
                     }
                 }
-                outbox = shared.take_all(intake, outbox, &mut lanes).await;
+                outbox = shared.take_in_order(intake, outbox, &mut lanes).await;
             }
             actix::Arbiter::current().stop();
         });

@@ -11,6 +11,7 @@
 pub mod delivery;
 pub mod guard;
 pub mod outbox;
+pub mod outbox_redis;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -45,6 +46,12 @@ pub(crate) enum Command {
         system_id: String,
         registration: u64,
         target: WebhookSettings,
+    },
+    /// Node `node_id` is dead: take over its pending events (queued before what follows), and
+    /// say how many, or why not.
+    Adopt {
+        node_id: String,
+        done: tokio::sync::oneshot::Sender<Result<usize, String>>,
     },
 }
 
@@ -178,6 +185,20 @@ impl Webhooks {
             registration,
             target: target.clone(),
         });
+    }
+
+    /// Takes over the pending events of dead node `node_id` (cluster mode): once this returns
+    /// `Ok`, they are in this node's outbox, queued ahead of any event handed over after the
+    /// call. Returns how many there were.
+    pub async fn adopt(&self, node_id: &str) -> Result<usize, String> {
+        let (done, adopted) = tokio::sync::oneshot::channel();
+        self.send(Command::Adopt {
+            node_id: node_id.to_owned(),
+            done,
+        });
+        adopted
+            .await
+            .unwrap_or_else(|_| Err("the webhook delivery thread has stopped".into()))
     }
 
     /// Events handed over and not yet delivered or given up.

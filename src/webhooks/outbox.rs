@@ -9,8 +9,9 @@
 //! cannot be written (full disk, I/O error) is reported (`/healthz`, the log); the events that
 //! could not be written are dropped, counted, and the next write opens the file again.
 //!
-//! Owned by the delivery thread. `--ephemeral` (and cluster mode, for now) keeps the outbox in
-//! memory: [`Outbox::memory`].
+//! Owned by the delivery thread. In cluster mode the outbox is a Redis stream of the node's
+//! ([`super::outbox_redis`]), which another node adopts when this one dies; `--ephemeral` keeps
+//! the outbox in memory: [`Outbox::memory`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,8 @@ use serde_json::value::RawValue;
 use crate::actors::outward::BackendEvent;
 use crate::settings::{EventName, WebhookSettings};
 use crate::store::StoreError;
+
+use super::outbox_redis::RedisOutbox;
 
 /// Sequence number → a [`Stored`] event (JSON). Sequence numbers only grow, so the table's order
 /// is the order events happened in.
@@ -53,8 +56,14 @@ pub type OutboxHealth = Arc<Mutex<Option<String>>>;
 
 /// Where pending events are kept.
 pub struct Outbox {
-    file: Option<OutboxFile>,
+    backing: Backing,
     health: OutboxHealth,
+}
+
+enum Backing {
+    Memory,
+    File(OutboxFile),
+    Redis(RedisOutbox),
 }
 
 struct OutboxFile {
@@ -67,9 +76,17 @@ impl Outbox {
     /// Keeps nothing on disk.
     pub fn memory() -> Outbox {
         Outbox {
-            file: None,
+            backing: Backing::Memory,
             health: OutboxHealth::default(),
         }
+    }
+
+    /// Keeps pending events in Redis, in node `node_id`'s stream (cluster mode).
+    pub fn redis(redis_url: &str, prefix: &str, node_id: &str) -> redis::RedisResult<Outbox> {
+        Ok(Outbox {
+            backing: Backing::Redis(RedisOutbox::new(redis_url, prefix, node_id)?),
+            health: OutboxHealth::default(),
+        })
     }
 
     /// Opens (or creates) the outbox in `dir` (which the system store has made, private).
@@ -87,7 +104,7 @@ impl Outbox {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|err| StoreError::Unreadable(path.clone(), err.to_string()))?;
         let outbox = Outbox {
-            file: Some(OutboxFile {
+            backing: Backing::File(OutboxFile {
                 path,
                 database: Some(database),
             }),
@@ -100,14 +117,16 @@ impl Outbox {
         self.health.clone()
     }
 
-    /// Whether events are kept on disk.
+    /// Whether events are kept outside this process (on disk, or in Redis).
     pub fn is_durable(&self) -> bool {
-        self.file.is_some()
+        !matches!(self.backing, Backing::Memory)
     }
 
-    /// Every event kept, in order (a record that does not read back is skipped and logged).
+    /// Every event kept, in order (a record that does not read back is skipped and logged). A
+    /// cluster node starts with a stream of its own, empty: what a node left behind is adopted
+    /// by the survivor that purges it ([`Outbox::adopt`]).
     pub(super) fn load(&self) -> Result<Vec<(u64, Stored)>, StoreError> {
-        let Some(file) = &self.file else {
+        let Backing::File(file) = &self.backing else {
             return Ok(Vec::new());
         };
         let unreadable = |reason: String| StoreError::Unreadable(file.path.clone(), reason);
@@ -137,33 +156,87 @@ impl Outbox {
         Ok(events)
     }
 
-    /// Writes `added` and removes `removed` in one durable commit. On failure nothing of it is
-    /// written, the failure is logged and kept for `/healthz`, and the next commit reopens the
-    /// file.
-    pub(super) fn commit(&mut self, added: &[(u64, String)], removed: &[u64]) -> bool {
-        let Some(file) = &mut self.file else {
-            return true;
+    /// Writes `added` and removes `removed` in one durable commit (a file's on a blocking
+    /// thread, so the caller's thread goes on meanwhile); gives the outbox back with whether it
+    /// was written. On failure nothing of it is written, the failure is logged and kept for
+    /// `/healthz`, and the next commit opens the file (or connects) again.
+    pub(super) async fn commit(
+        self,
+        added: Vec<(u64, String)>,
+        removed: Vec<u64>,
+    ) -> (Outbox, bool) {
+        let Outbox { backing, health } = self;
+        let (backing, result, place) = match backing {
+            Backing::Memory => (Backing::Memory, Ok(()), String::new()),
+            Backing::Redis(mut redis) => {
+                let result = redis.commit(&added, &removed).await;
+                let place = redis.describe();
+                (Backing::Redis(redis), result, place)
+            }
+            Backing::File(mut file) => {
+                let place = file.path.display().to_string();
+                let committed = tokio::task::spawn_blocking(move || {
+                    let result = file.commit(&added, &removed);
+                    (file, result)
+                })
+                .await;
+                match committed {
+                    Ok((file, result)) => (Backing::File(file), result, place),
+                    // The file went with the thread: nothing is kept from now on.
+                    Err(err) => (Backing::Memory, Err(err.to_string()), place),
+                }
+            }
         };
-        let result = file.commit(added, removed);
-        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let written = Outbox::note(&health, result, &place);
+        (Outbox { backing, health }, written)
+    }
+
+    /// Moves up to `count` pending events of dead node `node_id` into this node's outbox,
+    /// numbered from `first_seq`; returns how many moved (fewer than `count`: that was all) and
+    /// those that read back, with their numbers, in order. Only a cluster's outbox adopts; the
+    /// others have nothing to take.
+    pub(super) async fn adopt(
+        &mut self,
+        node_id: &str,
+        first_seq: u64,
+        count: usize,
+    ) -> Result<(usize, Vec<(u64, Stored)>), String> {
+        let Backing::Redis(redis) = &mut self.backing else {
+            return Ok((0, Vec::new()));
+        };
+        let moved = redis.adopt(node_id, first_seq, count).await?;
+        let mut events = Vec::with_capacity(moved.len());
+        for (seq, json) in (first_seq..).zip(&moved) {
+            match serde_json::from_str::<Stored>(json) {
+                Ok(stored) => events.push((seq, stored)),
+                Err(err) => log::error!(
+                    "webhook outbox of node {node_id}: an event does not read back ({err}); \
+                     skipped"
+                ),
+            }
+        }
+        Ok((moved.len(), events))
+    }
+
+    /// Keeps the outcome of a write for `/healthz`, logging each change once.
+    fn note(health: &OutboxHealth, result: Result<(), String>, place: &str) -> bool {
+        let mut health = health.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(()) => {
                 if health.take().is_some() {
-                    log::warn!("webhook outbox {} is written again", file.path.display());
+                    log::warn!("webhook outbox {place} is written again");
                 }
                 true
             }
             Err(reason) => {
                 let message = format!(
-                    "could not write the webhook outbox {}: {reason}; events are dropped until \
-                     it can be written",
-                    file.path.display()
+                    "could not write the webhook outbox {place}: {reason}; events are dropped \
+                     until it can be written"
                 );
                 if health.is_none() {
                     log::error!("{message}");
                 }
                 *health = Some(message);
-                file.database = None;
                 false
             }
         }
@@ -172,6 +245,14 @@ impl Outbox {
 
 impl OutboxFile {
     fn commit(&mut self, added: &[(u64, String)], removed: &[u64]) -> Result<(), String> {
+        let result = self.write(added, removed);
+        if result.is_err() {
+            self.database = None;
+        }
+        result
+    }
+
+    fn write(&mut self, added: &[(u64, String)], removed: &[u64]) -> Result<(), String> {
         if self.database.is_none() {
             self.database = Some(Database::create(&self.path).map_err(|err| err.to_string())?);
         }

@@ -10,6 +10,9 @@ use super::{Command, Lane, Shared};
 use crate::settings::now_millis;
 use crate::webhooks::outbox::{Outbox, Stored};
 
+/// Most events one step of an adoption moves (one Lua call: Redis serves others in between).
+const ADOPT_CHUNK: usize = 1000;
+
 impl Shared {
     /// Queues what the outbox held at start, in order, each to the registration and target it
     /// was stored with.
@@ -28,10 +31,18 @@ impl Shared {
             "webhook outbox: {} events kept from before, delivering them",
             stored.len()
         );
+        if let Some((last, _)) = stored.last() {
+            self.next_seq.set(self.next_seq.get().max(last + 1));
+        }
+        self.requeue(stored, lanes);
+    }
+
+    /// Queues events that are in the outbox already (kept from before, or adopted), each to
+    /// the registration and target it was stored with.
+    fn requeue(self: &Rc<Self>, stored: Vec<(u64, Stored)>, lanes: &mut HashMap<String, Lane>) {
         self.pending.fetch_add(stored.len(), Ordering::AcqRel);
         self.metrics.webhook_events_stored.add(stored.len() as i64);
         for (seq, kept) in stored {
-            self.next_seq.set(self.next_seq.get().max(seq + 1));
             self.stored_at.borrow_mut().insert(seq, kept.stored_at);
             let event = kept.event();
             self.queue(
@@ -42,6 +53,56 @@ impl Shared {
                 event,
                 lanes,
             );
+        }
+    }
+
+    /// Takes what arrived, in order: the events and retargets between two adoptions in one
+    /// commit, and each adoption once what came before it is queued.
+    pub(super) async fn take_in_order(
+        self: &Rc<Self>,
+        intake: Vec<Command>,
+        mut outbox: Outbox,
+        lanes: &mut HashMap<String, Lane>,
+    ) -> Outbox {
+        let mut run = Vec::new();
+        for command in intake {
+            match command {
+                Command::Adopt { node_id, done } => {
+                    outbox = self.take_all(std::mem::take(&mut run), outbox, lanes).await;
+                    let adopted = self.adopt(&node_id, &mut outbox, lanes).await;
+                    let _ = done.send(adopted);
+                }
+                command => run.push(command),
+            }
+        }
+        self.take_all(run, outbox, lanes).await
+    }
+
+    /// Moves dead node `node_id`'s pending events into this node's outbox, a chunk at a time,
+    /// and queues them, each to the registration and target it was stored with. How many, or
+    /// why not (what was moved before a failure is queued, the rest stays in the node's stream).
+    async fn adopt(
+        self: &Rc<Self>,
+        node_id: &str,
+        outbox: &mut Outbox,
+        lanes: &mut HashMap<String, Lane>,
+    ) -> Result<usize, String> {
+        let mut total = 0;
+        loop {
+            // Numbers reserved for the chunk, so the stream's ids stay in order.
+            let first = self.next_seq.get();
+            self.next_seq.set(first + ADOPT_CHUNK as u64);
+            let (moved, events) = outbox.adopt(node_id, first, ADOPT_CHUNK).await?;
+            total += moved;
+            self.requeue(events, lanes);
+            if moved < ADOPT_CHUNK {
+                if total > 0 {
+                    log::warn!(
+                        "webhook outbox: took over {total} pending events of dead node {node_id}"
+                    );
+                }
+                return Ok(total);
+            }
         }
     }
 
@@ -83,20 +144,11 @@ impl Shared {
             numbered.push((seq, command));
         }
         let added_len = added.len();
-        let (outbox, written, removed) = if added.is_empty() && removed.is_empty() || !self.durable
-        {
+        let (outbox, written, removed) = if added.is_empty() && removed.is_empty() {
             (outbox, true, removed)
         } else {
-            let mut outbox = outbox;
-            let committed = tokio::task::spawn_blocking(move || {
-                let written = outbox.commit(&added, &removed);
-                (outbox, written, removed)
-            })
-            .await;
-            committed.unwrap_or_else(|err| {
-                log::error!("webhook outbox: the commit of {added_len} events failed: {err}");
-                (Outbox::memory(), false, Vec::new())
-            })
+            let (outbox, written) = outbox.commit(added, removed.clone()).await;
+            (outbox, written, removed)
         };
         if written {
             self.metrics
@@ -136,6 +188,10 @@ impl Shared {
                     registration,
                     target,
                 } => self.retarget(&system_id, registration, target, lanes),
+                // Split off by `take_in_order`.
+                Command::Adopt { done, .. } => {
+                    let _ = done.send(Err("not adopted".into()));
+                }
             }
         }
         outbox

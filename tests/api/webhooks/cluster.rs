@@ -127,3 +127,51 @@ async fn a_webhook_set_on_one_node_is_used_at_once_by_the_other() {
     assert_eq!(names(&events), ["client_message"]);
     assert_eq!(events[0]["data"], json!({"after": "update"}));
 }
+
+#[actix_web::test]
+async fn the_pending_events_of_a_killed_node_are_delivered_by_another_within_15_s() {
+    let Some(redis) = crate::cluster::redis_url() else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let a = node(&redis, &prefix).await;
+    let receiver = Receiver::default();
+    receiver.refuse(true);
+    let url = receiver.start();
+    register_with_hook(&a, "s", &url).await;
+    let b = crate::helpers::ServerProcess::start(
+        &["--redis-url", &redis, "--redis-prefix", &prefix],
+        &[],
+    );
+    // b decides these clients' events, keeps them in Redis, and cannot deliver them while the
+    // backend is down.
+    let _conns = super::outbox::clients(&b, 50).await;
+    let (http, base) = (awc::Client::new(), format!("http://{}", b.address));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored =
+            crate::helpers::scraped_metric(&http, &base, "wshub_webhook_events_stored ").await;
+        if stored >= 50.0 && !receiver.received().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b stored {stored} of 50 events"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    crate::cluster::kill_9(&b);
+    let killed = std::time::Instant::now();
+    receiver.refuse(false);
+    // a delivers b's 50 client_online, then the purge's 50 client_offline (node_lost).
+    let events = super::outbox::acknowledged(&receiver, 100).await;
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(15),
+        "taken over in {:?}",
+        killed.elapsed()
+    );
+    super::outbox::once_each_as_first_sent(&receiver, &events);
+    let online = super::outbox::online_then_offline(&events, "node_lost");
+    assert_eq!(online.len(), 50);
+    drop(b);
+}

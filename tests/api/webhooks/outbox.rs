@@ -23,7 +23,7 @@ async fn server_in(dir: &str, url: Option<&str>) -> ServerProcess {
 }
 
 /// Opens `n` clients of "s" and reads their welcomes (their `client_online` is queued then).
-async fn clients(server: &ServerProcess, n: usize) -> Vec<crate::helpers::WsConn> {
+pub(super) async fn clients(server: &ServerProcess, n: usize) -> Vec<crate::helpers::WsConn> {
     let mut conns = Vec::new();
     for _ in 0..n {
         let (conn, _) = crate::helpers::connect_at(&server.address, "s").await;
@@ -33,7 +33,7 @@ async fn clients(server: &ServerProcess, n: usize) -> Vec<crate::helpers::WsConn
 }
 
 /// Waits until the receiver has acknowledged `n` distinct events; returns them in order.
-async fn acknowledged(receiver: &Receiver, n: usize) -> Vec<Value> {
+pub(super) async fn acknowledged(receiver: &Receiver, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let events = receiver.acknowledged();
@@ -51,7 +51,7 @@ async fn acknowledged(receiver: &Receiver, n: usize) -> Vec<Value> {
 }
 
 /// Each id once, and each event as it was first sent (the same fields).
-fn once_each_as_first_sent(receiver: &Receiver, events: &[Value]) {
+pub(super) fn once_each_as_first_sent(receiver: &Receiver, events: &[Value]) {
     let mut first_sent: HashMap<String, Value> = HashMap::new();
     for received in receiver.received() {
         for event in received.body["events"]
@@ -69,6 +69,24 @@ fn once_each_as_first_sent(receiver: &Receiver, events: &[Value]) {
         assert!(seen.insert(id), "{id} acknowledged twice");
         assert_eq!(&first_sent[id], event, "the same event every time");
     }
+}
+
+/// Checks that `events` are `client_online` and `client_offline` (with `reason`), each client
+/// online before it is offline; returns the clients that came online.
+pub(super) fn online_then_offline<'a>(events: &'a [Value], reason: &str) -> HashSet<&'a str> {
+    let mut online = HashSet::new();
+    for event in events {
+        let client = event["clientId"].as_str().unwrap();
+        match event["name"].as_str().unwrap() {
+            "client_online" => assert!(online.insert(client)),
+            "client_offline" => {
+                assert!(online.contains(client), "online before offline: {client}");
+                assert_eq!(event["reason"], reason);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    online
 }
 
 #[actix_web::test]
@@ -92,18 +110,7 @@ async fn events_pending_at_sigterm_arrive_after_the_restart_once_each_in_order()
     // 40 client_online, then the shutdown's 40 client_offline.
     let events = acknowledged(&receiver, 80).await;
     once_each_as_first_sent(&receiver, &events);
-    let mut online = HashSet::new();
-    for event in &events {
-        let client = event["clientId"].as_str().unwrap();
-        match event["name"].as_str().unwrap() {
-            "client_online" => assert!(online.insert(client)),
-            "client_offline" => {
-                assert!(online.contains(client), "online before offline: {client}");
-                assert_eq!(event["reason"], "shutdown");
-            }
-            other => panic!("unexpected {other}"),
-        }
-    }
+    online_then_offline(&events, "shutdown");
     let health = call(&second.address, "get_system", "s", json!({}))
         .await
         .ok();
