@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 
 use super::{Receiver, SECRET};
@@ -34,7 +35,11 @@ pub(super) async fn clients(server: &ServerProcess, n: usize) -> Vec<crate::help
 
 /// Waits until the receiver has acknowledged `n` distinct events; returns them in order.
 pub(super) async fn acknowledged(receiver: &Receiver, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    acknowledged_within(receiver, n, Duration::from_secs(30)).await
+}
+
+async fn acknowledged_within(receiver: &Receiver, n: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
     loop {
         let events = receiver.acknowledged();
         let distinct: HashSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
@@ -210,4 +215,53 @@ async fn a_full_disk_drops_events_counted_and_the_outbox_recovers() {
         .await;
     assert!(receiver.dropped() > 0, "the lost events are reported");
     assert!(events.iter().any(|e| e["clientId"] == kept[0].id.as_str()));
+}
+
+/// The backend is down for a whole minute while clients come and go: once it is up, the next
+/// retry (the backoff is at most 60 s) brings it every event, once each, in order.
+#[actix_web::test]
+async fn a_receiver_down_for_a_minute_then_up_gets_everything_in_order() {
+    let receiver = Receiver::default();
+    receiver.refuse(true);
+    let url = receiver.start();
+    let dir = scratch_dir("outbox-minute");
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let server = server_in(&dir_arg, Some(&url)).await;
+    let down = Instant::now();
+    let mut connected = Vec::new();
+    let mut previous: Option<crate::helpers::WsConn> = None;
+    while down.elapsed() < Duration::from_secs(60) {
+        let (conn, id) = crate::helpers::connect_at(&server.address, "s").await;
+        connected.push(id);
+        if let Some(mut old) = previous.replace(conn) {
+            old.send(awc::ws::Message::Close(None)).await.unwrap();
+        }
+        actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(receiver.acknowledged().is_empty());
+    assert!(receiver.received().len() > 3, "retried meanwhile");
+    receiver.refuse(false);
+    // Every client's client_online, and each but the last one's client_offline.
+    let expected = 2 * connected.len() - 1;
+    let events = acknowledged_within(&receiver, expected, Duration::from_secs(90)).await;
+    once_each_as_first_sent(&receiver, &events);
+    let online: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "client_online")
+        .map(|e| e["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(online, connected, "in the order they connected");
+    for (at, event) in events.iter().enumerate() {
+        if event["name"] == "client_offline" {
+            let client = &event["clientId"];
+            assert!(
+                events[..at]
+                    .iter()
+                    .any(|e| e["name"] == "client_online" && &e["clientId"] == client),
+                "online before offline: {client}"
+            );
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
