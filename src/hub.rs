@@ -116,10 +116,13 @@ impl Hub {
             }
             None => None,
         };
-        let webhooks = Webhooks::new(config.webhooks.clone(), metrics.clone(), outbox);
+        let publisher = mqtt
+            .clone()
+            .map(|bridge| bridge as Arc<dyn crate::webhooks::EventPublisher>);
+        let webhooks = Webhooks::new(config.webhooks.clone(), metrics.clone(), outbox, publisher);
         let mut outlets: Vec<Arc<dyn Outlet>> = vec![Arc::new(webhooks.clone())];
-        if let Some(bridge) = &mqtt {
-            outlets.push(bridge.clone());
+        if mqtt.is_some() {
+            outlets.push(Arc::new(webhooks.mqtt_outlet()));
         }
         let outward = Outward::new(outlets);
         let (sender, receiver) = channel::channel(REGISTRY_MAILBOX);

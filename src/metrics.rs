@@ -176,12 +176,12 @@ impl Metrics {
             ),
             mqtt_messages: counter_vec(
                 "wshub_mqtt_messages_total",
-                "MQTT messages bridged: in (broker to clients), out (events to the broker).",
+                "MQTT messages bridged: in (broker to clients), out (events the broker acknowledged).",
                 &["direction"],
             ),
             mqtt_dropped: counter_vec(
                 "wshub_mqtt_dropped_total",
-                "MQTT messages dropped: in (bad topic or payload, unknown target), out (queue full).",
+                "MQTT messages dropped: in (bad topic or payload, unknown target), out (queue full, or refused).",
                 &["direction"],
             ),
             mqtt_connected: gauge(

@@ -6,10 +6,15 @@
 //!   cluster each publish enters once, on one node, and reaches members on every node.
 //! - **Up:** the events a system's `mqtt` settings ask for are published to
 //!   `<prefix><systemId>/events/<name>` at QoS 1, as the JSON object a webhook batch carries,
-//!   by the node that decided them (as for webhooks).
+//!   by the node that decided them (as for webhooks). They go through the webhook outbox
+//!   ([`crate::webhooks::MqttEvents`]) and leave it once the broker acknowledged them
+//!   (`acks.rs`), so they survive restarts and node deaths as webhook events do.
 //!
-//! Broker down: publishes wait in the client's bounded queue, then are dropped and counted; the
-//! event loop reconnects with backoff and subscribes again. Nothing else waits for the broker.
+//! Broker down: events wait in the outbox's bounded queue, then the oldest are dropped and
+//! counted; the event loop reconnects with backoff and subscribes again. Nothing else waits for
+//! the broker.
+
+mod acks;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +23,7 @@ use std::time::{Duration, Instant};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::Outgoing;
 use serde_json::value::RawValue;
 
 use crate::actors::wakeups;
@@ -30,9 +36,6 @@ use crate::ops::send_to_system::SendToSystemRequest;
 use crate::ops::send_to_user::SendToUserRequest;
 use crate::ops::{self, Node, SystemCaller};
 use crate::protocol::{self as p, Name};
-use crate::settings::{EventName, SystemSettings};
-
-use crate::actors::outward::{BackendEvent, Outlet};
 
 /// Publishes that may wait for the broker before new ones are dropped.
 const QUEUE: usize = 10_000;
@@ -120,6 +123,18 @@ pub struct MqttBridge {
     /// When a push waits for delivery, as a REST send does.
     overload: OverloadGate,
     event_loop: Mutex<Option<EventLoop>>,
+    /// Event publishes waiting for their packet id, then for their PUBACK (`acks.rs`).
+    acks: Mutex<Acks>,
+    /// Held while a batch of events is handed to the client, so `acks` sees the client's order.
+    publishing: tokio::sync::Mutex<()>,
+}
+
+/// The waiters of event publishes: in the order they were handed to the client until the event
+/// loop sends them, then by packet id until their PUBACK. True: acknowledged.
+#[derive(Default)]
+struct Acks {
+    unsent: std::collections::VecDeque<tokio::sync::oneshot::Sender<bool>>,
+    in_flight: std::collections::HashMap<u16, tokio::sync::oneshot::Sender<bool>>,
 }
 
 impl std::fmt::Debug for MqttBridge {
@@ -152,42 +167,13 @@ impl MqttBridge {
             metrics,
             overload,
             event_loop: Mutex::new(Some(event_loop)),
+            acks: Mutex::default(),
+            publishing: tokio::sync::Mutex::new(()),
         }))
     }
 
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
-    }
-}
-
-/// The bridge as an outlet: the events a system's `mqtt` settings ask for are published.
-impl Outlet for MqttBridge {
-    fn wants(&self, settings: &SystemSettings, name: EventName) -> bool {
-        settings
-            .mqtt
-            .as_ref()
-            .is_some_and(|mqtt| mqtt.events.binary_search(&name).is_ok())
-    }
-
-    /// Publishes `event` for the system; dropped (and counted) when the queue for the broker is
-    /// full.
-    fn take(&self, system_id: &str, _: &SystemSettings, event: &BackendEvent) {
-        let topic = format!(
-            "{}{system_id}/events/{}",
-            self.prefix,
-            serde_json::to_value(event.name)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        );
-        let payload = serde_json::to_vec(&event).unwrap_or_default();
-        match self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, false, payload)
-        {
-            Ok(()) => self.metrics.mqtt_messages.with_label_values(&["out"]).inc(),
-            Err(_) => self.metrics.mqtt_dropped.with_label_values(&["out"]).inc(),
-        }
     }
 }
 
@@ -240,6 +226,8 @@ impl MqttBridge {
                             queued.fetch_add(size, Ordering::AcqRel);
                         }
                     }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => bridge.publish_sent(pkid),
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => bridge.publish_acknowledged(&ack),
                     Ok(_) => {}
                     Err(err) => {
                         if bridge.connected.swap(false, Ordering::Relaxed) {

@@ -71,6 +71,25 @@ impl WebhookSettings {
     }
 }
 
+/// Where an event goes: a system's webhook, or the MQTT broker (`<prefix><systemId>/events/
+/// <name>`). Kept with each stored event (a webhook's form is the one stored before MQTT events
+/// were, so old outboxes read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Destination {
+    /// `mqtt` is always true: it tells this form from a webhook's.
+    Mqtt {
+        mqtt: bool,
+    },
+    Webhook(WebhookSettings),
+}
+
+impl Destination {
+    pub(crate) fn is_mqtt(&self) -> bool {
+        matches!(self, Destination::Mqtt { .. })
+    }
+}
+
 /// Which events the MQTT bridge publishes for a system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MqttSettings {

@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, Notify};
 
 use super::outbox::Outbox;
 use super::{
-    BackendEvent, Command, WebhookConfig, BATCH_EVENTS, BATCH_WINDOW, FIRST_BACKOFF, MAX_BACKOFF,
+    BackendEvent, Command, Destination, EventPublisher, WebhookConfig, BATCH_EVENTS, BATCH_WINDOW,
+    FIRST_BACKOFF, MAX_BACKOFF,
 };
 use crate::metrics::Metrics;
 use crate::settings::WebhookSettings;
@@ -25,6 +26,7 @@ use crate::settings::WebhookSettings;
 const INTAKE_MAX: usize = 4096;
 
 mod intake;
+mod publish;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -54,7 +56,7 @@ struct Queue {
     dropped: u64,
     /// Where they go now; a webhook that is removed keeps its last target until the queue is
     /// sent.
-    target: Option<WebhookSettings>,
+    target: Option<Destination>,
     /// The registration (`registeredAt`) the events belong to.
     registration: u64,
     /// A later registration of the same id took over the system's lane: this one's sender ends
@@ -67,6 +69,8 @@ struct Shared {
     config: WebhookConfig,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
+    /// The MQTT bridge, for the events that go to the broker.
+    mqtt: Option<Arc<dyn EventPublisher>>,
     /// See [`super::Webhooks::pending`]: decreased here as events are delivered, given up or
     /// dropped.
     pending: Arc<AtomicUsize>,
@@ -86,6 +90,24 @@ struct Shared {
     stored_at: RefCell<BTreeMap<u64, u64>>,
 }
 
+/// Which queue: a system's webhook, or its events for the MQTT broker.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LaneKey {
+    system: String,
+    mqtt: bool,
+}
+
+impl LaneKey {
+    fn of(system_id: &str, target: &Destination) -> LaneKey {
+        LaneKey {
+            system: system_id.to_owned(),
+            mqtt: target.is_mqtt(),
+        }
+    }
+}
+
+type Lanes = HashMap<LaneKey, Lane>;
+
 /// A system's queue and the wake-up of its sender.
 #[derive(Clone)]
 struct Lane {
@@ -101,7 +123,7 @@ pub(super) struct Counters {
 
 pub(super) fn start(
     config: WebhookConfig,
-    metrics: Arc<Metrics>,
+    (metrics, mqtt): (Arc<Metrics>, Option<Arc<dyn EventPublisher>>),
     counters: Counters,
     mut outbox: Outbox,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -109,8 +131,10 @@ pub(super) fn start(
     let arbiter = actix::Arbiter::new();
     let spawned = arbiter.spawn_fn(move || {
         actix::spawn(async move {
-            let shared = Rc::new(Shared::new(config, metrics, counters, outbox.is_durable()));
-            let mut lanes: HashMap<String, Lane> = HashMap::new();
+            let mut shared = Shared::new(config, metrics, counters, outbox.is_durable());
+            shared.mqtt = mqtt;
+            let shared = Rc::new(shared);
+            let mut lanes = Lanes::new();
             shared.restore(&outbox, &mut lanes);
             actix::spawn(shared.clone().report_oldest());
             let mut open = true;
@@ -162,6 +186,7 @@ impl Shared {
             config,
             metrics,
             http,
+            mqtt: None,
             pending: counters.pending,
             unstored: counters.unstored,
             durable,
@@ -191,16 +216,11 @@ impl Shared {
         }
     }
 
-    /// The lane of `system_id`'s registration `registration`: a new one (with its sender) when
-    /// there is none or the one there belongs to an earlier registration, which is retired.
-    fn lane(
-        self: &Rc<Self>,
-        lanes: &mut HashMap<String, Lane>,
-        system_id: &str,
-        registration: u64,
-    ) -> Lane {
+    /// The lane `key` of registration `registration`: a new one (with its sender) when there
+    /// is none or the one there belongs to an earlier registration, which is retired.
+    fn lane(self: &Rc<Self>, lanes: &mut Lanes, key: LaneKey, registration: u64) -> Lane {
         let mut stale = false;
-        if let Some(lane) = lanes.get(system_id) {
+        if let Some(lane) = lanes.get(&key) {
             let current = lane.queue.borrow().registration;
             if current == registration {
                 return lane.clone();
@@ -223,25 +243,37 @@ impl Shared {
             })),
             wake: Rc::new(Notify::new()),
         };
-        actix::spawn(self.clone().send_loop(system_id.to_owned(), lane.clone()));
+        actix::spawn(self.clone().send_loop(key.system.clone(), lane.clone()));
         if !stale {
-            lanes.insert(system_id.to_owned(), lane.clone());
+            lanes.insert(key, lane.clone());
         }
         lane
     }
 
-    /// Queues event `seq` for the webhook of `system_id`'s registration `registration`, which
-    /// is `target` now, within the queue's bounds.
+    /// Counts `n` events lost on their way to `target` (`dropped` in a webhook's next batch).
+    fn count_dropped(&self, target: Option<&Destination>, n: u64) {
+        match target {
+            Some(Destination::Mqtt { .. }) => self
+                .metrics
+                .mqtt_dropped
+                .with_label_values(&["out"])
+                .inc_by(n),
+            _ => self.metrics.webhook_events_dropped.inc_by(n),
+        }
+    }
+
+    /// Queues event `seq` of `system_id`'s registration `registration` for `target` (its
+    /// webhook, which is that now, or the broker), within the queue's bounds.
     fn queue(
         self: &Rc<Self>,
         seq: u64,
         system_id: &str,
         registration: u64,
-        target: WebhookSettings,
+        target: Destination,
         event: BackendEvent,
-        lanes: &mut HashMap<String, Lane>,
+        lanes: &mut Lanes,
     ) {
-        let lane = self.lane(lanes, system_id, registration);
+        let lane = self.lane(lanes, LaneKey::of(system_id, &target), registration);
         let mut queue = lane.queue.borrow_mut();
         queue.target = Some(target);
         let (max_events, max_bytes) = (self.config.queue, self.config.queue_bytes);
@@ -254,13 +286,13 @@ impl Shared {
                 self.settled([old.seq]);
             }
             queue.dropped += 1;
-            self.metrics.webhook_events_dropped.inc();
+            self.count_dropped(queue.target.as_ref(), 1);
             self.metrics.webhook_queue_depth.dec();
         }
         if event.bytes() > max_bytes {
             // Alone past the bound: it is not kept either.
             queue.dropped += 1;
-            self.metrics.webhook_events_dropped.inc();
+            self.count_dropped(queue.target.as_ref(), 1);
             self.settled([seq]);
             return;
         }
@@ -270,17 +302,15 @@ impl Shared {
         lane.wake.notify_one();
     }
 
-    fn retarget(
-        &self,
-        system_id: &str,
-        registration: u64,
-        target: WebhookSettings,
-        lanes: &HashMap<String, Lane>,
-    ) {
-        if let Some(lane) = lanes.get(system_id) {
+    fn retarget(&self, system_id: &str, registration: u64, target: WebhookSettings, lanes: &Lanes) {
+        let key = LaneKey {
+            system: system_id.to_owned(),
+            mqtt: false,
+        };
+        if let Some(lane) = lanes.get(&key) {
             let mut queue = lane.queue.borrow_mut();
             if queue.registration == registration {
-                queue.target = Some(target);
+                queue.target = Some(Destination::Webhook(target));
                 lane.wake.notify_one();
             }
         }
@@ -316,18 +346,23 @@ impl Shared {
                 (seqs, events, std::mem::take(&mut queue.dropped))
             };
             self.metrics.webhook_queue_depth.sub(events.len() as i64);
-            let body = serde_json::to_string(&Batch {
-                system_id: &system_id,
-                events: &events,
-                dropped: (dropped > 0).then_some(dropped),
-            })
-            .unwrap_or_default();
-            if !self.deliver(&system_id, &lane, &body).await {
+            let target = lane.queue.borrow().target.clone();
+            let delivered = match target {
+                Some(Destination::Mqtt { .. }) => self.publish(&system_id, &events).await,
+                _ => {
+                    let body = serde_json::to_string(&Batch {
+                        system_id: &system_id,
+                        events: &events,
+                        dropped: (dropped > 0).then_some(dropped),
+                    })
+                    .unwrap_or_default();
+                    self.deliver(&system_id, &lane, &body).await
+                }
+            };
+            if !delivered {
                 // Given up, or the webhook is gone: the next batch says how many were lost.
                 lane.queue.borrow_mut().dropped += dropped + events.len() as u64;
-                self.metrics
-                    .webhook_events_dropped
-                    .inc_by(events.len() as u64);
+                self.count_dropped(target.as_ref(), events.len() as u64);
             }
             self.settled(seqs);
         }
@@ -339,7 +374,7 @@ impl Shared {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let Some(target) = lane.queue.borrow().target.clone() else {
+            let Some(Destination::Webhook(target)) = lane.queue.borrow().target.clone() else {
                 return false;
             };
             let outcome = self.post(&target, body).await;

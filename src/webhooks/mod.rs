@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::outward::{BackendEvent, Outlet};
 pub use crate::config::WebhookConfig;
+pub use crate::settings::Destination;
 use crate::settings::{EventName, SettingsUpdate, SystemSettings, WebhookSettings};
 use outbox::{Outbox, OutboxHealth};
 
@@ -31,14 +32,24 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Publishes a system's events to the MQTT broker (the bridge): resolves to true once the
+/// broker acknowledged every one (PUBACK), false if they cannot be published.
+pub trait EventPublisher: Send + Sync {
+    fn publish(
+        self: std::sync::Arc<Self>,
+        system_id: &str,
+        events: &[BackendEvent],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool>>>;
+}
+
 /// What the delivery thread is told. `registration` is the system's `registeredAt`: events
 /// belong to the registration that produced them, and never go to a later one of the same id.
 pub(crate) enum Command {
-    /// Queue `event` for `system_id`'s webhook, which is `target` now.
+    /// Queue `event` for `target` (`system_id`'s webhook, which is that now, or the broker).
     Event {
         system_id: String,
         registration: u64,
-        target: WebhookSettings,
+        target: Destination,
         event: BackendEvent,
     },
     /// The system's webhook is `target` now: what is queued goes to the new URL.
@@ -72,6 +83,8 @@ struct Delivery {
     unstored: std::sync::Arc<AtomicUsize>,
     /// The outbox, until the delivery thread takes it.
     outbox: std::sync::Mutex<Option<Outbox>>,
+    /// The MQTT bridge, which publishes the events sent to the broker.
+    mqtt: Option<std::sync::Arc<dyn EventPublisher>>,
     durable: bool,
     health: OutboxHealth,
 }
@@ -93,6 +106,7 @@ impl Webhooks {
         config: WebhookConfig,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         outbox: Outbox,
+        mqtt: Option<std::sync::Arc<dyn EventPublisher>>,
     ) -> Webhooks {
         let durable = outbox.is_durable();
         let webhooks = Webhooks(std::sync::Arc::new(Delivery {
@@ -103,6 +117,7 @@ impl Webhooks {
             unstored: std::sync::Arc::new(AtomicUsize::new(0)),
             health: outbox.health(),
             outbox: std::sync::Mutex::new(Some(outbox)),
+            mqtt,
             durable,
         }));
         if durable {
@@ -128,7 +143,7 @@ impl Webhooks {
             };
             delivery::start(
                 delivery.config.clone(),
-                delivery.metrics.clone(),
+                (delivery.metrics.clone(), delivery.mqtt.clone()),
                 counters,
                 outbox,
                 receiver,
@@ -172,9 +187,15 @@ impl Webhooks {
         self.send(Command::Event {
             system_id: system_id.to_owned(),
             registration,
-            target: target.clone(),
+            target: Destination::Webhook(target.clone()),
             event,
         });
+    }
+
+    /// The events a system's `mqtt` settings ask for, as an outlet: they go through the outbox
+    /// too, and leave it once the broker acknowledged them.
+    pub fn mqtt_outlet(&self) -> MqttEvents {
+        MqttEvents(self.clone())
     }
 
     /// The system's webhook now points at `target`: what is queued goes there. (A webhook that
@@ -249,5 +270,27 @@ impl Outlet for Webhooks {
         {
             self.retarget(system_id, settings.registered_at, webhook);
         }
+    }
+}
+
+/// The events a system's `mqtt` settings ask for, queued in the outbox for the MQTT bridge.
+#[derive(Debug)]
+pub struct MqttEvents(Webhooks);
+
+impl Outlet for MqttEvents {
+    fn wants(&self, settings: &SystemSettings, name: EventName) -> bool {
+        settings
+            .mqtt
+            .as_ref()
+            .is_some_and(|mqtt| mqtt.events.binary_search(&name).is_ok())
+    }
+
+    fn take(&self, system_id: &str, settings: &SystemSettings, event: &BackendEvent) {
+        self.0.send(Command::Event {
+            system_id: system_id.to_owned(),
+            registration: settings.registered_at,
+            target: Destination::Mqtt { mqtt: true },
+            event: event.clone(),
+        });
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::actors::outward::BackendEvent;
-use crate::settings::{EventName, WebhookSettings};
+use crate::settings::{Destination, EventName};
 use crate::store::StoreError;
 
 use super::outbox_redis::RedisOutbox;
@@ -38,7 +38,7 @@ pub const OUTBOX_FILE: &str = "events.redb";
 pub(super) struct Stored {
     pub(super) system: String,
     pub(super) registration: u64,
-    pub(super) target: WebhookSettings,
+    pub(super) target: Destination,
     pub(super) name: EventName,
     /// Unix milliseconds when it was stored.
     pub(super) stored_at: u64,

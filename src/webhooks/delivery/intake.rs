@@ -2,11 +2,10 @@
 //! is written (one commit for all that arrived meanwhile) before it is queued, and the oldest
 //! pending event's age is reported.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use super::{Command, Lane, Shared};
+use super::{Command, LaneKey, Lanes, Shared};
 use crate::settings::now_millis;
 use crate::webhooks::outbox::{Outbox, Stored};
 
@@ -16,7 +15,7 @@ const ADOPT_CHUNK: usize = 1000;
 impl Shared {
     /// Queues what the outbox held at start, in order, each to the registration and target it
     /// was stored with.
-    pub(super) fn restore(self: &Rc<Self>, outbox: &Outbox, lanes: &mut HashMap<String, Lane>) {
+    pub(super) fn restore(self: &Rc<Self>, outbox: &Outbox, lanes: &mut Lanes) {
         let stored = match outbox.load() {
             Ok(stored) => stored,
             Err(err) => {
@@ -39,7 +38,7 @@ impl Shared {
 
     /// Queues events that are in the outbox already (kept from before, or adopted), each to
     /// the registration and target it was stored with.
-    fn requeue(self: &Rc<Self>, stored: Vec<(u64, Stored)>, lanes: &mut HashMap<String, Lane>) {
+    fn requeue(self: &Rc<Self>, stored: Vec<(u64, Stored)>, lanes: &mut Lanes) {
         self.pending.fetch_add(stored.len(), Ordering::AcqRel);
         self.metrics.webhook_events_stored.add(stored.len() as i64);
         for (seq, kept) in stored {
@@ -62,7 +61,7 @@ impl Shared {
         self: &Rc<Self>,
         intake: Vec<Command>,
         mut outbox: Outbox,
-        lanes: &mut HashMap<String, Lane>,
+        lanes: &mut Lanes,
     ) -> Outbox {
         let mut run = Vec::new();
         for command in intake {
@@ -85,7 +84,7 @@ impl Shared {
         self: &Rc<Self>,
         node_id: &str,
         outbox: &mut Outbox,
-        lanes: &mut HashMap<String, Lane>,
+        lanes: &mut Lanes,
     ) -> Result<usize, String> {
         let mut total = 0;
         loop {
@@ -113,7 +112,7 @@ impl Shared {
         self: &Rc<Self>,
         intake: Vec<Command>,
         outbox: Outbox,
-        lanes: &mut HashMap<String, Lane>,
+        lanes: &mut Lanes,
     ) -> Outbox {
         let removed = std::mem::take(&mut *self.settled_seqs.borrow_mut());
         let now = now_millis();
@@ -175,12 +174,13 @@ impl Shared {
                 Command::Event {
                     system_id,
                     registration,
+                    target,
                     ..
                 } => {
                     // Not kept, so not queued: the backend hears of it as `dropped`.
-                    let lane = self.lane(lanes, &system_id, registration);
+                    let lane = self.lane(lanes, LaneKey::of(&system_id, &target), registration);
                     lane.queue.borrow_mut().dropped += 1;
-                    self.metrics.webhook_events_dropped.inc();
+                    self.count_dropped(Some(&target), 1);
                     self.pending.fetch_sub(1, Ordering::AcqRel);
                 }
                 Command::Retarget {

@@ -96,6 +96,16 @@ impl Device {
             .unwrap();
     }
 
+    /// Subscribes to every event of `system` (QoS 1), and gives the broker a moment to take it.
+    async fn subscribe_to_events(&self, prefix: &str, system: &str) {
+        let filter = format!("{prefix}{system}/events/#");
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    }
+
     async fn next(&mut self) -> (String, Value) {
         let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), self.received.recv())
             .await
@@ -250,12 +260,7 @@ async fn a_clients_life_is_published_as_events_for_systems_that_ask() {
     .await
     .ok();
     let mut device = Device::connect(&url);
-    device
-        .client
-        .subscribe(format!("{prefix}s/events/#"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    device.subscribe_to_events(&prefix, "s").await;
     let mut client = app.connect("s").await;
     app.bind("s", &client, "g", "ann").await;
     client.next_json().await;
