@@ -90,23 +90,22 @@ struct Shared {
     stored_at: RefCell<BTreeMap<u64, u64>>,
 }
 
-/// Which queue: a system's webhook, or its events for the MQTT broker.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct LaneKey {
-    system: String,
-    mqtt: bool,
+/// Every system's queues: one for its webhook, one for its events for the MQTT broker.
+#[derive(Default)]
+struct Lanes {
+    webhook: HashMap<String, Lane>,
+    mqtt: HashMap<String, Lane>,
 }
 
-impl LaneKey {
-    fn of(system_id: &str, target: &Destination) -> LaneKey {
-        LaneKey {
-            system: system_id.to_owned(),
-            mqtt: target.is_mqtt(),
+impl Lanes {
+    fn of(&mut self, mqtt: bool) -> &mut HashMap<String, Lane> {
+        if mqtt {
+            &mut self.mqtt
+        } else {
+            &mut self.webhook
         }
     }
 }
-
-type Lanes = HashMap<LaneKey, Lane>;
 
 /// A system's queue and the wake-up of its sender.
 #[derive(Clone)]
@@ -134,7 +133,7 @@ pub(super) fn start(
             let mut shared = Shared::new(config, metrics, counters, outbox.is_durable());
             shared.mqtt = mqtt;
             let shared = Rc::new(shared);
-            let mut lanes = Lanes::new();
+            let mut lanes = Lanes::default();
             shared.restore(&outbox, &mut lanes);
             actix::spawn(shared.clone().report_oldest());
             let mut open = true;
@@ -216,11 +215,18 @@ impl Shared {
         }
     }
 
-    /// The lane `key` of registration `registration`: a new one (with its sender) when there
-    /// is none or the one there belongs to an earlier registration, which is retired.
-    fn lane(self: &Rc<Self>, lanes: &mut Lanes, key: LaneKey, registration: u64) -> Lane {
+    /// The lane of `system_id`'s registration `registration` for `target`'s kind: a new one
+    /// (with its sender) when there is none or the one there belongs to an earlier
+    /// registration, which is retired.
+    fn lane(
+        self: &Rc<Self>,
+        lanes: &mut Lanes,
+        (system_id, target): (&str, &Destination),
+        registration: u64,
+    ) -> Lane {
+        let lanes = lanes.of(target.is_mqtt());
         let mut stale = false;
-        if let Some(lane) = lanes.get(&key) {
+        if let Some(lane) = lanes.get(system_id) {
             let current = lane.queue.borrow().registration;
             if current == registration {
                 return lane.clone();
@@ -243,9 +249,9 @@ impl Shared {
             })),
             wake: Rc::new(Notify::new()),
         };
-        actix::spawn(self.clone().send_loop(key.system.clone(), lane.clone()));
+        actix::spawn(self.clone().send_loop(system_id.to_owned(), lane.clone()));
         if !stale {
-            lanes.insert(key, lane.clone());
+            lanes.insert(system_id.to_owned(), lane.clone());
         }
         lane
     }
@@ -273,7 +279,7 @@ impl Shared {
         event: BackendEvent,
         lanes: &mut Lanes,
     ) {
-        let lane = self.lane(lanes, LaneKey::of(system_id, &target), registration);
+        let lane = self.lane(lanes, (system_id, &target), registration);
         let mut queue = lane.queue.borrow_mut();
         queue.target = Some(target);
         let (max_events, max_bytes) = (self.config.queue, self.config.queue_bytes);
@@ -303,11 +309,7 @@ impl Shared {
     }
 
     fn retarget(&self, system_id: &str, registration: u64, target: WebhookSettings, lanes: &Lanes) {
-        let key = LaneKey {
-            system: system_id.to_owned(),
-            mqtt: false,
-        };
-        if let Some(lane) = lanes.get(&key) {
+        if let Some(lane) = lanes.webhook.get(system_id) {
             let mut queue = lane.queue.borrow_mut();
             if queue.registration == registration {
                 queue.target = Some(Destination::Webhook(target));

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use super::{Command, LaneKey, Lanes, Shared};
+use super::{Command, Lanes, Shared};
 use crate::settings::now_millis;
 use crate::webhooks::outbox::{Outbox, Stored};
 
@@ -178,7 +178,7 @@ impl Shared {
                     ..
                 } => {
                     // Not kept, so not queued: the backend hears of it as `dropped`.
-                    let lane = self.lane(lanes, LaneKey::of(&system_id, &target), registration);
+                    let lane = self.lane(lanes, (&system_id, &target), registration);
                     lane.queue.borrow_mut().dropped += 1;
                     self.count_dropped(Some(&target), 1);
                     self.pending.fetch_sub(1, Ordering::AcqRel);
