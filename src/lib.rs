@@ -108,6 +108,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod ops;
 pub mod protocol;
+pub mod redis_endpoint;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -22,6 +22,7 @@ use crate::config::{ApiAuth, Config, Switch};
 use crate::http::operator::{self, Exposure, Listener};
 use crate::http::{self, client_lib, console, docs, openapi};
 use crate::hub::Hub;
+use crate::redis_endpoint::RedisEndpoint;
 use crate::store::SystemStore;
 use crate::webhooks::outbox::Outbox;
 
@@ -82,17 +83,27 @@ impl Application {
         let node_id = new_node_id();
         // Pending webhook events: beside the systems on one node, in Redis in a cluster (where
         // another node takes them over if this one dies).
-        let outbox = match (&config.redis_url, config.store_dir()) {
-            (Some(redis_url), _) => Outbox::redis(redis_url, &config.redis_prefix, &node_id)
-                .map_err(|err| std::io::Error::other(format!("--redis-url: {err}")))?,
+        let endpoint = match &config.redis_url {
+            Some(url) => Some(std::sync::Arc::new(RedisEndpoint::parse(url).map_err(
+                |err| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--redis-url: {err}"),
+                    )
+                },
+            )?)),
+            None => None,
+        };
+        let outbox = match (&endpoint, config.store_dir()) {
+            (Some(endpoint), _) => Outbox::redis(endpoint.clone(), &config.redis_prefix, &node_id),
             (None, Some(dir)) => Outbox::open(dir).map_err(std::io::Error::other)?,
             (None, None) => Outbox::memory(),
         };
         let (parts, registry) = Hub::assemble(&config, events.clone(), store, outbox)?;
-        let hub = match (&config.redis_url, events, events_rx) {
-            (Some(redis_url), Some(events), Some(events_rx)) => {
+        let hub = match (&endpoint, events, events_rx) {
+            (Some(endpoint), Some(events), Some(events_rx)) => {
                 let cluster_config = ClusterConfig {
-                    redis_url: redis_url.clone(),
+                    endpoint: endpoint.clone(),
                     prefix: config.redis_prefix.clone(),
                     presence_grace: config.presence_grace,
                 };
@@ -111,7 +122,8 @@ impl Application {
                 )
                 .await
                 .map_err(|err| {
-                    std::io::Error::other(format!("cannot reach Redis at {redis_url}: {err}"))
+                    let at = endpoint.describe();
+                    std::io::Error::other(format!("cannot reach Redis at {at}: {err}"))
                 })?;
                 parts.into_hub(cluster.clone(), cluster)
             }

@@ -33,7 +33,9 @@ pub async fn import_systems(
     prefix: &str,
     systems: &[(String, SystemSettings)],
 ) -> redis::RedisResult<Vec<Imported>> {
-    let client = redis::Client::open(redis_url)?;
+    let client = crate::redis_endpoint::RedisEndpoint::parse(redis_url)?
+        .client()
+        .await?;
     let mut redis = client.get_multiplexed_async_connection().await?;
     let keys = Keys(prefix.to_owned());
     let mut outcome = Vec::with_capacity(systems.len());

@@ -18,6 +18,7 @@ use super::node::{
 };
 use super::pubsub::Published;
 use super::scripts::{EPOCH, NEW_EPOCH};
+use crate::redis_endpoint::address_of;
 
 /// Longest a purge waits for the webhook delivery thread to take over a dead node's pending
 /// events.
@@ -41,6 +42,7 @@ impl Cluster {
     pub(super) async fn heartbeat_loop(self: Arc<Self>) {
         let mut last_purge = tokio::time::Instant::now();
         loop {
+            self.follow_master().await;
             if let Err(err) = self.beat().await {
                 log::debug!("heartbeat: {err}");
                 self.set_ready_epoch(None);
@@ -56,6 +58,33 @@ impl Cluster {
                 NOT_READY_BEAT
             };
             let _ = tokio::time::timeout(period, self.wake_heartbeat.notified()).await;
+        }
+    }
+
+    /// A Sentinel group's master may change: when the sentinels name another, the command
+    /// connection moves to it and the subscriber connects again, which starts a new epoch, so
+    /// every node writes back what it knows (a promoted replica may lag behind the old master).
+    /// While no master answers, calls fail and answer 503.
+    async fn follow_master(&self) {
+        if !self.endpoint.follows_failovers() {
+            return;
+        }
+        let Ok(client) = self.endpoint.client().await else {
+            return;
+        };
+        let address = address_of(&client);
+        let old = Self::lock(&self.redis_address).clone();
+        if old == address {
+            return;
+        }
+        match Self::manager(&client).await {
+            Ok(manager) => {
+                log::warn!("the Redis master is {address} now (was {old}); following it");
+                *Self::lock(&self.redis) = manager;
+                *Self::lock(&self.redis_address) = address;
+                self.resubscribe.notify_one();
+            }
+            Err(err) => log::debug!("the new Redis master {address} does not answer yet: {err}"),
         }
     }
 

@@ -1,4 +1,6 @@
-//! Cluster mode: several wshub nodes share one Redis and act as one server.
+//! Cluster mode: several wshub nodes share one Redis and act as one server. The Redis may be a
+//! Sentinel group's master ([`crate::redis_endpoint`]): each node follows a failover by itself
+//! (`liveness.rs`), and a new master is treated like a Redis that restarted (see Readiness).
 //!
 //! Each node keeps its own clients in its own registry, as in single-node mode; Redis holds what
 //! every node must see and carries what crosses nodes:

@@ -16,6 +16,7 @@ use crate::actors::outward::Outward;
 use crate::actors::registry::SystemRegistry;
 use crate::backplane::Decoder;
 use crate::error::ApiError;
+use crate::redis_endpoint::{address_of, RedisEndpoint};
 use crate::settings::SystemSettings;
 
 use super::keys::Keys;
@@ -41,7 +42,8 @@ pub const NODE_ID_LEN: usize = 12;
 /// Settings of cluster mode.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    pub redis_url: String,
+    /// `--redis-url`, parsed.
+    pub endpoint: Arc<RedisEndpoint>,
     /// Prefix of every key and channel, so several clusters can share one Redis.
     pub prefix: String,
     /// How long a user whose last connection left still counts as online.
@@ -92,7 +94,14 @@ impl Drop for SystemLease {
 pub struct Cluster {
     pub(super) node_id: String,
     pub(super) keys: Keys,
-    pub(super) redis: ConnectionManager,
+    /// Where Redis is (one address, or a Sentinel group's master).
+    pub(super) endpoint: Arc<RedisEndpoint>,
+    /// The command connection, to the server `redis_address` names; replaced when a Sentinel
+    /// names another master (see `liveness.rs`).
+    pub(super) redis: Mutex<ConnectionManager>,
+    pub(super) redis_address: Mutex<String>,
+    /// Tells the subscriber to connect again (to a new master).
+    pub(super) resubscribe: tokio::sync::Notify,
     pub(super) registry: Addr<SystemRegistry>,
     /// Reads the commands other nodes send for this node's clients.
     pub(super) decoder: Decoder,
@@ -225,15 +234,10 @@ impl Cluster {
         (outward, webhooks): (Outward, crate::webhooks::Webhooks),
         relay_config: RelayConfig,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(1)
-            .set_max_delay(1000);
-        let redis = client
-            .get_connection_manager_with_config(manager_config)
-            .await?;
+        let endpoint = config.endpoint.clone();
+        let client = endpoint.client().await?;
+        let redis_address = address_of(&client);
+        let redis = Self::manager(&client).await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let (relay_out, relay_queue) = mpsc::unbounded_channel();
         let keys = Keys(config.prefix.clone());
@@ -242,7 +246,10 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             node_id,
             keys,
-            redis,
+            endpoint,
+            redis: Mutex::new(redis),
+            redis_address: Mutex::new(redis_address),
+            resubscribe: tokio::sync::Notify::new(),
             registry,
             decoder,
             known_systems: Mutex::new(HashMap::new()),
@@ -270,7 +277,7 @@ impl Cluster {
         // Fail fast when Redis is not there at all.
         let _: String = redis::cmd("PING").query_async(&mut cluster.conn()).await?;
         actix_web::rt::spawn(cluster.clone().write_events(events));
-        actix_web::rt::spawn(cluster.clone().subscribe_loop(client, subscribe_rx));
+        actix_web::rt::spawn(cluster.clone().subscribe_loop(subscribe_rx));
         actix_web::rt::spawn(cluster.clone().heartbeat_loop());
         actix_web::rt::spawn(cluster.clone().publish_relayed(relay_queue));
         actix_web::rt::spawn(cluster.clone().departures_loop());
@@ -280,7 +287,7 @@ impl Cluster {
         log::info!(
             "cluster mode: node {} on {} (prefix '{}')",
             cluster.node_id,
-            config.redis_url,
+            cluster.endpoint.describe(),
             cluster.keys.0
         );
         Ok(cluster)
@@ -291,7 +298,17 @@ impl Cluster {
     }
 
     pub(super) fn conn(&self) -> ConnectionManager {
-        self.redis.clone()
+        Self::lock(&self.redis).clone()
+    }
+
+    /// A command connection to the server `client` names, reconnecting by itself.
+    pub(super) async fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1)
+            .set_max_delay(1000);
+        client.get_connection_manager_with_config(config).await
     }
 
     /// Notes whether Redis answered, logging each change once.

@@ -123,15 +123,17 @@ impl Cluster {
     /// reconnecting (and resubscribing) by itself when Redis goes away and comes back. A node
     /// that reconnects starts a new epoch: it missed what was published meanwhile, and Redis
     /// may have lost what every node wrote.
-    pub(super) async fn subscribe_loop(
-        self: Arc<Self>,
-        client: redis::Client,
-        mut changed: mpsc::UnboundedReceiver<()>,
-    ) {
+    pub(super) async fn subscribe_loop(self: Arc<Self>, mut changed: mpsc::UnboundedReceiver<()>) {
         let mut backoff = Duration::from_millis(50);
         let mut reconnecting = false;
         loop {
-            let pubsub = match client.get_async_pubsub().await {
+            // Asked each time: a Sentinel group may have another master now.
+            let client = self.endpoint.client().await;
+            let pubsub = match client {
+                Ok(client) => client.get_async_pubsub().await,
+                Err(err) => Err(err),
+            };
+            let pubsub = match pubsub {
                 Ok(pubsub) => pubsub,
                 Err(err) => {
                     log::debug!("Redis pub/sub connection failed: {err}");
@@ -165,6 +167,7 @@ impl Cluster {
                             break;
                         }
                     }
+                    () = self.resubscribe.notified() => break,
                 }
             }
             log::error!("Redis pub/sub connection lost; reconnecting");

@@ -82,11 +82,15 @@ impl Outbox {
     }
 
     /// Keeps pending events in Redis, in node `node_id`'s stream (cluster mode).
-    pub fn redis(redis_url: &str, prefix: &str, node_id: &str) -> redis::RedisResult<Outbox> {
-        Ok(Outbox {
-            backing: Backing::Redis(RedisOutbox::new(redis_url, prefix, node_id)?),
+    pub fn redis(
+        endpoint: std::sync::Arc<crate::redis_endpoint::RedisEndpoint>,
+        prefix: &str,
+        node_id: &str,
+    ) -> Outbox {
+        Outbox {
+            backing: Backing::Redis(RedisOutbox::new(endpoint, prefix, node_id)),
             health: OutboxHealth::default(),
-        })
+        }
     }
 
     /// Opens (or creates) the outbox in `dir` (which the system store has made, private).

@@ -13,9 +13,12 @@
 //! Owned by the delivery thread, which connects on first use (on its own runtime) and again
 //! after a failure.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+
+use crate::redis_endpoint::RedisEndpoint;
 
 /// Moves up to ARGV[2] entries from KEYS[1] (a dead node's stream) to KEYS[2] (this node's),
 /// numbered from ARGV[1], and returns their JSON in order; deletes KEYS[1] once it is empty.
@@ -40,7 +43,8 @@ return moved
 
 /// A node's stream of pending events.
 pub struct RedisOutbox {
-    client: redis::Client,
+    /// Asked for the server at each connection (a Sentinel group's master may change).
+    endpoint: Arc<RedisEndpoint>,
     /// `None` until the first write, and after a failed one.
     conn: Option<ConnectionManager>,
     prefix: String,
@@ -49,15 +53,15 @@ pub struct RedisOutbox {
 }
 
 impl RedisOutbox {
-    /// The outbox of node `node_id` in the Redis at `redis_url`, under `prefix`. Connects on
-    /// first use.
-    pub fn new(redis_url: &str, prefix: &str, node_id: &str) -> redis::RedisResult<RedisOutbox> {
-        Ok(RedisOutbox {
-            client: redis::Client::open(redis_url)?,
+    /// The outbox of node `node_id` in the Redis at `endpoint`, under `prefix`. Connects on
+    /// first use, and again after a failure.
+    pub fn new(endpoint: Arc<RedisEndpoint>, prefix: &str, node_id: &str) -> RedisOutbox {
+        RedisOutbox {
+            endpoint,
             conn: None,
             prefix: prefix.to_owned(),
             key: stream_key(prefix, node_id),
-        })
+        }
     }
 
     /// What the log calls it.
@@ -74,7 +78,9 @@ impl RedisOutbox {
             .set_response_timeout(Duration::from_secs(2))
             .set_number_of_retries(1);
         let conn = self
-            .client
+            .endpoint
+            .client()
+            .await?
             .get_connection_manager_with_config(config)
             .await?;
         self.conn = Some(conn.clone());

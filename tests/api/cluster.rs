@@ -474,6 +474,42 @@ async fn every_node_sees_a_client_and_its_groups_as_soon_as_the_reply_is_given()
     }
 }
 
+/// The answers to calls made through an outage: each must be right or 503, never wrong.
+#[derive(Default)]
+pub struct OutageAnswers {
+    /// Answers by status.
+    pub statuses: std::collections::BTreeMap<u16, usize>,
+    healthy_since: Option<Instant>,
+}
+
+impl OutageAnswers {
+    /// Checks one round of replies (200 or 503, nothing else) and tallies them; true once every
+    /// round has been all 200 for half a second since `recovering` (the outage is over).
+    pub fn note(&mut self, replies: &[&crate::helpers::Reply], recovering: bool) -> bool {
+        let mut healthy = true;
+        for reply in replies {
+            assert!(
+                reply.status == 200 || reply.status == 503,
+                "a wrong answer instead of 503: {reply:?}"
+            );
+            *self.statuses.entry(reply.status).or_default() += 1;
+            healthy &= reply.status == 200;
+        }
+        match (recovering && healthy, self.healthy_since) {
+            (true, None) => self.healthy_since = Some(Instant::now()),
+            (false, _) => self.healthy_since = None,
+            _ => {}
+        }
+        self.healthy_since
+            .is_some_and(|t| t.elapsed() > Duration::from_millis(500))
+    }
+
+    /// When the calls were first all answered again (for good).
+    pub fn healthy_since(&self) -> Option<Instant> {
+        self.healthy_since
+    }
+}
+
 fn own_redis_or_skip() -> Option<OwnServer> {
     redis_url()?;
     if std::process::Command::new("redis-server")
@@ -520,11 +556,10 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
     }
     let on_b = clients[1].id.clone();
     let mut delivered_ids = Vec::new();
-    let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+    let mut answers = OutageAnswers::default();
     let started = Instant::now();
     let mut restarted = false;
     let mut refused_handshake = false;
-    let mut healthy_since: Option<Instant> = None;
     loop {
         let elapsed = started.elapsed();
         if !restarted && elapsed > Duration::from_millis(300) {
@@ -558,14 +593,6 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
                 json!({"clientId": on_b, "data": "d"}),
             )
             .await;
-        let mut healthy = true;
-        for reply in [&sent, &list, &direct] {
-            assert!(
-                reply.status == 200 || reply.status == 503,
-                "a wrong answer instead of 503: {reply:?}"
-            );
-            healthy &= reply.status == 200;
-        }
         if sent.status == 200 {
             assert_eq!(sent.body["data"]["count"], 10, "{sent:?}");
             delivered_ids.push(sent.body["data"]["messageId"].clone());
@@ -573,25 +600,18 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
         if list.status == 200 {
             assert_eq!(list.body["data"]["count"], 10, "{list:?}");
         }
-        *outcomes
-            .entry(if healthy { "ok" } else { "503" })
-            .or_default() += 1;
-        match (restarted && healthy, healthy_since) {
-            (true, None) => healthy_since = Some(Instant::now()),
-            (false, _) => healthy_since = None,
-            _ => {}
-        }
-        if healthy_since.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+        if answers.note(&[&sent, &list, &direct], restarted) {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "never recovered: {outcomes:?}"
+            "never recovered: {:?}",
+            answers.statuses
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(refused_handshake);
-    eprintln!("restart under traffic: {outcomes:?}");
+    eprintln!("restart under traffic: {:?}", answers.statuses);
     // Every send answered 200 with count 10 reached all 10 clients.
     let marker = a
         .api(

@@ -13,6 +13,7 @@ mod cluster;
 mod delivery;
 mod deploy;
 mod embed;
+mod failover;
 mod fuzz;
 mod hardening;
 mod helpers;

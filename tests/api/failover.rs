@@ -1,0 +1,249 @@
+//! A backplane with no single point of failure: nodes on a Sentinel-watched Redis follow a
+//! failover by themselves. Each test runs its own master, replica and three sentinels (Debian's
+//! redis-server, on free ports).
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::cluster::{node, OutageAnswers};
+use crate::helpers::OwnServer;
+
+const MASTER_NAME: &str = "wshub";
+
+/// A master, its replica and three sentinels watching them, private to one test.
+struct SentinelGroup {
+    master: OwnServer,
+    replica: OwnServer,
+    sentinels: Vec<OwnServer>,
+    dir: std::path::PathBuf,
+}
+
+impl SentinelGroup {
+    /// Starts the group and waits until the sentinels know the replica and each other (so a
+    /// failover can be agreed); `None` (the test skips) where redis-server is missing, outside CI.
+    async fn start() -> Option<SentinelGroup> {
+        if std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            let reason = "the redis-server binary is not installed (apt-get install redis-server)";
+            crate::helpers::skip_unless_ci("Sentinel failover test", reason);
+            return None;
+        }
+        let plain = ["--port", "{port}", "--save", "", "--appendonly", "no"];
+        let master = OwnServer::start("redis-server", &plain).expect("a master starts");
+        let master_port = master.port.to_string();
+        let mut replica_args = plain.to_vec();
+        replica_args.extend(["--replicaof", "127.0.0.1", &master_port]);
+        let replica = OwnServer::start("redis-server", &replica_args).expect("a replica starts");
+        until(Duration::from_secs(10), "the replica in sync", || async {
+            info(replica.port, "replication")
+                .await
+                .contains("master_link_status:up")
+        })
+        .await;
+        let dir = crate::systems::scratch_dir("sentinels");
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            // Each sentinel rewrites its own file.
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "bind 127.0.0.1\n\
+                     sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+                     sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                     sentinel failover-timeout {MASTER_NAME} 5000\n\
+                     sentinel parallel-syncs {MASTER_NAME} 1\n"
+                ),
+            )
+            .unwrap();
+            let conf = conf.to_str().unwrap().to_owned();
+            let args = [conf.as_str(), "--sentinel", "--port", "{port}"];
+            sentinels.push(OwnServer::start("redis-server", &args).expect("a sentinel starts"));
+        }
+        let group = SentinelGroup {
+            master,
+            replica,
+            sentinels,
+            dir,
+        };
+        until(
+            Duration::from_secs(20),
+            "the sentinels see each other",
+            || group.sentinels_ready(),
+        )
+        .await;
+        Some(group)
+    }
+
+    /// `redis+sentinel://` naming every sentinel.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    async fn sentinels_ready(&self) -> bool {
+        for sentinel in &self.sentinels {
+            let Ok(mut conn) = connect(sentinel.port).await else {
+                return false;
+            };
+            let others: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
+                .arg("sentinels")
+                .arg(MASTER_NAME)
+                .query_async(&mut conn)
+                .await;
+            let replicas: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
+                .arg("replicas")
+                .arg(MASTER_NAME)
+                .query_async(&mut conn)
+                .await;
+            if others.map_or(0, |o| o.len()) < 2 || replicas.map_or(0, |r| r.len()) < 1 {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The master's port as the first sentinel names it now.
+    async fn master_port(&self) -> Option<u16> {
+        let mut conn = connect(self.sentinels[0].port).await.ok()?;
+        let address: Option<(String, String)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(MASTER_NAME)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        address.and_then(|(_, port)| port.parse().ok())
+    }
+}
+
+impl Drop for SentinelGroup {
+    fn drop(&mut self) {
+        for sentinel in &mut self.sentinels {
+            sentinel.kill();
+        }
+        self.replica.kill();
+        self.master.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn connect(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+async fn info(port: u16, section: &str) -> String {
+    match connect(port).await {
+        Ok(mut conn) => redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn until<F, Fut>(within: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The master killed under a steady load of calls: meanwhile every call is answered right or
+/// 503 (never wrongly), the clients stay connected, and within 10 s of the replica's promotion
+/// both nodes serve again with every system and membership written back.
+#[actix_web::test]
+async fn a_sentinel_failover_is_followed_without_a_restart_and_without_a_wrong_answer() {
+    let Some(group) = SentinelGroup::start().await else {
+        return;
+    };
+    let url = group.url();
+    let (a, b) = (node(&url, "failover:").await, node(&url, "failover:").await);
+    a.register("s").await;
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let client = on.connect("s").await;
+        on.bind("s", &client, "g", &format!("u{i}")).await;
+        clients.push(client);
+    }
+    let replica_port = group.replica.port;
+    let mut group = group;
+    group.master.kill();
+    let killed = Instant::now();
+    let mut promoted: Option<Instant> = None;
+    let mut answers = OutageAnswers::default();
+    loop {
+        if promoted.is_none() && group.master_port().await == Some(replica_port) {
+            promoted = Some(Instant::now());
+        }
+        let sent = b
+            .api("send_to_group", "s", json!({"groupName": "g", "data": "x"}))
+            .await;
+        let list = a
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await;
+        if sent.status == 200 {
+            assert_eq!(sent.body["data"]["count"], 6, "{sent:?}");
+        }
+        if list.status == 200 {
+            assert_eq!(list.body["data"]["count"], 6, "{list:?}");
+        }
+        if answers.note(&[&sent, &list], promoted.is_some()) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(40),
+            "never served again: {:?}",
+            answers.statuses
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (promoted, served) = (promoted.unwrap(), answers.healthy_since().unwrap());
+    let serving_after = served.saturating_duration_since(promoted);
+    eprintln!(
+        "Sentinel failover: promoted {:?} after the kill, served again {serving_after:?} after \
+         the promotion; answers {:?}",
+        promoted - killed,
+        answers.statuses
+    );
+    assert!(serving_after < Duration::from_secs(10), "{serving_after:?}");
+
+    // Written back to the new master: the system, its members, on both nodes.
+    let mut conn = connect(replica_port).await.unwrap();
+    let members: usize = conn.hlen("failover:members:s:g").await.unwrap();
+    assert_eq!(members, 6);
+    // Every client is still connected and gets what is sent now.
+    let sent = b
+        .api(
+            "send_to_group",
+            "s",
+            json!({"groupName": "g", "msg": "after"}),
+        )
+        .await
+        .ok();
+    for client in &mut clients {
+        loop {
+            let frame = client.next_json().await;
+            if frame["messageId"] == sent["messageId"] {
+                break;
+            }
+        }
+    }
+}
