@@ -83,19 +83,20 @@ impl Application {
         let node_id = new_node_id();
         // Pending webhook events: beside the systems on one node, in Redis in a cluster (where
         // another node takes them over if this one dies).
-        let endpoint = match &config.redis_url {
-            Some(url) => Some(std::sync::Arc::new(RedisEndpoint::parse(url).map_err(
-                |err| {
+        let parse = |url: &str| {
+            RedisEndpoint::parse(url)
+                .map(std::sync::Arc::new)
+                .map_err(|err| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
                         format!("--redis-url: {err}"),
                     )
-                },
-            )?)),
-            None => None,
+                })
         };
-        let outbox = match (&endpoint, config.store_dir()) {
-            (Some(endpoint), _) => Outbox::redis(endpoint.clone(), &config.redis_prefix, &node_id),
+        let endpoint = config.redis_url.as_deref().map(parse).transpose()?;
+        let outbox = match (&config.redis_url, config.store_dir()) {
+            // An endpoint of its own: its connections live on the delivery thread's runtime.
+            (Some(url), _) => Outbox::redis(parse(url)?, &config.redis_prefix, &node_id),
             (None, Some(dir)) => Outbox::open(dir).map_err(std::io::Error::other)?,
             (None, None) => Outbox::memory(),
         };
