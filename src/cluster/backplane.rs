@@ -138,7 +138,11 @@ impl Directory for Cluster {
                     .await?
                 {
                     0 => return Err(m::RegistryError::UnknownSystem(system_id.clone()).into()),
-                    1 => {
+                    1 => continue,
+                    written => {
+                        // Seen here at once: a Redis that comes back without this change
+                        // (a lagging copy) is then known to be behind (`rewrite_state`).
+                        self.saw_settings_version(written as u64 - 1);
                         self.on_every_node(|| NodeCall::Settings {
                             system_id: system_id.clone(),
                             settings: settings.clone(),
@@ -146,7 +150,6 @@ impl Directory for Cluster {
                         .await?;
                         return Ok(settings);
                     }
-                    _ => continue,
                 }
             }
             Err(ApiError::Unavailable(

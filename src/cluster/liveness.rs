@@ -88,6 +88,15 @@ impl Cluster {
         }
     }
 
+    /// This node has seen the settings at `version` (its own `update_system`).
+    pub(super) fn saw_settings_version(&self, version: u64) {
+        let _ =
+            self.settings_version_seen
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |seen| {
+                    (seen == u64::MAX || seen < version).then_some(version)
+                });
+    }
+
     /// One heartbeat; see the module docs on readiness.
     pub(super) async fn beat(&self) -> Result<(), ApiError> {
         let keys = &self.keys;
@@ -178,14 +187,34 @@ impl Cluster {
             .collect();
         if !systems.is_empty() {
             // Settings only where Redis has none: a node that was merely cut off must not undo
-            // a change made meanwhile (it reads them back through `settings-version`).
+            // a change made meanwhile (it reads them back through `settings-version`). But a
+            // Redis whose `settings-version` is behind what this node has seen holds older
+            // settings than this node (a promoted replica that lagged, a server restored from
+            // a snapshot): then this node's are written over them.
+            let version: Option<u64> =
+                self.track(self.conn().get(self.keys.settings_version()).await)?;
+            let seen = self.settings_version_seen.load(Ordering::Relaxed);
+            let behind = seen != u64::MAX && version.unwrap_or_default() < seen;
+            if behind {
+                log::warn!(
+                    "Redis holds settings older than this node has seen (version {} < {seen}): \
+                     writing this node's back",
+                    version.unwrap_or_default()
+                );
+            }
             let mut pipe = redis::pipe();
             for (system_id, settings) in &systems {
                 let json = serde_json::to_string(settings).unwrap_or_default();
-                pipe.sadd(self.keys.systems(), system_id)
-                    .ignore()
-                    .set_nx(self.keys.settings(system_id), json)
-                    .ignore();
+                pipe.sadd(self.keys.systems(), system_id).ignore();
+                if behind {
+                    pipe.set(self.keys.settings(system_id), json).ignore();
+                } else {
+                    pipe.set_nx(self.keys.settings(system_id), json).ignore();
+                }
+            }
+            if behind {
+                // Moved past what any node has seen, so every node reads the settings again.
+                pipe.set(self.keys.settings_version(), seen + 1).ignore();
             }
             let _: () = self.track(pipe.query_async(&mut self.conn()).await)?;
         }

@@ -133,10 +133,10 @@ pub(super) static REGISTER: Script = guarded!(
     "local added = redis.call('SADD', KEYS[2], ARGV[2])\nif added == 1 then redis.call('SET', KEYS[3], ARGV[3]) end\nreturn added"
 );
 /// KEYS: epoch, systems, system:{id}, settings-version. ARGV: epoch, systemId, new settings,
-/// the settings the change was made from. 1: written; 0: no such system; 2: the settings
-/// changed meanwhile (read them again and retry).
+/// the settings the change was made from. 0: no such system; 1: the settings changed meanwhile
+/// (read them again and retry); more: written, and the new settings-version is this less one.
 pub(super) static UPDATE_SETTINGS: Script = guarded!(
-    "if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then return 0 end\nif (redis.call('GET', KEYS[3]) or '') ~= ARGV[4] then return 2 end\nredis.call('SET', KEYS[3], ARGV[3])\nredis.call('INCR', KEYS[4])\nreturn 1"
+    "if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then return 0 end\nif (redis.call('GET', KEYS[3]) or '') ~= ARGV[4] then return 1 end\nredis.call('SET', KEYS[3], ARGV[3])\nreturn redis.call('INCR', KEYS[4]) + 1"
 );
 /// KEYS: epoch, systems, system:{id}, settings-version. ARGV: epoch, systemId. 1 if removed,
 /// 0 if there was no such system.

@@ -247,3 +247,107 @@ async fn a_sentinel_failover_is_followed_without_a_restart_and_without_a_wrong_a
         }
     }
 }
+
+/// A managed Redis failing over behind one address: the server is replaced by a copy that lacks
+/// the last writes (here: restarted from a snapshot taken before them). Nothing is configured
+/// for it: the nodes see their connections drop, and write back what the copy lacks (a system
+/// registered since, its members, a settings change), never answering wrongly meanwhile.
+#[actix_web::test]
+async fn a_redis_replaced_by_a_lagging_copy_behind_one_address_gets_everything_written_back() {
+    if crate::cluster::redis_url().is_none() {
+        return;
+    }
+    let dir = crate::systems::scratch_dir("lagging-redis");
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let args = [
+        "--port",
+        "{port}",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir_arg,
+    ];
+    let Some(mut redis) = OwnServer::start("redis-server", &args) else {
+        crate::helpers::skip_unless_ci("lagging Redis test", "redis-server did not start");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let (a, b) = (node(&url, "lagging:").await, node(&url, "lagging:").await);
+    a.register("s1").await;
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let client = on.connect("s1").await;
+        on.bind("s1", &client, "g", &format!("u{i}")).await;
+        clients.push(client);
+    }
+    let mut admin = connect(redis.port).await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
+    // What the copy will lack.
+    b.register("s2").await;
+    let on_s2 = a.connect("s2").await;
+    a.bind("s2", &on_s2, "h", "x").await;
+    for i in 4..6 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let client = on.connect("s1").await;
+        on.bind("s1", &client, "g", &format!("u{i}")).await;
+        clients.push(client);
+    }
+    b.api("update_system", "s1", json!({"presence": "user"}))
+        .await
+        .ok();
+
+    redis.kill();
+    redis
+        .restart()
+        .expect("the copy starts at the same address");
+    let replaced = Instant::now();
+    let mut answers = OutageAnswers::default();
+    loop {
+        let list = a
+            .api("get_online_list", "s1", json!({"groupName": "g"}))
+            .await;
+        let other = b
+            .api("get_online_list", "s2", json!({"groupName": "h"}))
+            .await;
+        let settings = a.api("get_system", "s1", json!({})).await;
+        if list.status == 200 {
+            assert_eq!(list.body["data"]["count"], 6, "{list:?}");
+        }
+        if other.status == 200 {
+            assert_eq!(other.body["data"]["count"], 1, "{other:?}");
+        }
+        if settings.status == 200 {
+            assert_eq!(settings.body["data"]["presence"], "user", "{settings:?}");
+        }
+        if answers.note(&[&list, &other, &settings], true) {
+            break;
+        }
+        assert!(
+            replaced.elapsed() < Duration::from_secs(20),
+            "never served again: {:?}",
+            answers.statuses
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let served = answers.healthy_since().unwrap() - replaced;
+    eprintln!(
+        "replaced by a lagging copy: served again after {served:?}; answers {:?}",
+        answers.statuses
+    );
+    assert!(served < Duration::from_secs(10), "{served:?}");
+    // The clients stayed connected.
+    let sent = b
+        .api(
+            "send_to_group",
+            "s1",
+            json!({"groupName": "g", "msg": "after"}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent["count"], 6);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
