@@ -510,6 +510,27 @@ impl OutageAnswers {
     }
 }
 
+/// A private Redis that `SAVE`s to `dir` and starts again from what it saved there (a copy that
+/// lacks what came after); `None` (the test skips) where none can be started, outside CI.
+pub fn own_redis_saving_to(dir: &std::path::Path, test: &str) -> Option<OwnServer> {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let args = [
+        "--port",
+        "{port}",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir,
+    ];
+    let redis = OwnServer::start("redis-server", &args);
+    if redis.is_none() {
+        crate::helpers::skip_unless_ci(test, "redis-server did not start");
+    }
+    redis
+}
+
 fn own_redis_or_skip() -> Option<OwnServer> {
     redis_url()?;
     if std::process::Command::new("redis-server")

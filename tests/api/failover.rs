@@ -258,19 +258,7 @@ async fn a_redis_replaced_by_a_lagging_copy_behind_one_address_gets_everything_w
         return;
     }
     let dir = crate::systems::scratch_dir("lagging-redis");
-    let dir_arg = dir.to_str().unwrap().to_owned();
-    let args = [
-        "--port",
-        "{port}",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        &dir_arg,
-    ];
-    let Some(mut redis) = OwnServer::start("redis-server", &args) else {
-        crate::helpers::skip_unless_ci("lagging Redis test", "redis-server did not start");
+    let Some(mut redis) = crate::cluster::own_redis_saving_to(&dir, "lagging Redis test") else {
         return;
     };
     let url = format!("redis://127.0.0.1:{}", redis.port);

@@ -370,24 +370,8 @@ async fn a_close_lost_while_redis_was_down_does_not_keep_its_user_online() {
         wshub::protocol::new_id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let dir_arg = dir.to_string_lossy().into_owned();
-    let Some(mut redis) = crate::processes::OwnServer::start(
-        "redis-server",
-        &[
-            "--port",
-            "{port}",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir_arg,
-        ],
-    ) else {
-        crate::helpers::skip_unless_ci(
-            "presence across a Redis outage",
-            "redis-server did not start",
-        );
+    let test = "presence across a Redis outage";
+    let Some(mut redis) = crate::cluster::own_redis_saving_to(&dir, test) else {
         return;
     };
     let url = format!("redis://127.0.0.1:{}", redis.port);
