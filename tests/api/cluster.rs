@@ -634,7 +634,17 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
     assert!(refused_handshake);
     eprintln!("restart under traffic: {:?}", answers.statuses);
     // Every send answered 200 with count 10 reached all 10 clients.
-    let marker = a
+    every_client_got(&a, &mut clients, &delivered_ids).await;
+}
+
+/// Sends a marker to group "g" of system "s" through `via`, and checks that each client got
+/// every message of `delivered` (the ids of sends answered 200) before it: none was lost.
+pub async fn every_client_got(
+    via: &TestApp,
+    clients: &mut [WsClient],
+    delivered: &[serde_json::Value],
+) {
+    let marker = via
         .api(
             "send_to_group",
             "s",
@@ -642,7 +652,7 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
         )
         .await
         .ok();
-    for client in &mut clients {
+    for client in clients {
         let mut received = Vec::new();
         loop {
             let frame = client.next_json().await;
@@ -651,7 +661,7 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
             }
             received.push(frame["messageId"].clone());
         }
-        for id in &delivered_ids {
+        for id in delivered {
             assert!(received.contains(id), "{} missed {id}", client.id);
         }
     }
