@@ -13,9 +13,9 @@ use crate::helpers::OwnServer;
 const MASTER_NAME: &str = "wshub";
 
 /// A master, its replica and three sentinels watching them, private to one test.
-struct SentinelGroup {
-    master: OwnServer,
-    replica: OwnServer,
+pub(crate) struct SentinelGroup {
+    pub(crate) master: OwnServer,
+    pub(crate) replica: OwnServer,
     sentinels: Vec<OwnServer>,
     dir: std::path::PathBuf,
 }
@@ -23,7 +23,7 @@ struct SentinelGroup {
 impl SentinelGroup {
     /// Starts the group and waits until the sentinels know the replica and each other (so a
     /// failover can be agreed); `None` (the test skips) where redis-server is missing, outside CI.
-    async fn start() -> Option<SentinelGroup> {
+    pub(crate) async fn start() -> Option<SentinelGroup> {
         if std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -81,7 +81,7 @@ impl SentinelGroup {
     }
 
     /// `redis+sentinel://` naming every sentinel.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
@@ -113,7 +113,7 @@ impl SentinelGroup {
     }
 
     /// The master's port as the first sentinel names it now.
-    async fn master_port(&self) -> Option<u16> {
+    pub(crate) async fn master_port(&self) -> Option<u16> {
         let mut conn = connect(self.sentinels[0].port).await.ok()?;
         let address: Option<(String, String)> = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")

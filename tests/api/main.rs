@@ -13,7 +13,7 @@ mod cluster;
 mod delivery;
 mod deploy;
 mod embed;
-mod failover;
+pub(crate) mod failover;
 mod fuzz;
 mod hardening;
 mod helpers;

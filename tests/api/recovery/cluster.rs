@@ -201,3 +201,72 @@ async fn a_relayed_connection_is_dropped_when_its_clients_node_dies() {
     let welcome = resume_until_welcomed(&format!("127.0.0.1:{}", b.port), &token).await;
     assert_eq!(welcome["reason"], "node_lost", "{welcome}");
 }
+
+/// A recovery client cut off while its Redis fails over (Sentinel): what its home node accepted
+/// for it meanwhile, and what is sent once the cluster serves again, is all there when it
+/// resumes, in order.
+#[actix_web::test]
+async fn a_client_cut_during_a_sentinel_failover_resumes_with_every_frame_accepted_for_it() {
+    let Some(mut group) = crate::failover::SentinelGroup::start().await else {
+        return;
+    };
+    let url = group.url();
+    let (a, b) = (node(&url, "failover:").await, node(&url, "failover:").await);
+    a.register("s").await;
+    let mut r = connect_recoverable(&a, "s").await;
+    a.bind("s", &r.client, "g", "rita").await;
+    r.next_push().await;
+    group.master.kill();
+    let (id, token, last) = r.cut();
+    let replica = group.replica.port;
+    let mut accepted = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (mut served, mut kept_while_down) = (false, 0);
+    while !served {
+        assert!(std::time::Instant::now() < deadline, "never served again");
+        // Through its home (no Redis needed) and, once the cluster serves, through the other.
+        let direct = a
+            .api(
+                "send_to_client",
+                "s",
+                json!({"clientId": id, "msg": "direct"}),
+            )
+            .await;
+        let to_group = b
+            .api(
+                "send_to_group",
+                "s",
+                json!({"groupName": "g", "msg": "group"}),
+            )
+            .await;
+        for reply in [&direct, &to_group] {
+            assert!(
+                reply.status == 200 || reply.status == 503,
+                "a wrong answer: {reply:?}"
+            );
+            if reply.status == 200 {
+                accepted.push(reply.body["data"]["messageId"].as_str().unwrap().to_owned());
+            }
+        }
+        if direct.status == 200 && to_group.status == 503 {
+            kept_while_down += 1;
+        }
+        served = to_group.status == 200 && group.master_port().await == Some(replica);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its home took frames for it while no master answered.
+    assert!(kept_while_down > 0, "{accepted:?}");
+    eprintln!(
+        "cut during a failover: {} frames accepted for it ({kept_while_down} while no master \
+         answered), all resumed",
+        accepted.len()
+    );
+    let (mut conn, _) = resume_recovered(&a, (&token, last.as_deref()), &id, &accepted).await;
+    send_and_expect(
+        &b,
+        &mut conn,
+        "send_to_group",
+        json!({"groupName": "g", "msg": "live"}),
+    )
+    .await;
+}
