@@ -1,7 +1,7 @@
-//! The delivery thread: one bounded queue and one sender task per system, on an arbiter of its
-//! own. Owns every queue and the [`Outbox`]; the registry only sends `Command`s. An event is
-//! queued once the outbox holds it, and leaves the outbox once its batch is acknowledged, given
-//! up or dropped. The thread ends when the last [`Webhooks`](super::Webhooks) handle is dropped.
+//! The delivery thread: one bounded queue and one sender task per system (and one more for a
+//! system's MQTT events), on an arbiter of its own. Owns every queue and the [`Outbox`]; the
+//! registry only sends `Command`s. An event is queued once the outbox holds it, and leaves the
+//! outbox once its batch is acknowledged, given up or dropped. The thread ends when the last [`Webhooks`](super::Webhooks) handle is dropped.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};

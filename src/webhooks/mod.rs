@@ -7,6 +7,10 @@
 //! [`BATCH_WINDOW`]), one batch in flight per system, retried with backoff, signed with
 //! HMAC-SHA256 over `"<timestamp>.<body>"`. The delivery thread is its own actix arbiter, so a
 //! slow or dead endpoint costs pushes, REST replies and other systems nothing.
+//!
+//! The same thread, with the same outbox, delivers the events a system's `mqtt` settings ask for
+//! ([`MqttEvents`]) to the broker through the bridge ([`EventPublisher`]): one more queue per
+//! system, whose batches leave the outbox once the broker acknowledged them.
 
 pub mod delivery;
 pub mod guard;
