@@ -1,11 +1,12 @@
 //! Where the cluster's Redis is: one address (`redis://`, `rediss://`), or the master of a
-//! Sentinel-watched group (`redis+sentinel://host:port[,host:port...]/<master-name>`), asked of
-//! the sentinels again at every connection, so a failover is followed without a restart.
+//! Sentinel-watched group (`redis+sentinel://[user:password@]host:port[,host:port...]/<master-name>`,
+//! the credentials for the master and its replicas), asked of the sentinels again at every
+//! connection, so a failover is followed without a restart.
 //!
 //! Shared by everything that connects to the backplane: the command connection and the
 //! subscriber (`cluster`), the webhook outbox's connection, and `wshub import`.
 
-use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 
 /// The scheme of a Sentinel address.
 pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
@@ -33,13 +34,18 @@ impl RedisEndpoint {
                 format!("{what}: expected {SENTINEL_SCHEME}host:port[,host:port...]/<master-name>"),
             ))
         };
-        let (hosts, master) = rest
-            .split_once('/')
+        let (authority, master) = rest
+            .rsplit_once('/')
             .ok_or_else(|| invalid("no master name"))?;
-        let master = master.trim_end_matches('/');
-        if master.is_empty() || master.contains('/') {
+        if master.is_empty() {
             return Err(invalid("no master name"));
         }
+        // `user:password@` (or `:password@`) is for the master and its replicas; the sentinels
+        // are asked without one.
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((credentials, hosts)) => (Some(credentials), hosts),
+            None => (None, authority),
+        };
         let sentinels: Vec<String> = hosts
             .split(',')
             .filter(|host| !host.is_empty())
@@ -48,10 +54,24 @@ impl RedisEndpoint {
         if sentinels.is_empty() {
             return Err(invalid("no sentinel"));
         }
+        let node_info = credentials.map(|credentials| {
+            let (username, password) = match credentials.split_once(':') {
+                Some((username, password)) => (username, Some(password.to_owned())),
+                None => (credentials, None),
+            };
+            SentinelNodeConnectionInfo {
+                tls_mode: None,
+                redis_connection_info: Some(redis::RedisConnectionInfo {
+                    username: (!username.is_empty()).then(|| username.to_owned()),
+                    password,
+                    ..Default::default()
+                }),
+            }
+        });
         let client = SentinelClient::build(
             sentinels,
             master.to_owned(),
-            None,
+            node_info,
             SentinelServerType::Master,
         )?;
         Ok(RedisEndpoint::Sentinel {
@@ -107,6 +127,9 @@ mod tests {
                 .unwrap();
         assert!(endpoint.follows_failovers());
         assert_eq!(endpoint.describe(), "Sentinel master 'mymaster'");
+        let with_password =
+            RedisEndpoint::parse("redis+sentinel://:s3cr@t/x@127.0.0.1:26379/mymaster").unwrap();
+        assert_eq!(with_password.describe(), "Sentinel master 'mymaster'");
         let direct = RedisEndpoint::parse("redis://127.0.0.1:6379/0").unwrap();
         assert!(!direct.follows_failovers());
         assert_eq!(direct.describe(), "127.0.0.1:6379");
@@ -118,6 +141,7 @@ mod tests {
             ("redis+sentinel://127.0.0.1:26379", "no master name"),
             ("redis+sentinel://127.0.0.1:26379/", "no master name"),
             ("redis+sentinel:///mymaster", "no sentinel"),
+            ("redis+sentinel://:secret@/mymaster", "no sentinel"),
         ] {
             let err = RedisEndpoint::parse(url).expect_err(url).to_string();
             assert!(err.contains(why), "{url}: {err}");

@@ -18,12 +18,15 @@ pub(crate) struct SentinelGroup {
     pub(crate) replica: OwnServer,
     sentinels: Vec<OwnServer>,
     dir: std::path::PathBuf,
+    /// What the master and the replica ask of their clients (the sentinels ask nothing).
+    password: Option<String>,
 }
 
 impl SentinelGroup {
-    /// Starts the group and waits until the sentinels know the replica and each other (so a
-    /// failover can be agreed); `None` (the test skips) where redis-server is missing, outside CI.
-    pub(crate) async fn start() -> Option<SentinelGroup> {
+    /// Starts the group (its master and replica asking for `password`, if any) and waits until
+    /// the sentinels know the replica and each other (so a failover can be agreed); `None` (the
+    /// test skips) where redis-server is missing, outside CI.
+    pub(crate) async fn start(password: Option<&str>) -> Option<SentinelGroup> {
         if std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -33,14 +36,17 @@ impl SentinelGroup {
             crate::helpers::skip_unless_ci("Sentinel failover test", reason);
             return None;
         }
-        let plain = ["--port", "{port}", "--save", "", "--appendonly", "no"];
+        let mut plain = vec!["--port", "{port}", "--save", "", "--appendonly", "no"];
+        if let Some(password) = password {
+            plain.extend(["--requirepass", password, "--masterauth", password]);
+        }
         let master = OwnServer::start("redis-server", &plain).expect("a master starts");
         let master_port = master.port.to_string();
-        let mut replica_args = plain.to_vec();
+        let mut replica_args = plain.clone();
         replica_args.extend(["--replicaof", "127.0.0.1", &master_port]);
         let replica = OwnServer::start("redis-server", &replica_args).expect("a replica starts");
         until(Duration::from_secs(10), "the replica in sync", || async {
-            info(replica.port, "replication")
+            info(replica.port, password, "replication")
                 .await
                 .contains("master_link_status:up")
         })
@@ -50,6 +56,9 @@ impl SentinelGroup {
         for i in 0..3 {
             // Each sentinel rewrites its own file.
             let conf = dir.join(format!("sentinel-{i}.conf"));
+            let auth = password
+                .map(|p| format!("sentinel auth-pass {MASTER_NAME} {p}\n"))
+                .unwrap_or_default();
             std::fs::write(
                 &conf,
                 format!(
@@ -57,7 +66,7 @@ impl SentinelGroup {
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                      sentinel failover-timeout {MASTER_NAME} 5000\n\
-                     sentinel parallel-syncs {MASTER_NAME} 1\n"
+                     sentinel parallel-syncs {MASTER_NAME} 1\n{auth}"
                 ),
             )
             .unwrap();
@@ -70,6 +79,7 @@ impl SentinelGroup {
             replica,
             sentinels,
             dir,
+            password: password.map(str::to_owned),
         };
         until(
             Duration::from_secs(20),
@@ -80,19 +90,27 @@ impl SentinelGroup {
         Some(group)
     }
 
-    /// `redis+sentinel://` naming every sentinel.
+    /// `redis+sentinel://` naming every sentinel (and the password, if any).
     pub(crate) fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
-        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+        let credentials = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        format!(
+            "redis+sentinel://{credentials}{}/{MASTER_NAME}",
+            hosts.join(",")
+        )
     }
 
     async fn sentinels_ready(&self) -> bool {
         for sentinel in &self.sentinels {
-            let Ok(mut conn) = connect(sentinel.port).await else {
+            let Ok(mut conn) = connect(sentinel.port, None).await else {
                 return false;
             };
             let others: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
@@ -114,7 +132,7 @@ impl SentinelGroup {
 
     /// The master's port as the first sentinel names it now.
     pub(crate) async fn master_port(&self) -> Option<u16> {
-        let mut conn = connect(self.sentinels[0].port).await.ok()?;
+        let mut conn = connect(self.sentinels[0].port, None).await.ok()?;
         let address: Option<(String, String)> = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(MASTER_NAME)
@@ -136,14 +154,18 @@ impl Drop for SentinelGroup {
     }
 }
 
-async fn connect(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+async fn connect(
+    port: u16,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let credentials = password.map(|p| format!(":{p}@")).unwrap_or_default();
+    redis::Client::open(format!("redis://{credentials}127.0.0.1:{port}"))?
         .get_multiplexed_async_connection()
         .await
 }
 
-async fn info(port: u16, section: &str) -> String {
-    match connect(port).await {
+async fn info(port: u16, password: Option<&str>, section: &str) -> String {
+    match connect(port, password).await {
         Ok(mut conn) => redis::cmd("INFO")
             .arg(section)
             .query_async(&mut conn)
@@ -165,12 +187,13 @@ where
     }
 }
 
-/// The master killed under a steady load of calls: meanwhile every call is answered right or
-/// 503 (never wrongly), the clients stay connected, and within 10 s of the replica's promotion
-/// both nodes serve again with every system and membership written back.
+/// The master (asking for a password, as in production) killed under a steady load of calls:
+/// meanwhile every call is answered right or 503 (never wrongly), the clients stay connected,
+/// and within 10 s of the replica's promotion both nodes serve again with every system and
+/// membership written back.
 #[actix_web::test]
 async fn a_sentinel_failover_is_followed_without_a_restart_and_without_a_wrong_answer() {
-    let Some(group) = SentinelGroup::start().await else {
+    let Some(group) = SentinelGroup::start(Some("a-redis-password")).await else {
         return;
     };
     let url = group.url();
@@ -228,7 +251,9 @@ async fn a_sentinel_failover_is_followed_without_a_restart_and_without_a_wrong_a
     assert!(serving_after < Duration::from_secs(10), "{serving_after:?}");
 
     // Written back to the new master: the system, its members, on both nodes.
-    let mut conn = connect(replica_port).await.unwrap();
+    let mut conn = connect(replica_port, Some("a-redis-password"))
+        .await
+        .unwrap();
     let members: usize = conn.hlen("failover:members:s:g").await.unwrap();
     assert_eq!(members, 6);
     // Every client is still connected, and got every send answered 200: no frame was lost.
@@ -258,7 +283,7 @@ async fn a_redis_replaced_by_a_lagging_copy_behind_one_address_gets_everything_w
         on.bind("s1", &client, "g", &format!("u{i}")).await;
         clients.push(client);
     }
-    let mut admin = connect(redis.port).await.unwrap();
+    let mut admin = connect(redis.port, None).await.unwrap();
     let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
     // What the copy will lack.
     b.register("s2").await;

@@ -207,7 +207,7 @@ async fn a_relayed_connection_is_dropped_when_its_clients_node_dies() {
 /// resumes, in order.
 #[actix_web::test]
 async fn a_client_cut_during_a_sentinel_failover_resumes_with_every_frame_accepted_for_it() {
-    let Some(mut group) = crate::failover::SentinelGroup::start().await else {
+    let Some(mut group) = crate::failover::SentinelGroup::start(None).await else {
         return;
     };
     let url = group.url();
