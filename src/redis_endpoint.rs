@@ -8,6 +8,9 @@
 
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 
+/// Longest the sentinels (and the master they name, which is asked its role) may take to answer.
+const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The scheme of a Sentinel address.
 pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
 
@@ -86,7 +89,16 @@ impl RedisEndpoint {
         match self {
             RedisEndpoint::Direct(client) => Ok(client.clone()),
             RedisEndpoint::Sentinel { sentinels, .. } => {
-                sentinels.lock().await.async_get_client().await
+                let asked = async { sentinels.lock().await.async_get_client().await };
+                // A sentinel that never answers must not hold up the heartbeat that asks.
+                tokio::time::timeout(ASK_WITHIN, asked)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(redis::RedisError::from((
+                            redis::ErrorKind::IoError,
+                            "the sentinels did not name a master in time",
+                        )))
+                    })
             }
         }
     }
