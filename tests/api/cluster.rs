@@ -531,7 +531,9 @@ pub fn own_redis_saving_to(dir: &std::path::Path, test: &str) -> Option<OwnServe
     redis
 }
 
-fn own_redis_or_skip() -> Option<OwnServer> {
+/// A private Redis on a free port (for tests that stop it, or want it to themselves); `None`
+/// (the test skips) where none can be started, outside CI.
+pub fn own_redis_or_skip() -> Option<OwnServer> {
     redis_url()?;
     if std::process::Command::new("redis-server")
         .arg("--version")
