@@ -106,8 +106,9 @@ impl Shared {
     }
 
     /// Writes what arrived to the outbox in one commit (with the removals since the last), then
-    /// queues it. Events that could not be written are dropped, and counted. The commit runs on a
-    /// blocking thread, so the senders go on meanwhile; the outbox comes back with it.
+    /// queues it. Events that could not be written are dropped, and counted. A file's commit
+    /// runs on a blocking thread and Redis's is one round trip, so the senders go on meanwhile;
+    /// the outbox comes back with it.
     pub(super) async fn take_all(
         self: &Rc<Self>,
         intake: Vec<Command>,
