@@ -96,7 +96,11 @@ impl Application {
         let endpoint = config.redis_url.as_deref().map(parse).transpose()?;
         let outbox = match (&config.redis_url, config.store_dir()) {
             // An endpoint of its own: its connections live on the delivery thread's runtime.
-            (Some(url), _) => Outbox::redis(parse(url)?, &config.redis_prefix, &node_id),
+            (Some(url), _) => {
+                let endpoint = parse(url)?;
+                let prefix = endpoint.key_prefix(&config.redis_prefix);
+                Outbox::redis(endpoint, &prefix, &node_id)
+            }
             (None, Some(dir)) => Outbox::open(dir).map_err(std::io::Error::other)?,
             (None, None) => Outbox::memory(),
         };
@@ -105,7 +109,7 @@ impl Application {
             (Some(endpoint), Some(events), Some(events_rx)) => {
                 let cluster_config = ClusterConfig {
                     endpoint: endpoint.clone(),
-                    prefix: config.redis_prefix.clone(),
+                    prefix: endpoint.key_prefix(&config.redis_prefix),
                     presence_grace: config.presence_grace,
                 };
                 let cluster = Cluster::start(

@@ -33,11 +33,9 @@ pub async fn import_systems(
     prefix: &str,
     systems: &[(String, SystemSettings)],
 ) -> redis::RedisResult<Vec<Imported>> {
-    let client = crate::redis_endpoint::RedisEndpoint::parse(redis_url)?
-        .client()
-        .await?;
-    let mut redis = client.get_multiplexed_async_connection().await?;
-    let keys = Keys(prefix.to_owned());
+    let endpoint = crate::redis_endpoint::RedisEndpoint::parse(redis_url)?;
+    let (mut redis, _) = endpoint.connect().await?;
+    let keys = Keys(endpoint.key_prefix(prefix));
     let mut outcome = Vec::with_capacity(systems.len());
     for (system_id, settings) in systems {
         // As `register` writes them (plain data: serializing cannot fail).

@@ -18,7 +18,6 @@ use super::node::{
 };
 use super::pubsub::Published;
 use super::scripts::{EPOCH, NEW_EPOCH};
-use crate::redis_endpoint::address_of;
 
 /// Longest a purge waits for the webhook delivery thread to take over a dead node's pending
 /// events.
@@ -61,30 +60,31 @@ impl Cluster {
         }
     }
 
-    /// A Sentinel group's master may change: when the sentinels name another, the command
-    /// connection moves to it and the subscriber connects again, which starts a new epoch, so
-    /// every node writes back what it knows (a promoted replica may lag behind the old master).
-    /// While no master answers, calls fail and answer 503.
+    /// A Sentinel group's master, or a Redis Cluster shard's, may change: when another serves,
+    /// the command connection moves to it and the subscriber connects again, which starts a new
+    /// epoch, so every node writes back what it knows (a promoted replica may lag behind the
+    /// old master). While no master answers, calls fail and answer 503.
     async fn follow_master(&self) {
         if !self.endpoint.follows_failovers() {
             return;
         }
-        let Ok(client) = self.endpoint.client().await else {
-            return;
-        };
-        let address = address_of(&client);
+        // No answer: the connection may hold a stale map of a Redis Cluster (a dead master's
+        // slots, where every call times out); a fresh connection reads the map again.
+        let asked = self.endpoint.serving(&mut self.conn()).await.ok();
         let old = Self::lock(&self.redis_address).clone();
-        if old == address {
+        if asked.as_ref() == Some(&old) {
             return;
         }
-        match Self::manager(&client).await {
-            Ok(manager) => {
-                log::warn!("the Redis master is {address} now (was {old}); following it");
-                *Self::lock(&self.redis) = manager;
-                *Self::lock(&self.redis_address) = address;
-                self.resubscribe.notify_one();
+        match self.endpoint.connect().await {
+            Ok((conn, serving)) => {
+                *Self::lock(&self.redis) = conn;
+                if serving != old {
+                    log::warn!("the Redis master is {serving} now (was {old}); following it");
+                    *Self::lock(&self.redis_address) = serving;
+                    self.resubscribe.notify_one();
+                }
             }
-            Err(err) => log::debug!("the new Redis master {address} does not answer yet: {err}"),
+            Err(err) => log::debug!("no new Redis master answers yet: {err}"),
         }
     }
 

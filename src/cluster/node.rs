@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actors::events::{Event, EventSink};
@@ -16,7 +15,7 @@ use crate::actors::outward::Outward;
 use crate::actors::registry::SystemRegistry;
 use crate::backplane::Decoder;
 use crate::error::ApiError;
-use crate::redis_endpoint::{address_of, RedisEndpoint};
+use crate::redis_endpoint::{RedisConn, RedisEndpoint};
 use crate::settings::SystemSettings;
 
 use super::keys::Keys;
@@ -96,9 +95,9 @@ pub struct Cluster {
     pub(super) keys: Keys,
     /// Where Redis is (one address, or a Sentinel group's master).
     pub(super) endpoint: Arc<RedisEndpoint>,
-    /// The command connection, to the server `redis_address` names; replaced when a Sentinel
-    /// names another master (see `liveness.rs`).
-    pub(super) redis: Mutex<ConnectionManager>,
+    /// The command connection, to the servers `redis_address` names (see
+    /// [`RedisEndpoint::serving`]); replaced when they change (a failover, see `liveness.rs`).
+    pub(super) redis: Mutex<RedisConn>,
     pub(super) redis_address: Mutex<String>,
     /// Tells the subscriber to connect again (to a new master).
     pub(super) resubscribe: tokio::sync::Notify,
@@ -235,9 +234,7 @@ impl Cluster {
         relay_config: RelayConfig,
     ) -> Result<Arc<Cluster>, redis::RedisError> {
         let endpoint = config.endpoint.clone();
-        let client = endpoint.client().await?;
-        let redis_address = address_of(&client);
-        let redis = Self::manager(&client).await?;
+        let (redis, redis_address) = endpoint.connect().await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let (relay_out, relay_queue) = mpsc::unbounded_channel();
         let keys = Keys(config.prefix.clone());
@@ -297,18 +294,8 @@ impl Cluster {
         &self.node_id
     }
 
-    pub(super) fn conn(&self) -> ConnectionManager {
+    pub(super) fn conn(&self) -> RedisConn {
         Self::lock(&self.redis).clone()
-    }
-
-    /// A command connection to the server `client` names, reconnecting by itself.
-    pub(super) async fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(1)
-            .set_max_delay(1000);
-        client.get_connection_manager_with_config(config).await
     }
 
     /// Notes whether Redis answered, logging each change once.

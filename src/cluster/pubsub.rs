@@ -127,8 +127,12 @@ impl Cluster {
         let mut backoff = Duration::from_millis(50);
         let mut reconnecting = false;
         loop {
-            // Asked each time: a Sentinel group may have another master now.
-            let client = self.endpoint.client().await;
+            // Asked each time: a Sentinel group (or the cluster's shard) may have another
+            // master now.
+            let client = self
+                .endpoint
+                .subscriber(&mut self.conn(), &self.keys.epoch())
+                .await;
             let pubsub = match client {
                 Ok(client) => client.get_async_pubsub().await,
                 Err(err) => Err(err),

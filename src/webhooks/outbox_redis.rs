@@ -14,11 +14,8 @@
 //! after a failure.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
-use crate::redis_endpoint::RedisEndpoint;
+use crate::redis_endpoint::{RedisConn, RedisEndpoint};
 
 /// Moves up to ARGV[2] entries from KEYS[1] (a dead node's stream) to KEYS[2] (this node's),
 /// numbered from ARGV[1], and returns their JSON in order; deletes KEYS[1] once it is empty.
@@ -46,7 +43,7 @@ pub struct RedisOutbox {
     /// Asked for the server at each connection (a Sentinel group's master may change).
     endpoint: Arc<RedisEndpoint>,
     /// `None` until the first write, and after a failed one.
-    conn: Option<ConnectionManager>,
+    conn: Option<RedisConn>,
     prefix: String,
     /// This node's stream.
     key: String,
@@ -69,20 +66,11 @@ impl RedisOutbox {
         format!("in Redis ({})", self.key)
     }
 
-    async fn conn(&mut self) -> redis::RedisResult<ConnectionManager> {
+    async fn conn(&mut self) -> redis::RedisResult<RedisConn> {
         if let Some(conn) = &self.conn {
             return Ok(conn.clone());
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(1);
-        let conn = self
-            .endpoint
-            .client()
-            .await?
-            .get_connection_manager_with_config(config)
-            .await?;
+        let (conn, _) = self.endpoint.connect().await?;
         self.conn = Some(conn.clone());
         Ok(conn)
     }

@@ -17,9 +17,11 @@ use crate::helpers::{expect_close, spawn_app_with, OwnServer, ServerProcess, Tes
 pub fn redis_url() -> Option<String> {
     let url = std::env::var("WSHUB_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    // The first host of a plain or a `redis+cluster://` address.
     let address = url
         .trim_start_matches("redis://")
-        .split('/')
+        .trim_start_matches("redis+cluster://")
+        .split(['/', ','])
         .next()
         .unwrap_or_default()
         .to_owned();
@@ -56,6 +58,10 @@ extern "C" fn delete_this_runs_keys_at_exit() {
     let Some(run) = RUN_PREFIX.get() else { return };
     let url = std::env::var("WSHUB_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    // A Redis Cluster for the tests is a private one, stopped with everything in it.
+    if url.starts_with("redis+cluster://") {
+        return;
+    }
     let Ok(mut redis) = redis::Client::open(url)
         .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(2)))
     else {

@@ -29,6 +29,7 @@ mod processes;
 mod raw_ws;
 mod readme;
 mod recovery;
+pub(crate) mod redis_cluster;
 mod rest;
 mod sdk;
 mod shutdown;

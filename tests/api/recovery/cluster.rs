@@ -207,18 +207,29 @@ async fn a_relayed_connection_is_dropped_when_its_clients_node_dies() {
 /// resumes, in order.
 #[actix_web::test]
 async fn a_client_cut_during_a_sentinel_failover_resumes_with_every_frame_accepted_for_it() {
-    let Some(mut group) = crate::failover::SentinelGroup::start(None).await else {
-        return;
-    };
+    if let Some(group) = crate::failover::SentinelGroup::start(None).await {
+        cut_during_a_failover(group).await;
+    }
+}
+
+/// The same while the Redis Cluster shard that holds the nodes' keys fails over.
+#[actix_web::test]
+async fn a_client_cut_during_a_redis_cluster_shard_failover_resumes_with_every_frame_accepted() {
+    if let Some(group) = crate::redis_cluster::RedisClusterGroup::start().await {
+        cut_during_a_failover(group).await;
+    }
+}
+
+/// Kills `group`'s master with a recovery client cut meanwhile, then resumes it.
+async fn cut_during_a_failover(mut group: impl crate::failover::FailingRedis) {
     let url = group.url();
     let (a, b) = (node(&url, "failover:").await, node(&url, "failover:").await);
     a.register("s").await;
     let mut r = connect_recoverable(&a, "s").await;
     a.bind("s", &r.client, "g", "rita").await;
     r.next_push().await;
-    group.master.kill();
+    group.kill_master("failover:").await;
     let (id, token, last) = r.cut();
-    let replica = group.replica.port;
     let mut accepted = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (mut served, mut kept_while_down) = (false, 0);
@@ -251,7 +262,7 @@ async fn a_client_cut_during_a_sentinel_failover_resumes_with_every_frame_accept
         if direct.status == 200 && to_group.status == 503 {
             kept_while_down += 1;
         }
-        served = to_group.status == 200 && group.master_port().await == Some(replica);
+        served = to_group.status == 200 && group.promoted().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Its home took frames for it while no master answered.
