@@ -239,8 +239,9 @@ pub struct Config {
     pub slow_close_grace: Duration,
     #[command(flatten)]
     pub overload: OverloadGate,
-    /// Cluster mode: redis://HOST:PORT/DB shared by every node, or
-    /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER-NAME [default: single node, no Redis].
+    /// Cluster mode: redis://HOST:PORT/DB shared by every node,
+    /// redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER-NAME, or
+    /// redis+cluster://HOST:PORT[,HOST:PORT...] [default: single node, no Redis].
     #[arg(long, env = "WSHUB_REDIS_URL", value_parser = non_empty)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.

@@ -111,17 +111,19 @@ async fn server_without_secret_logs_a_working_admin_token() {
 }
 
 #[test]
-fn a_sentinel_address_without_a_master_name_is_refused_at_start_and_says_why() {
-    let output = Command::new(BIN)
-        .args(["--port", "0", "--ephemeral"])
-        .args(["--redis-url", "redis+sentinel://127.0.0.1:26379"])
-        .env("WSHUB_JWT_SECRET", crate::helpers::SECRET)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--redis-url") && stderr.contains("no master name"),
-        "{stderr}"
-    );
+fn a_sentinel_or_cluster_address_that_cannot_work_is_refused_at_start_and_says_why() {
+    for (url, why) in [
+        ("redis+sentinel://127.0.0.1:26379", "no master name"),
+        ("redis+cluster://127.0.0.1:7000/0", "no database number"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["--port", "0", "--ephemeral"])
+            .args(["--redis-url", url])
+            .env("WSHUB_JWT_SECRET", crate::helpers::SECRET)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--redis-url") && stderr.contains(why), "{stderr}");
+    }
 }
