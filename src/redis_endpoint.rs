@@ -191,6 +191,12 @@ impl RedisEndpoint {
         }
     }
 
+    /// Whether channels go through sharded pub/sub (a Redis Cluster: a message crosses only its
+    /// channel's shard).
+    pub fn shards_channels(&self) -> bool {
+        matches!(self, RedisEndpoint::Cluster { .. })
+    }
+
     /// A command connection to the backplane as it is now (for a Sentinel group, to the
     /// master it names now), and which servers it reaches (see [`RedisEndpoint::serving`]).
     pub async fn connect(&self) -> redis::RedisResult<(RedisConn, String)> {
@@ -226,58 +232,22 @@ impl RedisEndpoint {
         }
     }
 
-    /// Where the subscriber connects: the one server, or in a Redis Cluster the master of the
-    /// slot that `key`'s hash tag names, which every channel shares, so each publish (routed
-    /// there by its channel) reaches the subscribers directly, in order, counted.
-    pub async fn subscriber(
-        &self,
-        conn: &mut RedisConn,
-        key: &str,
-    ) -> redis::RedisResult<redis::Client> {
-        let RedisEndpoint::Cluster { nodes, .. } = self else {
-            return self.client().await;
-        };
-        let slot: i64 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(conn)
-            .await?;
-        let ranges: Vec<redis::Value> =
-            redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
-        let master = ranges.iter().find_map(|range| {
-            let redis::Value::Array(fields) = range else {
-                return None;
-            };
-            let (start, end): (i64, i64) = (
-                redis::from_redis_value(fields.first()?).ok()?,
-                redis::from_redis_value(fields.get(1)?).ok()?,
-            );
-            let (host, port): (String, u16) = match fields.get(2)? {
-                redis::Value::Array(node) => (
-                    redis::from_redis_value(node.first()?).ok()?,
-                    redis::from_redis_value(node.get(1)?).ok()?,
-                ),
-                _ => return None,
-            };
-            (start..=end).contains(&slot).then_some((host, port))
-        });
-        let (host, port) = master.ok_or_else(|| {
-            redis::RedisError::from((redis::ErrorKind::ClusterDown, "no master serves the slot"))
-        })?;
-        let credentials = nodes
-            .first()
-            .map(|node| node.get_connection_info().redis.clone())
-            .unwrap_or_default();
-        redis::Client::open(redis::ConnectionInfo {
-            addr: redis::ConnectionAddr::Tcp(host, port),
-            redis: credentials,
-        })
+    /// The credentials (and database) every server is asked with.
+    pub fn credentials(&self) -> redis::RedisConnectionInfo {
+        match self {
+            RedisEndpoint::Direct(client) => client.get_connection_info().redis.clone(),
+            RedisEndpoint::Cluster { nodes, .. } => nodes
+                .first()
+                .map(|node| node.get_connection_info().redis.clone())
+                .unwrap_or_default(),
+            RedisEndpoint::Sentinel { .. } => Default::default(),
+        }
     }
 
     /// A client for the server to use now: the one address, or the master the sentinels name
     /// now (checked to call itself master). (A Redis Cluster has no one server: see
-    /// [`RedisEndpoint::connect`].)
-    async fn client(&self) -> redis::RedisResult<redis::Client> {
+    /// [`RedisEndpoint::connect`] and [`slot_masters`].)
+    pub async fn client(&self) -> redis::RedisResult<redis::Client> {
         match self {
             RedisEndpoint::Direct(client) => Ok(client.clone()),
             RedisEndpoint::Cluster { .. } => Err(redis::RedisError::from((
@@ -326,6 +296,47 @@ impl std::fmt::Debug for RedisEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// Slots `start..=end`, served by the master at (`host`, `port`).
+pub type SlotRange = (i64, i64, (String, u16));
+
+/// The slot of `key` (a key or a channel) in a Redis Cluster.
+pub async fn slot_of(conn: &mut impl ConnectionLike, key: &str) -> redis::RedisResult<i64> {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await
+}
+
+/// The master that serves `slot`, in `ranges`.
+pub fn master_serving(ranges: &[SlotRange], slot: i64) -> Option<&(String, u16)> {
+    ranges
+        .iter()
+        .find(|(start, end, _)| (*start..=*end).contains(&slot))
+        .map(|(_, _, master)| master)
+}
+
+/// Which master serves each range of slots, from `CLUSTER SLOTS` asked over `conn`.
+pub async fn slot_masters(conn: &mut impl ConnectionLike) -> redis::RedisResult<Vec<SlotRange>> {
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+    Ok(ranges
+        .iter()
+        .filter_map(|range| {
+            let redis::Value::Array(fields) = range else {
+                return None;
+            };
+            let start = redis::from_redis_value(fields.first()?).ok()?;
+            let end = redis::from_redis_value(fields.get(1)?).ok()?;
+            let redis::Value::Array(master) = fields.get(2)? else {
+                return None;
+            };
+            let host = redis::from_redis_value(master.first()?).ok()?;
+            let port = redis::from_redis_value(master.get(1)?).ok()?;
+            Some((start, end, (host, port)))
+        })
+        .collect())
 }
 
 /// The masters that serve slots, from `CLUSTER NODES` (`<id> <addr> <flags> <master> <ping>

@@ -109,7 +109,7 @@ impl Application {
             (Some(endpoint), Some(events), Some(events_rx)) => {
                 let cluster_config = ClusterConfig {
                     endpoint: endpoint.clone(),
-                    prefix: endpoint.key_prefix(&config.redis_prefix),
+                    prefix: config.redis_prefix.clone(),
                     presence_grace: config.presence_grace,
                 };
                 let cluster = Cluster::start(

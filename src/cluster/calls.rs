@@ -20,7 +20,6 @@ use crate::settings::SystemSettings;
 
 use super::node::{owner_of, Cluster, RPC_TIMEOUT};
 use super::node::{NodeAnswer, RelayAddr};
-use super::scripts::PUBLISH;
 
 /// What one node asks of another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -163,7 +162,7 @@ impl Cluster {
         let payload = serde_json::to_string(&message).unwrap_or_default();
         // Guarded: while any node resyncs, "nobody listens" may be a node not yet resubscribed.
         let receivers = self
-            .run_guarded(&PUBLISH, &[], &[&self.keys.node_channel(node), &payload])
+            .publish_guarded(&self.keys.node_channel(node), &payload)
             .await;
         let receivers = match receivers {
             Ok(n) => n,
@@ -269,9 +268,7 @@ impl Cluster {
                     };
                     let reply = serde_json::to_string(&NodeMessage::Reply { id, result })
                         .unwrap_or_default();
-                    let sent: redis::RedisResult<i64> =
-                        cluster.conn().publish(reply_to, reply).await;
-                    let _ = cluster.track(sent);
+                    let _ = cluster.publish_now(&reply_to, &reply).await;
                 });
             }
             // In order, here: a relayed connection's frames keep the order they were sent in.

@@ -35,7 +35,7 @@ pub async fn import_systems(
 ) -> redis::RedisResult<Vec<Imported>> {
     let endpoint = crate::redis_endpoint::RedisEndpoint::parse(redis_url)?;
     let (mut redis, _) = endpoint.connect().await?;
-    let keys = Keys(endpoint.key_prefix(prefix));
+    let keys = Keys::new(&endpoint, prefix);
     let mut outcome = Vec::with_capacity(systems.len());
     for (system_id, settings) in systems {
         // As `register` writes them (plain data: serializing cannot fail).

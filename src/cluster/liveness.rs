@@ -294,8 +294,8 @@ impl Cluster {
                         );
                         // Published as if from the dead node, so every live node delivers it.
                         let payload = Published::payload(&node, Some(group.clone()), &notice);
-                        let _: i64 =
-                            self.track(conn.publish(keys.system_channel(system), payload).await)?;
+                        self.publish_now(&keys.system_channel(system), &payload)
+                            .await?;
                     }
                     user_id = info.user_id;
                 }

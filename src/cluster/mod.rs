@@ -23,6 +23,11 @@
 //! | channel `sys:{system}` | group and system broadcasts, notices | any node, once per message |
 //! | channel `node:{node}` | requests for a node's clients, and replies | any node |
 //!
+//! On a Redis Cluster (`redis+cluster://`) the prefix of every key becomes a hash tag
+//! (`{wshub:}systems`), so every script's keys are on one shard, and each channel gets a tag
+//! of its own (`wshub:sys:{system}`, `wshub:node:{node}`) and goes through sharded pub/sub,
+//! so the messages spread over the shards (`keys.rs`, `subscriber.rs`).
+//!
 //! A clientId starts with its node's id, so any node knows where a client lives without a lookup.
 //! A node subscribes to `sys:{system}` while it has a client of that system, so it receives only
 //! the broadcasts of systems it serves; a broadcast is published once whatever the group size,
@@ -51,6 +56,7 @@
 //! - `systems.rs`: systems and their settings across nodes.
 //! - `calls.rs`: requests to the node that owns a client.
 //! - `pubsub.rs`: subscriptions, broadcasts, and what arrives on the channels.
+//! - `subscriber.rs`: the subscriber's connections (one, or one per Redis Cluster shard).
 //! - `writer.rs`: the ordered writer of this node's clients and groups.
 //! - `liveness.rs`: heartbeats, epochs and the purge of dead nodes.
 //! - `presence.rs`: users' presence (arrivals, departures after the grace) across nodes.
@@ -67,6 +73,7 @@ mod presence;
 mod pubsub;
 mod relay;
 mod scripts;
+mod subscriber;
 mod systems;
 mod writer;
 

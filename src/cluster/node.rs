@@ -237,7 +237,7 @@ impl Cluster {
         let (redis, redis_address) = endpoint.connect().await?;
         let (subscribe_tx, subscribe_rx) = mpsc::unbounded_channel();
         let (relay_out, relay_queue) = mpsc::unbounded_channel();
-        let keys = Keys(config.prefix.clone());
+        let keys = Keys::new(&endpoint, &config.prefix);
         let mut subscriptions = Subscriptions::default();
         subscriptions.wanted.insert(keys.node_channel(&node_id), 1);
         let cluster = Arc::new(Cluster {
@@ -285,7 +285,7 @@ impl Cluster {
             "cluster mode: node {} on {} (prefix '{}')",
             cluster.node_id,
             cluster.endpoint.describe(),
-            cluster.keys.0
+            cluster.keys.prefix
         );
         Ok(cluster)
     }

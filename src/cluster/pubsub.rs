@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytestring::ByteString;
-use futures_util::StreamExt;
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -16,7 +14,8 @@ use crate::backplane::Audience;
 use crate::error::ApiError;
 
 use super::node::{Cluster, Subscriptions, SystemLease, SUBSCRIBE_TIMEOUT};
-use super::scripts::COUNT_AND_PUBLISH;
+use super::scripts::{CHECK_EPOCH, COUNT, COUNT_AND_PUBLISH, PUBLISH};
+use super::subscriber::Subscriber;
 
 /// A broadcast on a `sys:` channel.
 #[derive(Serialize, Deserialize)]
@@ -79,9 +78,9 @@ impl Cluster {
         }
     }
 
-    /// Counts the members at `count_key` and publishes the frame for the other nodes, in one
-    /// round trip to Redis, guarded by the epoch so the count is never that of a half-rebuilt
-    /// Redis.
+    /// Counts the members at `count_key` and publishes the frame for the other nodes, guarded
+    /// by the epoch so the count is never that of a half-rebuilt Redis: in one round trip, or
+    /// (sharded channels, on their own shards) the count and then the publish.
     pub(super) async fn count_and_publish(
         &self,
         system: &str,
@@ -90,14 +89,38 @@ impl Cluster {
         frame: &ByteString,
     ) -> Result<usize, ApiError> {
         let payload = self.envelope(group, frame);
-        let count = self
-            .run_guarded(
-                &COUNT_AND_PUBLISH,
-                &[count_key],
-                &[&self.keys.system_channel(system), &payload],
-            )
-            .await?;
+        let channel = self.keys.system_channel(system);
+        let count = if self.keys.sharded {
+            let count = self.run_guarded(&COUNT, &[count_key], &[]).await?;
+            self.publish_now(&channel, &payload).await?;
+            count
+        } else {
+            let args = [channel.as_str(), payload.as_str()];
+            self.run_guarded(&COUNT_AND_PUBLISH, &[count_key], &args)
+                .await?
+        };
         Ok(count as usize)
+    }
+
+    /// Publishes `payload` on `channel` while Redis holds the epoch this node is ready for
+    /// (else 503); how many nodes received it.
+    pub(super) async fn publish_guarded(
+        &self,
+        channel: &str,
+        payload: &str,
+    ) -> Result<i64, ApiError> {
+        if self.keys.sharded {
+            self.run_guarded(&CHECK_EPOCH, &[], &[]).await?;
+            self.publish_now(channel, payload).await
+        } else {
+            self.run_guarded(&PUBLISH, &[], &[channel, payload]).await
+        }
+    }
+
+    /// Publishes `payload` on `channel`; how many nodes received it.
+    pub(super) async fn publish_now(&self, channel: &str, payload: &str) -> Result<i64, ApiError> {
+        let publish = self.keys.publish(channel, payload);
+        self.track(publish.query_async(&mut self.conn()).await)
     }
 
     pub(super) fn envelope(&self, group: Option<String>, frame: &ByteString) -> String {
@@ -111,11 +134,8 @@ impl Cluster {
         frame: &ByteString,
     ) -> Result<(), ApiError> {
         let payload = self.envelope(group, frame);
-        let _: i64 = self.track(
-            self.conn()
-                .publish(self.keys.system_channel(system), payload)
-                .await,
-        )?;
+        self.publish_now(&self.keys.system_channel(system), &payload)
+            .await?;
         Ok(())
     }
 
@@ -127,18 +147,11 @@ impl Cluster {
         let mut backoff = Duration::from_millis(50);
         let mut reconnecting = false;
         loop {
-            // Asked each time: a Sentinel group (or the cluster's shard) may have another
-            // master now.
-            let client = self
-                .endpoint
-                .subscriber(&mut self.conn(), &self.keys.epoch())
-                .await;
-            let pubsub = match client {
-                Ok(client) => client.get_async_pubsub().await,
-                Err(err) => Err(err),
-            };
-            let pubsub = match pubsub {
-                Ok(pubsub) => pubsub,
+            // Asked each time: a Sentinel group (or a shard) may have another master now.
+            let connected =
+                Subscriber::connect(&self.endpoint, self.conn(), self.keys.sharded).await;
+            let mut subscriber = match connected {
+                Ok(subscriber) => subscriber,
                 Err(err) => {
                     log::debug!("Redis pub/sub connection failed: {err}");
                     tokio::time::sleep(backoff).await;
@@ -146,9 +159,11 @@ impl Cluster {
                     continue;
                 }
             };
-            let (mut sink, mut stream) = pubsub.split();
             let mut subscribed: HashSet<String> = HashSet::new();
-            if let Err(err) = self.sync_subscriptions(&mut sink, &mut subscribed).await {
+            if let Err(err) = self
+                .sync_subscriptions(&mut subscriber, &mut subscribed)
+                .await
+            {
                 log::debug!("subscribing failed: {err}");
                 tokio::time::sleep(backoff).await;
                 continue;
@@ -162,12 +177,12 @@ impl Cluster {
             backoff = Duration::from_millis(50);
             loop {
                 tokio::select! {
-                    message = stream.next() => match message {
+                    message = subscriber.next() => match message {
                         Some(message) => self.on_message(message),
                         None => break,
                     },
                     Some(()) = changed.recv() => {
-                        if self.sync_subscriptions(&mut sink, &mut subscribed).await.is_err() {
+                        if self.sync_subscriptions(&mut subscriber, &mut subscribed).await.is_err() {
                             break;
                         }
                     }
@@ -188,7 +203,7 @@ impl Cluster {
 
     pub(super) async fn sync_subscriptions(
         &self,
-        sink: &mut redis::aio::PubSubSink,
+        subscriber: &mut Subscriber,
         subscribed: &mut HashSet<String>,
     ) -> redis::RedisResult<()> {
         let (to_add, to_remove) = {
@@ -203,11 +218,11 @@ impl Cluster {
             (to_add, to_remove)
         };
         for channel in to_add {
-            sink.subscribe(&channel).await?;
+            subscriber.subscribe(&channel).await?;
             subscribed.insert(channel);
         }
         for channel in to_remove {
-            sink.unsubscribe(&channel).await?;
+            subscriber.unsubscribe(&channel).await?;
             subscribed.remove(&channel);
         }
         {
@@ -237,7 +252,7 @@ impl Cluster {
         let Ok(payload) = message.get_payload::<String>() else {
             return;
         };
-        if let Some(system) = channel.strip_prefix(&format!("{}sys:", self.keys.0)) {
+        if let Some(system) = self.keys.system_of_channel(&channel) {
             let Ok(published) = serde_json::from_str::<Published>(&payload) else {
                 return;
             };

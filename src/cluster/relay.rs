@@ -70,8 +70,7 @@ impl Cluster {
         mut queue: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     ) {
         while let Some((channel, payload)) = queue.recv().await {
-            let sent: redis::RedisResult<i64> = self.conn().publish(channel, payload).await;
-            let _ = self.track(sent);
+            let _ = self.publish_now(&channel, &payload).await;
         }
     }
 

@@ -127,6 +127,11 @@ pub(super) static COUNT_AND_PUBLISH: Script = guarded!(
 );
 /// KEYS: epoch. ARGV: epoch, channel, payload. How many nodes received it.
 pub(super) static PUBLISH: Script = guarded!("return redis.call('PUBLISH', ARGV[2], ARGV[3])");
+/// KEYS: epoch, a hash to count. ARGV: epoch. The member count (for sharded channels, which
+/// live on other shards than the keys: the publish follows).
+pub(super) static COUNT: Script = guarded!("return redis.call('HLEN', KEYS[2])");
+/// KEYS: epoch. ARGV: epoch. 0 (for sharded channels: the publish follows).
+pub(super) static CHECK_EPOCH: Script = guarded!("return 0");
 /// KEYS: epoch, systems, system:{id}. ARGV: epoch, systemId, settings. 1 if added (with its
 /// settings), 0 if it existed.
 pub(super) static REGISTER: Script = guarded!(

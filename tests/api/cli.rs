@@ -124,6 +124,9 @@ fn a_sentinel_or_cluster_address_that_cannot_work_is_refused_at_start_and_says_w
             .unwrap();
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("--redis-url") && stderr.contains(why), "{stderr}");
+        assert!(
+            stderr.contains("--redis-url") && stderr.contains(why),
+            "{stderr}"
+        );
     }
 }

@@ -642,20 +642,20 @@ async fn after_redis_restarts_empty_no_node_answers_wrongly() {
     assert!(refused_handshake);
     eprintln!("restart under traffic: {:?}", answers.statuses);
     // Every send answered 200 with count 10 reached all 10 clients.
-    every_client_got(&a, &mut clients, &delivered_ids).await;
+    every_client_got((&a, "s"), &mut clients, &delivered_ids).await;
 }
 
-/// Sends a marker to group "g" of system "s" through `via`, and checks that each client got
+/// Sends a marker to group "g" of `system` through `via`, and checks that each client got
 /// every message of `delivered` (the ids of sends answered 200) before it: none was lost.
 pub async fn every_client_got(
-    via: &TestApp,
+    (via, system): (&TestApp, &str),
     clients: &mut [WsClient],
     delivered: &[serde_json::Value],
 ) {
     let marker = via
         .api(
             "send_to_group",
-            "s",
+            system,
             json!({"groupName": "g", "msg": "marker"}),
         )
         .await

@@ -147,8 +147,8 @@ impl SentinelGroup {
 pub(crate) trait FailingRedis {
     /// `--redis-url` for the nodes.
     fn url(&self) -> String;
-    /// Kills the master that holds the keys under `prefix` (`kill -9`).
-    async fn kill_master(&mut self, prefix: &str);
+    /// Kills the master that serves `key` (a key or a channel; `kill -9`).
+    async fn kill_master(&mut self, key: &str);
     /// Whether a replica serves in its place now.
     async fn promoted(&self) -> bool;
     /// How many members the master serving now holds for `group` of `system`.
@@ -160,7 +160,7 @@ impl FailingRedis for SentinelGroup {
         SentinelGroup::url(self)
     }
 
-    async fn kill_master(&mut self, _prefix: &str) {
+    async fn kill_master(&mut self, _key: &str) {
         self.master.kill();
     }
 
@@ -227,26 +227,31 @@ where
 #[actix_web::test]
 async fn a_sentinel_failover_is_followed_without_a_restart_and_without_a_wrong_answer() {
     if let Some(group) = SentinelGroup::start(Some("a-redis-password")).await {
-        failover_under_load(group, "Sentinel failover").await;
+        failover_under_load(group, "Sentinel failover", "s", "failover:epoch").await;
     }
 }
 
-/// Two nodes on `group`, six clients in a group; the master killed while one node sends to
-/// the group and the other lists it, every 20 ms: each answer is right or 503, both serve
-/// again within 10 s of the promotion, the members are written back to the new master, and
-/// every client got every send answered 200.
-pub(crate) async fn failover_under_load(mut group: impl FailingRedis, label: &str) {
+/// Two nodes on `group` (prefix `failover:`), six clients in a group of `system`; the master
+/// that serves `victim` killed while one node sends to the group and the other lists it, every
+/// 20 ms: each answer is right or 503, both serve again within 10 s of the promotion, the
+/// members are written back to the new master, and every client got every send answered 200.
+pub(crate) async fn failover_under_load(
+    mut group: impl FailingRedis,
+    label: &str,
+    system: &str,
+    victim: &str,
+) {
     let url = group.url();
     let (a, b) = (node(&url, "failover:").await, node(&url, "failover:").await);
-    a.register("s").await;
+    a.register(system).await;
     let mut clients = Vec::new();
     for i in 0..6 {
         let on = if i % 2 == 0 { &a } else { &b };
-        let client = on.connect("s").await;
-        on.bind("s", &client, "g", &format!("u{i}")).await;
+        let client = on.connect(system).await;
+        on.bind(system, &client, "g", &format!("u{i}")).await;
         clients.push(client);
     }
-    group.kill_master("failover:").await;
+    group.kill_master(victim).await;
     let killed = Instant::now();
     let mut promoted: Option<Instant> = None;
     let mut answers = OutageAnswers::default();
@@ -256,10 +261,14 @@ pub(crate) async fn failover_under_load(mut group: impl FailingRedis, label: &st
             promoted = Some(Instant::now());
         }
         let sent = b
-            .api("send_to_group", "s", json!({"groupName": "g", "data": "x"}))
+            .api(
+                "send_to_group",
+                system,
+                json!({"groupName": "g", "data": "x"}),
+            )
             .await;
         let list = a
-            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .api("get_online_list", system, json!({"groupName": "g"}))
             .await;
         if sent.status == 200 {
             assert_eq!(sent.body["data"]["count"], 6, "{sent:?}");
@@ -289,9 +298,9 @@ pub(crate) async fn failover_under_load(mut group: impl FailingRedis, label: &st
     assert!(serving_after < Duration::from_secs(10), "{serving_after:?}");
 
     // Written back to the new master: the group's members.
-    assert_eq!(group.members_on_master("failover:", "s", "g").await, 6);
+    assert_eq!(group.members_on_master("failover:", system, "g").await, 6);
     // Every client is still connected, and got every send answered 200: no frame was lost.
-    crate::cluster::every_client_got(&b, &mut clients, &delivered).await;
+    crate::cluster::every_client_got((&b, system), &mut clients, &delivered).await;
 }
 
 /// A managed Redis failing over behind one address: the server is replaced by a copy that lacks

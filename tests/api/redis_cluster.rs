@@ -8,6 +8,8 @@ use crate::failover::until;
 
 use redis::AsyncCommands;
 
+use wshub::redis_endpoint::{master_serving, slot_masters, slot_of};
+
 use crate::helpers::OwnServer;
 
 /// How long a silent master has before its replica takes over.
@@ -119,36 +121,10 @@ impl RedisClusterGroup {
     /// Which of `nodes` is the master serving `key` now, as the node at `ask` sees it.
     async fn master_of(&self, ask: u16, key: &str) -> Option<usize> {
         let mut conn = connect(ask).await.ok()?;
-        let slot: i64 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .ok()?;
-        let ranges: Vec<(i64, i64, (String, u16))> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async::<Vec<redis::Value>>(&mut conn)
-            .await
-            .ok()?
-            .into_iter()
-            .filter_map(|range| {
-                let redis::Value::Array(fields) = range else {
-                    return None;
-                };
-                let start = redis::from_redis_value(fields.first()?).ok()?;
-                let end = redis::from_redis_value(fields.get(1)?).ok()?;
-                let redis::Value::Array(master) = fields.get(2)? else {
-                    return None;
-                };
-                let host = redis::from_redis_value(master.first()?).ok()?;
-                let port = redis::from_redis_value(master.get(1)?).ok()?;
-                Some((start, end, (host, port)))
-            })
-            .collect();
-        let (_, _, (_, port)) = ranges
-            .into_iter()
-            .find(|(start, end, _)| (*start..=*end).contains(&slot))?;
-        self.nodes.iter().position(|node| node.port == port)
+        let slot = slot_of(&mut conn, key).await.ok()?;
+        let ranges = slot_masters(&mut conn).await.ok()?;
+        let (_, port) = master_serving(&ranges, slot)?;
+        self.nodes.iter().position(|node| node.port == *port)
     }
 }
 
@@ -157,13 +133,11 @@ impl crate::failover::FailingRedis for RedisClusterGroup {
         RedisClusterGroup::url(self)
     }
 
-    async fn kill_master(&mut self, prefix: &str) {
-        // The nodes' keys share the hash tag `{prefix}`.
-        let key = format!("{{{prefix}}}epoch");
-        let index = self.master_of(self.nodes[0].port, &key).await;
-        let index = index.expect("a master serves the nodes' keys");
+    async fn kill_master(&mut self, key: &str) {
+        let index = self.master_of(self.nodes[0].port, key).await;
+        let index = index.expect("a master serves the key");
         self.nodes[index].kill();
-        self.killed = Some((index, key));
+        self.killed = Some((index, key.to_owned()));
     }
 
     async fn promoted(&self) -> bool {
@@ -205,13 +179,112 @@ async fn connect(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnect
     crate::failover::connect(port, None).await
 }
 
-/// The master of the shard that holds the nodes' keys killed under a steady load of calls:
-/// meanwhile every call is answered right or 503 (never wrongly), the clients stay connected,
-/// and within 10 s of its replica's promotion both nodes serve again with every system and
-/// membership written back to the promoted replica.
+/// The master of the shard that holds the nodes' keys (their hash tag is the prefix) killed
+/// under a steady load of calls: meanwhile every call is answered right or 503 (never
+/// wrongly), the clients stay connected, and within 10 s of its replica's promotion both
+/// nodes serve again with every membership written back to the promoted replica.
 #[actix_web::test]
-async fn a_redis_cluster_shard_failover_is_followed_without_a_restart_and_without_a_wrong_answer() {
+async fn a_failover_of_the_shard_with_the_keys_is_followed_without_a_wrong_answer() {
     if let Some(group) = RedisClusterGroup::start().await {
-        crate::failover::failover_under_load(group, "Redis Cluster shard failover").await;
+        let label = "Redis Cluster failover, the keys' shard";
+        crate::failover::failover_under_load(group, label, "s", "{failover:}epoch").await;
+    }
+}
+
+/// The same with the master of another shard killed: the one a system's channel lives on
+/// (sharded pub/sub; the system is chosen so its channel is not on the keys' shard).
+#[actix_web::test]
+async fn a_failover_of_the_shard_with_a_systems_channel_is_followed_without_a_wrong_answer() {
+    let Some(group) = RedisClusterGroup::start().await else {
+        return;
+    };
+    let port = group.nodes[0].port;
+    let keys_master = group.master_of(port, "{failover:}epoch").await;
+    let mut system = None;
+    for candidate in (0..100).map(|i| format!("s{i}")) {
+        let channel = format!("failover:sys:{{{candidate}}}");
+        if group.master_of(port, &channel).await != keys_master {
+            system = Some((candidate, channel));
+            break;
+        }
+    }
+    let (system, channel) = system.expect("a system whose channel is on another shard");
+    let label = "Redis Cluster failover, a channel's shard";
+    crate::failover::failover_under_load(group, label, &system, &channel).await;
+}
+
+/// How many `SPUBLISH`es each master has run, by port.
+async fn spublishes(group: &RedisClusterGroup) -> Vec<(u16, u64)> {
+    let mut counts = Vec::new();
+    for node in &group.nodes {
+        let stats = crate::failover::info(node.port, None, "commandstats").await;
+        let calls = stats
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_spublish:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|calls| calls.parse().ok())
+            .unwrap_or(0);
+        let replication = crate::failover::info(node.port, None, "replication").await;
+        if replication.contains("role:master") {
+            counts.push((node.port, calls));
+        }
+    }
+    counts
+}
+
+/// Sharded pub/sub spreads the traffic: 300 systems with a client each on four nodes, one
+/// broadcast per system; each of the three shards carries within ±30% of a third of the
+/// messages (one Redis's pub/sub is no longer the ceiling of the whole cluster).
+#[actix_web::test]
+async fn the_broadcasts_of_300_systems_spread_evenly_over_three_shards() {
+    let Some(group) = RedisClusterGroup::start().await else {
+        return;
+    };
+    let url = group.url();
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(crate::cluster::node(&url, "spread:").await);
+    }
+    let systems: Vec<String> = (0..300).map(|i| format!("system-{i}")).collect();
+    let mut clients = Vec::new();
+    for (i, system) in systems.iter().enumerate() {
+        nodes[i % 4].register(system).await;
+        clients.push(nodes[(i + 1) % 4].connect(system).await);
+    }
+    let before = spublishes(&group).await;
+    for (i, system) in systems.iter().enumerate() {
+        let sent = nodes[i % 4]
+            .api(
+                "send_to_system",
+                system,
+                serde_json::json!({"msg": "hello"}),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{sent:?}");
+    }
+    for client in &mut clients {
+        assert_eq!(client.next_json().await["msg"], "hello");
+    }
+    let after = spublishes(&group).await;
+    let per_shard: Vec<u64> = after
+        .iter()
+        .map(|(port, calls)| {
+            let earlier = before
+                .iter()
+                .find(|(p, _)| p == port)
+                .map_or(0, |(_, c)| *c);
+            calls - earlier
+        })
+        .collect();
+    eprintln!("broadcasts of 300 systems, per shard: {per_shard:?}");
+    assert_eq!(per_shard.len(), 3);
+    let mean = per_shard.iter().sum::<u64>() as f64 / 3.0;
+    for count in &per_shard {
+        let off = (*count as f64 - mean).abs() / mean;
+        assert!(
+            off <= 0.3,
+            "{per_shard:?}: one shard is {:.0}% off",
+            off * 100.0
+        );
     }
 }

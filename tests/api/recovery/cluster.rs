@@ -228,7 +228,7 @@ async fn cut_during_a_failover(mut group: impl crate::failover::FailingRedis) {
     let mut r = connect_recoverable(&a, "s").await;
     a.bind("s", &r.client, "g", "rita").await;
     r.next_push().await;
-    group.kill_master("failover:").await;
+    group.kill_master("{failover:}epoch").await;
     let (id, token, last) = r.cut();
     let mut accepted = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
