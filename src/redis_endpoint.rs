@@ -15,6 +15,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::IntoConnectionInfo;
 
 /// Longest the sentinels (and the master they name, which is asked its role) may take to answer.
 const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -104,20 +105,33 @@ impl RedisEndpoint {
         let (authority, master) = rest
             .rsplit_once('/')
             .ok_or_else(|| invalid("no master name"))?;
+        // `?sentinel_password=...` (and `sentinel_username=...`): what the sentinels ask for.
+        let (master, query) = master.split_once('?').unwrap_or((master, ""));
         if master.is_empty() {
             return Err(invalid("no master name"));
         }
-        // `user:password@` (or `:password@`) is for the master and its replicas; the sentinels
-        // are asked without one.
+        let mut sentinel_auth = redis::RedisConnectionInfo::default();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sentinel_password", value)) => sentinel_auth.password = Some(value.into()),
+                Some(("sentinel_username", value)) => sentinel_auth.username = Some(value.into()),
+                _ => return Err(invalid(&format!("unknown option '{pair}'"))),
+            }
+        }
+        // `user:password@` (or `:password@`) is for the master and its replicas.
         let (credentials, hosts) = match authority.rsplit_once('@') {
             Some((credentials, hosts)) => (Some(credentials), hosts),
             None => (None, authority),
         };
-        let sentinels: Vec<String> = hosts
+        let sentinels = hosts
             .split(',')
             .filter(|host| !host.is_empty())
-            .map(|host| format!("redis://{host}"))
-            .collect();
+            .map(|host| {
+                let mut info = format!("redis://{host}").into_connection_info()?;
+                info.redis = sentinel_auth.clone();
+                Ok(info)
+            })
+            .collect::<redis::RedisResult<Vec<redis::ConnectionInfo>>>()?;
         if sentinels.is_empty() {
             return Err(invalid("no sentinel"));
         }
@@ -416,6 +430,11 @@ mod tests {
         let with_password =
             RedisEndpoint::parse("redis+sentinel://:s3cr@t/x@127.0.0.1:26379/mymaster").unwrap();
         assert_eq!(with_password.describe(), "Sentinel master 'mymaster'");
+        let sentinels_asking = RedisEndpoint::parse(
+            "redis+sentinel://:m@127.0.0.1:26379/mymaster?sentinel_password=s&sentinel_username=u",
+        )
+        .unwrap();
+        assert_eq!(sentinels_asking.describe(), "Sentinel master 'mymaster'");
         let direct = RedisEndpoint::parse("redis://127.0.0.1:6379/0").unwrap();
         assert!(!direct.follows_failovers());
         assert_eq!(direct.describe(), "127.0.0.1:6379");
@@ -428,6 +447,14 @@ mod tests {
             ("redis+sentinel://127.0.0.1:26379/", "no master name"),
             ("redis+sentinel:///mymaster", "no sentinel"),
             ("redis+sentinel://:secret@/mymaster", "no sentinel"),
+            (
+                "redis+sentinel://127.0.0.1:26379/m?password=x",
+                "unknown option 'password=x'",
+            ),
+            (
+                "redis+sentinel://127.0.0.1:26379/?sentinel_password=x",
+                "no master name",
+            ),
         ] {
             let err = RedisEndpoint::parse(url).expect_err(url).to_string();
             assert!(err.contains(why), "{url}: {err}");

@@ -56,8 +56,16 @@ impl SentinelGroup {
         for i in 0..3 {
             // Each sentinel rewrites its own file.
             let conf = dir.join(format!("sentinel-{i}.conf"));
+            // With a password, the sentinels ask for one of their own too (and give it to
+            // each other).
             let auth = password
-                .map(|p| format!("sentinel auth-pass {MASTER_NAME} {p}\n"))
+                .map(|p| {
+                    let own = sentinel_password(p);
+                    format!(
+                        "sentinel auth-pass {MASTER_NAME} {p}\nrequirepass {own}\n\
+                         sentinel sentinel-pass {own}\n"
+                    )
+                })
                 .unwrap_or_default();
             std::fs::write(
                 &conf,
@@ -102,15 +110,26 @@ impl SentinelGroup {
             .as_ref()
             .map(|p| format!(":{p}@"))
             .unwrap_or_default();
+        let sentinels_ask = self
+            .password
+            .as_deref()
+            .map(|p| format!("?sentinel_password={}", sentinel_password(p)))
+            .unwrap_or_default();
         format!(
-            "redis+sentinel://{credentials}{}/{MASTER_NAME}",
+            "redis+sentinel://{credentials}{}/{MASTER_NAME}{sentinels_ask}",
             hosts.join(",")
         )
     }
 
+    /// A connection to a sentinel (with its password, if it asks for one).
+    async fn sentinel(&self, port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let own = self.password.as_deref().map(sentinel_password);
+        connect(port, own.as_deref()).await
+    }
+
     async fn sentinels_ready(&self) -> bool {
         for sentinel in &self.sentinels {
-            let Ok(mut conn) = connect(sentinel.port, None).await else {
+            let Ok(mut conn) = self.sentinel(sentinel.port).await else {
                 return false;
             };
             let others: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
@@ -132,7 +151,7 @@ impl SentinelGroup {
 
     /// The master's port as the first sentinel names it now.
     pub(crate) async fn master_port(&self) -> Option<u16> {
-        let mut conn = connect(self.sentinels[0].port, None).await.ok()?;
+        let mut conn = self.sentinel(self.sentinels[0].port).await.ok()?;
         let address: Option<(String, String)> = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(MASTER_NAME)
@@ -174,6 +193,11 @@ impl FailingRedis for SentinelGroup {
         let key = format!("{prefix}members:{system}:{group}");
         conn.hlen(key).await.unwrap()
     }
+}
+
+/// What the sentinels of a group whose master asks for `password` ask for.
+fn sentinel_password(password: &str) -> String {
+    format!("{password}-sentinels")
 }
 
 impl Drop for SentinelGroup {
@@ -220,7 +244,8 @@ where
     }
 }
 
-/// The master (asking for a password, as in production) killed under a steady load of calls:
+/// The master (asking for a password, as in production, and the sentinels for one of their
+/// own) killed under a steady load of calls:
 /// meanwhile every call is answered right or 503 (never wrongly), the clients stay connected,
 /// and within 10 s of the replica's promotion both nodes serve again with every system and
 /// membership written back.
