@@ -213,14 +213,15 @@ async fn a_failover_of_the_shard_with_a_systems_channel_is_followed_without_a_wr
     crate::failover::failover_under_load(group, label, &system, &channel).await;
 }
 
-/// How many `SPUBLISH`es each master has run, by port.
-async fn spublishes(group: &RedisClusterGroup) -> Vec<(u16, u64)> {
+/// How many times each master has run `command` (lower case), by port.
+async fn calls_of(group: &RedisClusterGroup, command: &str) -> Vec<(u16, u64)> {
     let mut counts = Vec::new();
+    let stat = format!("cmdstat_{command}:calls=");
     for node in &group.nodes {
         let stats = crate::failover::info(node.port, None, "commandstats").await;
         let calls = stats
             .lines()
-            .find_map(|line| line.strip_prefix("cmdstat_spublish:calls="))
+            .find_map(|line| line.strip_prefix(stat.as_str()))
             .and_then(|rest| rest.split(',').next())
             .and_then(|calls| calls.parse().ok())
             .unwrap_or(0);
@@ -251,7 +252,8 @@ async fn the_broadcasts_of_300_systems_spread_evenly_over_three_shards() {
         nodes[i % 4].register(system).await;
         clients.push(nodes[(i + 1) % 4].connect(system).await);
     }
-    let before = spublishes(&group).await;
+    let before = calls_of(&group, "spublish").await;
+    let scripts_before = calls_of(&group, "evalsha").await;
     for (i, system) in systems.iter().enumerate() {
         let sent = nodes[i % 4]
             .api(
@@ -265,18 +267,9 @@ async fn the_broadcasts_of_300_systems_spread_evenly_over_three_shards() {
     for client in &mut clients {
         assert_eq!(client.next_json().await["msg"], "hello");
     }
-    let after = spublishes(&group).await;
-    let per_shard: Vec<u64> = after
-        .iter()
-        .map(|(port, calls)| {
-            let earlier = before
-                .iter()
-                .find(|(p, _)| p == port)
-                .map_or(0, |(_, c)| *c);
-            calls - earlier
-        })
-        .collect();
-    eprintln!("broadcasts of 300 systems, per shard: {per_shard:?}");
+    let per_shard = since(&before, &calls_of(&group, "spublish").await);
+    let scripts = since(&scripts_before, &calls_of(&group, "evalsha").await);
+    eprintln!("broadcasts of 300 systems, per shard: {per_shard:?}; scripts: {scripts:?}");
     assert_eq!(per_shard.len(), 3);
     let mean = per_shard.iter().sum::<u64>() as f64 / 3.0;
     for count in &per_shard {
@@ -287,4 +280,18 @@ async fn the_broadcasts_of_300_systems_spread_evenly_over_three_shards() {
             off * 100.0
         );
     }
+}
+
+/// Per master, how many more calls `after` counts than `before`.
+fn since(before: &[(u16, u64)], after: &[(u16, u64)]) -> Vec<u64> {
+    after
+        .iter()
+        .map(|(port, calls)| {
+            let earlier = before
+                .iter()
+                .find(|(p, _)| p == port)
+                .map_or(0, |(_, c)| *c);
+            calls - earlier
+        })
+        .collect()
 }
