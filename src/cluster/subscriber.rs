@@ -113,7 +113,7 @@ impl Shards {
         let home = master_serving(&self.slots, slot).cloned().ok_or_else(|| {
             redis::RedisError::from((redis::ErrorKind::ClusterDown, "no master serves a slot"))
         })?;
-        let conn = match self.masters.get(&home) {
+        let mut conn = match self.masters.get(&home) {
             Some(conn) => conn.clone(),
             None => {
                 let conn = self.connect(&home).await?;
@@ -121,7 +121,7 @@ impl Shards {
                 conn
             }
         };
-        let mut conn = conn;
+        // Answered once the shard has confirmed it (RESP3: the confirmation is the reply).
         redis::cmd("SSUBSCRIBE")
             .arg(channel)
             .exec_async(&mut conn)
