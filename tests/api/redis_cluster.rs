@@ -295,3 +295,98 @@ fn since(before: &[(u16, u64)], after: &[(u16, u64)]) -> Vec<u64> {
         })
         .collect()
 }
+
+/// The id of the cluster node at `port` (`CLUSTER MYID`).
+async fn node_id(port: u16) -> String {
+    let mut conn = connect(port).await.unwrap();
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// A system's channel moved to another shard while its members listen (what adding a shard
+/// does): the shard drops the subscriptions, the nodes subscribe again where the channel lives
+/// now, and every send answered 200, before, during and after, reaches every member.
+#[actix_web::test]
+async fn a_channel_whose_slot_moves_to_another_shard_keeps_reaching_every_member() {
+    let Some(group) = RedisClusterGroup::start().await else {
+        return;
+    };
+    let url = group.url();
+    let (a, b) = (
+        crate::cluster::node(&url, "moving:").await,
+        crate::cluster::node(&url, "moving:").await,
+    );
+    a.register("s").await;
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let client = on.connect("s").await;
+        on.bind("s", &client, "g", &format!("u{i}")).await;
+        clients.push(client);
+    }
+    let channel = "moving:sys:{s}";
+    let port = group.nodes[0].port;
+    let mut conn = connect(port).await.unwrap();
+    let slot = slot_of(&mut conn, channel).await.unwrap();
+    let from = group.master_of(port, channel).await.unwrap();
+    let to = (from + 1) % 3;
+    let (from_id, to_id) = (
+        node_id(group.nodes[from].port).await,
+        node_id(group.nodes[to].port).await,
+    );
+    let mut delivered = Vec::new();
+    let send = async |delivered: &mut Vec<serde_json::Value>| {
+        let sent = b
+            .api(
+                "send_to_group",
+                "s",
+                serde_json::json!({"groupName": "g", "msg": "x"}),
+            )
+            .await;
+        assert!(sent.status == 200 || sent.status == 503, "{sent:?}");
+        if sent.status == 200 {
+            delivered.push(sent.body["data"]["messageId"].clone());
+        }
+    };
+    send(&mut delivered).await;
+    // The slot holds no keys (the nodes' keys share the prefix's tag): moving it is the
+    // SETSLOT steps alone, the new owner told to every master.
+    let setslot = async |port: u16, args: &[&str]| {
+        let mut conn = connect(port).await.unwrap();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(args)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    };
+    setslot(group.nodes[to].port, &["IMPORTING", &from_id]).await;
+    setslot(group.nodes[from].port, &["MIGRATING", &to_id]).await;
+    for index in [to, from, (from + 2) % 3] {
+        setslot(group.nodes[index].port, &["NODE", &to_id]).await;
+    }
+    let moved = std::time::Instant::now();
+    while moved.elapsed() < Duration::from_secs(5) {
+        send(&mut delivered).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(group.master_of(port, channel).await, Some(to));
+    let after = delivered.len();
+    for _ in 0..5 {
+        send(&mut delivered).await;
+    }
+    assert_eq!(
+        delivered.len(),
+        after + 5,
+        "served again once the slot moved"
+    );
+    eprintln!(
+        "a channel's slot moved: {} sends answered 200",
+        delivered.len()
+    );
+    crate::cluster::every_client_got((&b, "s"), &mut clients, &delivered).await;
+}
