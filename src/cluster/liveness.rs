@@ -19,6 +19,11 @@ use super::node::{
 use super::pubsub::Published;
 use super::scripts::{EPOCH, NEW_EPOCH};
 
+/// Longest a heartbeat spends following a failover (asking the sentinels, or a Redis Cluster
+/// for its masters, and reconnecting): the beat that follows must come well within the
+/// liveness TTL, or the other nodes would purge this live node.
+const FOLLOW_WITHIN: Duration = Duration::from_secs(2);
+
 /// Longest a purge waits for the webhook delivery thread to take over a dead node's pending
 /// events.
 const ADOPT_WITHIN: Duration = Duration::from_secs(10);
@@ -41,7 +46,7 @@ impl Cluster {
     pub(super) async fn heartbeat_loop(self: Arc<Self>) {
         let mut last_purge = tokio::time::Instant::now();
         loop {
-            self.follow_master().await;
+            let _ = tokio::time::timeout(FOLLOW_WITHIN, self.follow_master()).await;
             if let Err(err) = self.beat().await {
                 log::debug!("heartbeat: {err}");
                 self.set_ready_epoch(None);

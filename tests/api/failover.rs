@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use crate::cluster::{node, OutageAnswers};
-use crate::helpers::OwnServer;
+use crate::helpers::{OwnServer, TestApp, WsClient};
 
 const MASTER_NAME: &str = "wshub";
 
@@ -244,6 +244,26 @@ where
     }
 }
 
+/// Two nodes on `url` under `prefix`, `system` registered, and `members` clients in its group
+/// "g" (users u0, u1, ...), connected alternately to each node.
+pub(crate) async fn two_nodes_with_members(
+    url: &str,
+    prefix: &str,
+    system: &str,
+    members: usize,
+) -> (TestApp, TestApp, Vec<WsClient>) {
+    let (a, b) = (node(url, prefix).await, node(url, prefix).await);
+    a.register(system).await;
+    let mut clients = Vec::new();
+    for i in 0..members {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let client = on.connect(system).await;
+        on.bind(system, &client, "g", &format!("u{i}")).await;
+        clients.push(client);
+    }
+    (a, b, clients)
+}
+
 /// The master (asking for a password, as in production, and the sentinels for one of their
 /// own) killed under a steady load of calls:
 /// meanwhile every call is answered right or 503 (never wrongly), the clients stay connected,
@@ -267,15 +287,7 @@ pub(crate) async fn failover_under_load(
     victim: &str,
 ) {
     let url = group.url();
-    let (a, b) = (node(&url, "failover:").await, node(&url, "failover:").await);
-    a.register(system).await;
-    let mut clients = Vec::new();
-    for i in 0..6 {
-        let on = if i % 2 == 0 { &a } else { &b };
-        let client = on.connect(system).await;
-        on.bind(system, &client, "g", &format!("u{i}")).await;
-        clients.push(client);
-    }
+    let (a, b, mut clients) = two_nodes_with_members(&url, "failover:", system, 6).await;
     group.kill_master(victim).await;
     let killed = Instant::now();
     let mut promoted: Option<Instant> = None;
@@ -328,6 +340,41 @@ pub(crate) async fn failover_under_load(
     crate::cluster::every_client_got((&b, system), &mut clients, &delivered).await;
 }
 
+/// Sentinels that stop answering (frozen, so connections hang instead of being refused) while
+/// the master is fine: each heartbeat gives up asking them in time, so no node misses its
+/// liveness deadline and is taken for dead; every call keeps its right answer.
+#[actix_web::test]
+async fn frozen_sentinels_do_not_make_live_nodes_look_dead() {
+    let Some(group) = SentinelGroup::start(None).await else {
+        return;
+    };
+    let url = group.url();
+    let (a, _b, clients) = two_nodes_with_members(&url, "frozen:", "s", 4).await;
+    let signal = |name: &str| {
+        for sentinel in &group.sentinels {
+            let pid = sentinel.pid().expect("the sentinel runs").to_string();
+            let sent = std::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .expect("kill runs");
+            assert!(sent.success());
+        }
+    };
+    signal("-STOP");
+    // Longer than the liveness TTL (5 s) and a purge round.
+    let frozen = Instant::now();
+    while frozen.elapsed() < Duration::from_secs(9) {
+        let list = a
+            .api("get_online_list", "s", json!({"groupName": "g"}))
+            .await;
+        assert_eq!(list.status, 200, "{list:?}");
+        assert_eq!(list.body["data"]["count"], 4, "{list:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal("-CONT");
+    drop(clients);
+}
+
 /// A managed Redis failing over behind one address: the server is replaced by a copy that lacks
 /// the last writes (here: restarted from a snapshot taken before them). Nothing is configured
 /// for it: the nodes see their connections drop, and write back what the copy lacks (a system
@@ -342,15 +389,7 @@ async fn a_redis_replaced_by_a_lagging_copy_behind_one_address_gets_everything_w
         return;
     };
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let (a, b) = (node(&url, "lagging:").await, node(&url, "lagging:").await);
-    a.register("s1").await;
-    let mut clients = Vec::new();
-    for i in 0..4 {
-        let on = if i % 2 == 0 { &a } else { &b };
-        let client = on.connect("s1").await;
-        on.bind("s1", &client, "g", &format!("u{i}")).await;
-        clients.push(client);
-    }
+    let (a, b, mut clients) = two_nodes_with_members(&url, "lagging:", "s1", 4).await;
     let mut admin = connect(redis.port, None).await.unwrap();
     let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
     // What the copy will lack.

@@ -315,18 +315,8 @@ async fn a_channel_whose_slot_moves_to_another_shard_keeps_reaching_every_member
         return;
     };
     let url = group.url();
-    let (a, b) = (
-        crate::cluster::node(&url, "moving:").await,
-        crate::cluster::node(&url, "moving:").await,
-    );
-    a.register("s").await;
-    let mut clients = Vec::new();
-    for i in 0..4 {
-        let on = if i % 2 == 0 { &a } else { &b };
-        let client = on.connect("s").await;
-        on.bind("s", &client, "g", &format!("u{i}")).await;
-        clients.push(client);
-    }
+    let (_a, b, mut clients) =
+        crate::failover::two_nodes_with_members(&url, "moving:", "s", 4).await;
     let channel = "moving:sys:{s}";
     let port = group.nodes[0].port;
     let mut conn = connect(port).await.unwrap();
