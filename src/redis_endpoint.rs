@@ -37,12 +37,13 @@ pub enum RedisEndpoint {
         sentinels: tokio::sync::Mutex<SentinelClient>,
         master: String,
     },
-    /// A Redis Cluster: commands go to the shard that owns their keys; the subscriber uses
-    /// the first of `nodes` that answers (a message published on any node of a Redis Cluster
-    /// reaches every node).
+    /// A Redis Cluster: commands go to the shard that owns their keys; the subscriber connects
+    /// to each shard's master itself (`cluster/subscriber.rs`), with `credentials`.
     Cluster {
         client: ClusterClient,
-        nodes: Vec<redis::Client>,
+        /// The nodes given, `host:port,...`, for the log.
+        seeds: String,
+        credentials: redis::RedisConnectionInfo,
     },
 }
 
@@ -186,11 +187,17 @@ impl RedisEndpoint {
             .retries(2)
             .max_retry_wait(200)
             .build()?;
-        let nodes = nodes
-            .iter()
-            .map(|node| redis::Client::open(node.as_str()))
-            .collect::<redis::RedisResult<_>>()?;
-        Ok(RedisEndpoint::Cluster { client, nodes })
+        let credentials = nodes[0].as_str().into_connection_info()?.redis;
+        let seeds = hosts
+            .split(',')
+            .filter(|host| !host.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(RedisEndpoint::Cluster {
+            client,
+            seeds,
+            credentials,
+        })
     }
 
     /// The prefix of every key and channel under `prefix`: in a Redis Cluster, a hash tag, so
@@ -246,15 +253,12 @@ impl RedisEndpoint {
         }
     }
 
-    /// The credentials (and database) every server is asked with.
+    /// What every server of a Redis Cluster is asked with (elsewhere the client carries its
+    /// own: nothing).
     pub fn credentials(&self) -> redis::RedisConnectionInfo {
         match self {
-            RedisEndpoint::Direct(client) => client.get_connection_info().redis.clone(),
-            RedisEndpoint::Cluster { nodes, .. } => nodes
-                .first()
-                .map(|node| node.get_connection_info().redis.clone())
-                .unwrap_or_default(),
-            RedisEndpoint::Sentinel { .. } => Default::default(),
+            RedisEndpoint::Cluster { credentials, .. } => credentials.clone(),
+            _ => Default::default(),
         }
     }
 
@@ -294,14 +298,7 @@ impl RedisEndpoint {
         match self {
             RedisEndpoint::Direct(client) => client.get_connection_info().addr.to_string(),
             RedisEndpoint::Sentinel { master, .. } => format!("Sentinel master '{master}'"),
-            RedisEndpoint::Cluster { nodes, .. } => format!(
-                "Redis Cluster ({})",
-                nodes
-                    .iter()
-                    .map(|node| node.get_connection_info().addr.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            RedisEndpoint::Cluster { seeds, .. } => format!("Redis Cluster ({seeds})"),
         }
     }
 }
